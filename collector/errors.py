@@ -1,0 +1,30 @@
+"""The few error types that travel inward from the device-facing edge.
+
+Foreign exceptions (SNMP engine, aiohttp, …) are translated where they enter a driver.
+"""
+
+from __future__ import annotations
+
+
+class DriverError(Exception):
+    """Base of every error a driver raises."""
+
+
+class Unreachable(DriverError):
+    """The device did not answer in time: retry next tick, mark it down."""
+
+
+class AuthFailed(DriverError):
+    """Credentials were refused: stop polling this device, raise an incident."""
+
+
+class BadResponse(DriverError):
+    """The device answered something we cannot use; the rest of the read stands."""
+
+
+class ConfigError(Exception):
+    """Configuration is invalid. ``errors`` holds one line per problem, each naming its key path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors

@@ -1,0 +1,33 @@
+"""THE MQTT contract shared by agent and controller (pure pydantic, no I/O)."""
+
+from collector.wire.codec import (
+    DEFAULT_MAX_PAYLOAD,
+    DecodeError,
+    decode,
+    encode,
+)
+from collector.wire.messages import (
+    SCHEMA_VERSION,
+    AgentState,
+    AgentStatus,
+    Command,
+    CommandResult,
+    ObservationBatch,
+)
+from collector.wire.topics import Topic, TopicKind, parse_topic
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD",
+    "SCHEMA_VERSION",
+    "AgentState",
+    "AgentStatus",
+    "Command",
+    "CommandResult",
+    "DecodeError",
+    "ObservationBatch",
+    "Topic",
+    "TopicKind",
+    "decode",
+    "encode",
+    "parse_topic",
+]

@@ -1,0 +1,85 @@
+"""Messages of wire schema version 1.
+
+Every message carries ``schema`` (the wire version), the sending ``site_id`` and ``agent_id``,
+and an ordering pair ``(boot, seq)``: ``boot`` is the agent's birth counter (persisted, incremented
+at each agent start and announced in its birth message, like Sparkplug B's bdSeq) and ``seq``
+counts the agent's messages from 0 within one boot, assigned when the message enters the durable
+outbox. The controller records a gap when ``seq`` skips within a boot. ``batch_id`` makes a QoS 1
+redelivery recognisable as such.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from collector.model import AgentId, DeviceId, Observation, ShortText, SiteId
+
+SCHEMA_VERSION = 1
+MAX_BATCH = 1000
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = Field(1, alias="schema")
+    site_id: SiteId
+    agent_id: AgentId
+    sent_at: datetime
+
+
+def new_batch_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class ObservationBatch(_Message):
+    type: Literal["obs"] = "obs"
+    batch_id: uuid.UUID
+    boot: int = Field(ge=0)
+    seq: int = Field(ge=0)
+    observations: list[Observation] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class AgentState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class AgentStatus(_Message):
+    """Birth (retained, ``online``) and last will (``offline``) of an agent."""
+
+    type: Literal["status"] = "status"
+    state: AgentState
+    boot: int = Field(ge=0)
+    version: ShortText = ""
+    capabilities: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=64
+    )
+    devices: list[DeviceId] = Field(default_factory=list, max_length=100_000)
+    # Expected poll interval per device, so the controller can mark a device stale.
+    intervals_s: dict[DeviceId, float] = Field(default_factory=dict)
+
+
+class Command(_Message):
+    """A signed command from the controller (update, restart, …); checked by the agent."""
+
+    type: Literal["cmd"] = "cmd"
+    command_id: uuid.UUID
+    device_id: DeviceId
+    action: Annotated[str, StringConstraints(max_length=64)]
+    params: dict[str, Any] = Field(default_factory=dict)
+    not_after: datetime
+    nonce: Annotated[str, StringConstraints(max_length=128)]
+    signature: Annotated[str, StringConstraints(max_length=1024)] = ""
+
+
+class CommandResult(_Message):
+    type: Literal["cmd_result"] = "cmd_result"
+    command_id: uuid.UUID
+    device_id: DeviceId
+    ok: bool
+    detail: ShortText = ""
