@@ -1,0 +1,28 @@
+"""``fernwart agent run`` and ``fernwart controller run``: the daemons, as the units start them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+
+def _runner(module_name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(module_name)
+        code: int = module.main(["--config", str(args.config)])
+        return code
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, module_name, what in (
+        ("agent", "agent.__main__", "the site agent"),
+        ("controller", "controller.__main__", "the controller"),
+    ):
+        parser = subparsers.add_parser(name, help=f"run {what}")
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        run = actions.add_parser("run", help=f"run {what} in the foreground (exit 78 on bad config)")
+        run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+        run.set_defaults(func=_runner(module_name))
