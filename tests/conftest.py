@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.mqtt",
+    "tests.fixtures.snmpd",
 ]
