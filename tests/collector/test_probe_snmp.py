@@ -1,0 +1,159 @@
+"""`fernwart probe snmp` reports what net-snmp's own snmpget/snmpbulkwalk see on the same agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.fixtures.net import free_port
+from tests.fixtures.snmpd import COMMUNITY, SnmpdAgent
+
+SNMPGET = shutil.which("snmpget") or "/usr/bin/snmpget"
+SNMPBULKWALK = shutil.which("snmpbulkwalk") or "/usr/bin/snmpbulkwalk"
+# numeric OIDs, numeric enums, raw timeticks, "OID value" lines
+NETSNMP_OUTPUT = ["-On", "-Oe", "-Ot", "-Oq", "-t", "5", "-r", "1"]
+IF_COLUMNS = {
+    2: "descr",
+    3: "type",
+    4: "mtu",
+    5: "speed_bps",
+    6: "mac",
+    7: "admin_up",
+    8: "oper_up",
+    10: "in_octets",
+    14: "in_errors",
+    16: "out_octets",
+    20: "out_errors",
+}
+
+CREDENTIALS = {
+    "v2c": (["-v2c", "-c", COMMUNITY], ["--community", COMMUNITY]),
+    "v3-authPriv-SHA-AES": (
+        [
+            "-v3",
+            "-l",
+            "authPriv",
+            "-u",
+            "fw-priv",
+            "-a",
+            "SHA",
+            "-A",
+            "fw-auth-secret",
+            "-x",
+            "AES",
+            "-X",
+            "fw-priv-secret",
+        ],
+        [
+            "--user",
+            "fw-priv",
+            "--auth-proto",
+            "SHA",
+            "--auth-key",
+            "fw-auth-secret",
+            "--priv-proto",
+            "AES",
+            "--priv-key",
+            "fw-priv-secret",
+        ],
+    ),
+}
+
+
+def _netsnmp_value(text: str) -> str:
+    if text.startswith('"') and text.endswith('"'):
+        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return text
+
+
+def _netsnmp(tool: str, agent: SnmpdAgent, credentials: list[str], *oids: str) -> dict[str, str]:
+    out = subprocess.run(
+        [tool, *credentials, *NETSNMP_OUTPUT, agent.target, *oids],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    values = {}
+    for line in out.splitlines():
+        oid, _, value = line.partition(" ")
+        values[oid.lstrip(".")] = _netsnmp_value(value)
+    return values
+
+
+def _probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fernwart_cli.main", "probe", "snmp", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("security", sorted(CREDENTIALS))
+def test_probe_matches_netsnmp(snmpd: SnmpdAgent, security: str) -> None:
+    netsnmp_credentials, probe_credentials = CREDENTIALS[security]
+    result = _probe(snmpd.target, *probe_credentials)
+    assert result.returncode == 0, result.stderr
+    obs: dict[str, Any] = json.loads(result.stdout)
+
+    system = _netsnmp(
+        SNMPGET,
+        snmpd,
+        netsnmp_credentials,
+        "1.3.6.1.2.1.1.5.0",
+        "1.3.6.1.2.1.1.1.0",
+        "1.3.6.1.2.1.1.3.0",
+        "1.3.6.1.2.1.1.2.0",
+    )
+    assert obs["identity"]["hostname"] == system["1.3.6.1.2.1.1.5.0"]
+    assert obs["raw"]["sysDescr"] == system["1.3.6.1.2.1.1.1.0"]
+    assert obs["uptime_s"] == int(system["1.3.6.1.2.1.1.3.0"]) / 100
+    assert "." + obs["raw"]["sysObjectID"] == system["1.3.6.1.2.1.1.2.0"]
+
+    walked = _netsnmp(SNMPBULKWALK, snmpd, netsnmp_credentials, "1.3.6.1.2.1.2.2.1")
+    expected: dict[int, dict[str, Any]] = {}
+    for oid, value in walked.items():
+        column, index = (int(part) for part in oid.split(".")[-2:])
+        name = IF_COLUMNS.get(column)
+        if name is None:
+            continue
+        row = expected.setdefault(index, {"index": index})
+        if name == "descr":
+            row[name] = value
+        elif name == "mac":
+            octets = bytes.fromhex(value)
+            row[name] = ":".join(f"{o:02x}" for o in octets)
+        elif name in {"admin_up", "oper_up"}:
+            row[name] = int(value) == 1
+        else:
+            row[name] = int(value)
+    assert len(expected) == 2
+    got = {iface["index"]: {k: iface[k] for k in expected[iface["index"]]} for iface in obs["interfaces"]}
+    assert got == expected
+
+
+def test_probe_exit_codes(snmpd: SnmpdAgent) -> None:
+    refused = _probe(
+        snmpd.target, "--user", "fw-priv", "--auth-key", "wrong-auth-key", "--priv-key", "fw-priv-secret"
+    )
+    assert refused.returncode == 77
+    assert "credentials refused" in refused.stderr
+    assert "wrong-auth-key" not in refused.stderr
+
+    silent = _probe(
+        f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", "--community", "x", "--timeout", "0.2", "--retries", "0"
+    )
+    assert silent.returncode == 69
+    assert "unreachable" in silent.stderr
+
+    invalid = _probe(snmpd.target)
+    assert invalid.returncode == 78
+    assert "either community" in invalid.stderr
