@@ -1,0 +1,61 @@
+"""``fernwart-agent --config FILE``: load the config, then run the service until stopped.
+
+Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for any configuration problem — every problem
+is printed to stderr at once, one line each naming its key path — and 1 for a runtime failure.
+The systemd unit has ``RestartPreventExitStatus=78``: a bad config is not retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import structlog
+
+from agent import service
+from agent.settings import load_settings
+from collector.errors import ConfigError
+from collector.logconfig import configure_logging
+
+EX_CONFIG = 78
+
+log = structlog.get_logger("agent")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fernwart-agent", description="fernwart site agent")
+    parser.add_argument("--config", required=True, metavar="FILE", help="agent TOML config file")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the config, print nothing on success and exit"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="overrides log_level from the config",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as err:
+        for line in err.errors:
+            sys.stderr.write(f"{args.config}: {line}\n")
+        sys.stderr.write(f"{args.config}: {len(err.errors)} configuration error(s); not starting\n")
+        return EX_CONFIG
+    if args.check:
+        return 0
+    configure_logging(args.log_level or settings.log_level)
+    try:
+        asyncio.run(service.run(settings))
+    except Exception:
+        log.exception("agent_failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

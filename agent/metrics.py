@@ -1,0 +1,43 @@
+"""The agent's counters, in one prometheus-client registry per service instance.
+
+A registry per instance (not the process-global default) lets tests run several agents in one
+process. Labelled children are resolved once here, so a poll costs one ``inc()``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+POLL_RESULTS = ("ok", "unreachable", "timeout", "auth_failed", "error")
+
+
+class AgentMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        polls = Counter("fernwart_polls", "Device polls by result", ["result"], registry=self.registry)
+        self.polls = {result: polls.labels(result=result) for result in POLL_RESULTS}
+        self.observations = Counter(
+            "fernwart_observations", "Observations handed to the outbox", registry=self.registry
+        )
+        self.outbox_dropped = Counter(
+            "fernwart_outbox_dropped",
+            "Messages (batches) dropped by the outbox drop policy",
+            registry=self.registry,
+        )
+        self.outbox_rows = Gauge(
+            "fernwart_outbox_rows", "Messages waiting in the outbox", registry=self.registry
+        )
+        self.outbox_bytes = Gauge(
+            "fernwart_outbox_bytes", "Bytes of messages waiting in the outbox", registry=self.registry
+        )
+        self.published = Counter(
+            "fernwart_published", "Messages acknowledged by the broker (PUBACK)", registry=self.registry
+        )
+        self.connects = Counter(
+            "fernwart_mqtt_connects", "Successful broker connections", registry=self.registry
+        )
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of one sample (``fernwart_polls_total``, result="ok"); 0 if absent."""
+        found = self.registry.get_sample_value(name, labels)
+        return found if found is not None else 0.0

@@ -1,0 +1,198 @@
+"""The agent service: the only module that knows every part.
+
+Start order: outbox (increments the boot counter) → drivers → batcher, publisher, pollers (one
+TaskGroup) → ``READY=1``. On the first SIGTERM/SIGINT (or when the caller sets ``stop``):
+``STOPPING=1``, pollers are cancelled (a poll in flight is abandoned), the linger buffer is
+flushed into the outbox, the publisher drains the outbox for at most ``shutdown.drain_s``,
+publishes the retained ``offline`` status and disconnects cleanly, then drivers and the outbox
+close. A second signal exits at once (``os._exit``); the outbox keeps whatever was not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+import structlog
+
+from agent import sdnotify
+from agent.batcher import Batcher
+from agent.metrics import AgentMetrics
+from agent.outbox import Outbox
+from agent.poller import Poller
+from agent.publisher import Publisher
+from collector.model import utcnow
+from collector.registry import load_driver
+from collector.wire.messages import AgentState, AgentStatus
+
+if TYPE_CHECKING:
+    from agent.settings import AgentSettings, DeviceEntry
+    from collector.base import Driver
+
+log = structlog.get_logger(__name__)
+
+DriverFactoryFn = Callable[["DeviceEntry"], "Driver"]
+EXIT_ON_SECOND_SIGNAL = 130
+
+
+def agent_version() -> str:
+    try:
+        return version("fernwart")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def registry_driver(device: DeviceEntry) -> Driver:
+    """The default driver factory: the class registered for ``device.kind``, with its options."""
+    factory = load_driver(device.kind)
+    options = device.driver_options
+    if options is None:
+        options = factory.options_model.model_validate(device.options)
+    return factory(device.id, options)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """First SIGTERM/SIGINT sets ``stop``; the second exits the process immediately.
+    Returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second_signal_exiting_now", signal=signal.Signals(signum).name)
+            os._exit(EXIT_ON_SECOND_SIGNAL)
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    installed = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            break
+
+    def remove() -> None:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
+class AgentService:
+    """One agent. ``run`` returns once stopped and drained."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        driver_factory: DriverFactoryFn = registry_driver,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.driver_factory = driver_factory
+        self.metrics = metrics if metrics is not None else AgentMetrics()
+        self.outbox: Outbox | None = None
+        self.publisher: Publisher | None = None
+        self.pollers: list[Poller] = []
+        self.ready = asyncio.Event()
+        self._kinds = sorted({d.kind for d in settings.devices})
+
+    def status(self, state: AgentState) -> AgentStatus:
+        s = self.settings
+        online = state is AgentState.ONLINE
+        return AgentStatus(
+            site_id=s.site_id,
+            agent_id=s.agent_id,
+            sent_at=utcnow(),
+            state=state,
+            boot=self.outbox.boot if self.outbox else 0,
+            version=agent_version(),
+            capabilities=["obs", *(f"driver:{kind}" for kind in self._kinds)] if online else [],
+            devices=[d.id for d in s.devices] if online else [],
+            intervals_s={d.id: s.interval_for(d) for d in s.devices} if online else {},
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        async with contextlib.AsyncExitStack() as stack:
+            outbox = await stack.enter_async_context(Outbox.open(s.outbox, self.metrics))
+            self.outbox = outbox
+            semaphore = asyncio.Semaphore(s.poll.max_concurrency)
+            batcher = Batcher(
+                outbox,
+                site_id=s.site_id,
+                agent_id=s.agent_id,
+                linger_s=s.outbox.linger_ms / 1000,
+                max_batch=s.outbox.max_batch,
+                metrics=self.metrics,
+            )
+            for device in s.devices:
+                driver = self.driver_factory(device)
+                stack.push_async_callback(driver.aclose)
+                self.pollers.append(
+                    Poller(
+                        device.id,
+                        device.kind,
+                        driver,
+                        interval_s=s.interval_for(device),
+                        timeout_s=s.timeout_for(device),
+                        jitter_fraction=s.poll.jitter_fraction,
+                        semaphore=semaphore,
+                        emit=batcher.add,
+                        metrics=self.metrics,
+                    )
+                )
+            self.publisher = Publisher(s, outbox, self.status, self.metrics)
+            log.info(
+                "agent_started",
+                site=s.site_id,
+                agent=s.agent_id,
+                boot=outbox.boot,
+                devices=len(s.devices),
+                outbox_rows=outbox.rows,
+                version=agent_version(),
+            )
+            publisher_stop = asyncio.Event()
+            async with asyncio.TaskGroup() as tg:
+                publishing = tg.create_task(self.publisher.run(publisher_stop), name="publish")
+                watchdog_s = sdnotify.watchdog_interval_s()
+                watchdog = tg.create_task(sdnotify.watchdog_loop(watchdog_s)) if watchdog_s else None
+                batching = tg.create_task(batcher.run(), name="batch")
+                polls = [tg.create_task(p.run(stop), name=f"poll:{p.device_id}") for p in self.pollers]
+                sdnotify.notify("READY=1")
+                self.ready.set()
+                await stop.wait()
+                sdnotify.notify("STOPPING=1")
+                log.info("agent_stopping", outbox_rows=outbox.rows, pending=batcher.pending)
+                for task in polls:
+                    task.cancel()
+                await asyncio.gather(*polls, return_exceptions=True)
+                batching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await batching
+                await batcher.flush()
+                publisher_stop.set()  # the publisher drains, says offline and returns
+                await publishing
+                if watchdog is not None:  # kept pinging while draining
+                    watchdog.cancel()
+            log.info("agent_stopped", outbox_rows=outbox.rows, dropped=outbox.dropped)
+
+
+async def run(
+    settings: AgentSettings,
+    *,
+    driver_factory: DriverFactoryFn = registry_driver,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the agent until SIGTERM/SIGINT (or until ``stop`` is set), then drain and return."""
+    stop = stop if stop is not None else asyncio.Event()
+    remove_handlers = install_signal_handlers(stop)
+    try:
+        await AgentService(settings, driver_factory=driver_factory).run(stop)
+    finally:
+        remove_handlers()

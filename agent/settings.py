@@ -1,0 +1,255 @@
+"""The agent's one TOML config file, strictly validated.
+
+:func:`load_settings` reads the file with :mod:`tomllib` (syntax errors give line and column),
+resolves secret references (see :mod:`agent.secrets`), validates the result against
+:class:`AgentSettings` (``extra="forbid"`` everywhere, so a typo is an error) and then each
+device's ``options`` table against its driver's ``options_model``. Every problem is collected and
+raised at once as :class:`~collector.errors.ConfigError`, one line per problem, each starting
+with its key path (``devices[3].options.community: field required``). Values are never echoed,
+since a misplaced one could be a secret.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agent.secrets import resolve_secrets
+from collector.errors import ConfigError
+from collector.model import AgentId, DeviceId, SiteId
+from collector.registry import UnknownDriverError, load_driver
+from collector.wire.messages import MAX_BATCH
+from collector.wire.topics import DEFAULT_PREFIX
+
+if TYPE_CHECKING:
+    from collector.base import DriverFactory
+
+DriverLookup = Callable[[str], "DriverFactory"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def default_agent_id() -> str:
+    """The host name, made a valid identifier (it appears in client ids and messages)."""
+    name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname().split(".")[0].lower()).strip("-._:")
+    return (name or "agent")[:128]
+
+
+class TlsSettings(_Section):
+    """TLS to the broker. Without ``ca_file`` the system trust store is used. A client
+    certificate (``cert_file`` + ``key_file``) may replace or complement username/password."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_password: SecretStr | None = None
+    server_hostname_check: bool = True
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file given without cert_file")
+        return self
+
+
+class BackoffSettings(_Section):
+    min_s: float = Field(0.5, gt=0)
+    max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackoffSettings:
+        if self.max_s < self.min_s:
+            raise ValueError("max_s must not be smaller than min_s")
+        return self
+
+
+class MqttSettings(_Section):
+    host: str = Field(min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field(DEFAULT_PREFIX, pattern=r"^[^#+\s]+[^#+\s/]$")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsSettings | None = None
+    client_id: str | None = Field(None, min_length=1, max_length=128)
+    keepalive_s: int = Field(30, ge=5, le=65535)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    publish_timeout_s: float = Field(10.0, gt=0)
+    # Publishes awaiting PUBACK at once. Rows go out in order on one connection either way.
+    max_inflight: int = Field(16, ge=1, le=1000)
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+
+
+class OutboxSettings(_Section):
+    path: Path = Path("/var/lib/fernwart-agent/outbox.db")
+    max_rows: int = Field(100_000, ge=1)
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    drop_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    linger_ms: float = Field(200.0, ge=0)
+    max_batch: int = Field(100, ge=1, le=MAX_BATCH)
+
+
+class PollSettings(_Section):
+    max_concurrency: int = Field(64, ge=1)
+    jitter_fraction: float = Field(0.1, ge=0, le=0.5)
+    default_interval_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class ShutdownSettings(_Section):
+    # How long a stopping agent keeps publishing the outbox; must fit in TimeoutStopSec=.
+    drain_s: float = Field(5.0, ge=0, le=8)
+
+
+class DeviceEntry(_Section):
+    id: DeviceId
+    kind: str = Field(min_length=1)
+    interval_s: float | None = Field(None, gt=0)  # default: poll.default_interval_s
+    timeout_s: float | None = Field(None, gt=0)  # default: poll.timeout_s
+    # Secret references already resolved; validated against the driver's options_model.
+    options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    _driver_options: BaseModel | None = PrivateAttr(None)
+
+    @property
+    def driver_options(self) -> BaseModel | None:
+        """``options`` validated by the driver's ``options_model`` (set by :func:`load_settings`)."""
+        return self._driver_options
+
+
+class AgentSettings(_Section):
+    site_id: SiteId
+    agent_id: AgentId = Field(default_factory=default_agent_id)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    mqtt: MqttSettings
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    devices: list[DeviceEntry] = Field(default_factory=list)
+
+    @field_validator("devices")
+    @classmethod
+    def _unique_device_ids(cls, devices: list[DeviceEntry]) -> list[DeviceEntry]:
+        seen: set[str] = set()
+        dupes: set[str] = set()
+        for device in devices:
+            (dupes if device.id in seen else seen).add(device.id)
+        if dupes:
+            raise ValueError(f"duplicate device ids: {', '.join(sorted(dupes))}")
+        return devices
+
+    def interval_for(self, device: DeviceEntry) -> float:
+        return device.interval_s if device.interval_s is not None else self.poll.default_interval_s
+
+    def timeout_for(self, device: DeviceEntry) -> float:
+        return device.timeout_s if device.timeout_s is not None else self.poll.timeout_s
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"fernwart-agent-{self.site_id}-{self.agent_id}"[:128]
+
+
+def format_loc(loc: tuple[str | int, ...], prefix: str = "") -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path or "(root)"
+
+
+def _message(item: Any) -> str:
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "field required"
+    msg: str = item["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def validation_lines(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    return [(format_loc(item["loc"], prefix), _message(item)) for item in err.errors(include_url=False)]
+
+
+def _device_option_errors(
+    raw_devices: Any, lookup: DriverLookup
+) -> tuple[list[tuple[str, str]], dict[int, BaseModel]]:
+    errors: list[tuple[str, str]] = []
+    validated: dict[int, BaseModel] = {}
+    if not isinstance(raw_devices, list):
+        return errors, validated
+    for index, raw in enumerate(raw_devices):
+        if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
+            continue  # reported by the model validation
+        where = f"devices[{index}]"
+        try:
+            factory = lookup(raw["kind"])
+        except UnknownDriverError as err:
+            errors.append((f"{where}.kind", str(err)))
+            continue
+        except ImportError as err:
+            errors.append((f"{where}.kind", f"driver {raw['kind']!r} could not be loaded: {err}"))
+            continue
+        options = raw.get("options", {})
+        if not isinstance(options, dict):
+            continue  # reported by the model validation
+        try:
+            validated[index] = factory.options_model.model_validate(options)
+        except ValidationError as err:
+            errors.extend(validation_lines(err, f"{where}.options"))
+    return errors, validated
+
+
+def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -> AgentSettings:
+    """Validate an already-parsed config document; raises :class:`ConfigError` with every problem."""
+    resolved, secret_errors = resolve_secrets(raw)
+    errors: list[tuple[str, str]] = list(secret_errors.items())
+    settings: AgentSettings | None = None
+    try:
+        settings = AgentSettings.model_validate(resolved)
+    except ValidationError as err:
+        errors.extend(line for line in validation_lines(err) if line[0] not in secret_errors)
+    option_errors, validated = _device_option_errors(resolved.get("devices"), lookup)
+    errors.extend(line for line in option_errors if line[0] not in secret_errors)
+    if errors or settings is None:
+        raise ConfigError([f"{path}: {message}" for path, message in errors])
+    for index, device in enumerate(settings.devices):
+        device._driver_options = validated.get(index)  # noqa: SLF001 - set once, before anyone reads it
+    return settings
+
+
+def load_settings(path: str | Path, *, lookup: DriverLookup = load_driver) -> AgentSettings:
+    """Read and validate the agent config at ``path``.
+
+    Raises :class:`~collector.errors.ConfigError` whose ``errors`` hold one line per problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read config file: {err.strerror or err}"]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{path}: config file is not UTF-8: {err.reason}"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        # The message ends with "(at line L, column C)".
+        raise ConfigError([f"{path}: TOML syntax error: {err}"]) from None
+    return parse_settings(raw, lookup=lookup)
