@@ -1,0 +1,48 @@
+"""``fernwart-controller --config FILE``: load the settings, run the daemon, exit 0 / 78 / 1."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import structlog
+
+from collector.logconfig import configure_logging
+from controller import service
+from controller.settings import EX_CONFIG, ConfigError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fernwart-controller", description="fernwart controller daemon")
+    parser.add_argument(
+        "--config", type=Path, help="TOML configuration file (defaults plus FERNWART_* env without)"
+    )
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as err:
+        for problem in err.problems:
+            sys.stderr.write(f"config error: {problem}\n")  # before logging exists
+        return EX_CONFIG
+    if args.check:
+        return 0
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(service.run(settings))
+    except KeyboardInterrupt:
+        return 1
+    except Exception:
+        structlog.get_logger(__name__).exception("controller_failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""MQTT → decode → store → acknowledge.
+
+The broker session is persistent (stable client id, ``clean_start`` false, a session expiry), the
+subscription QoS 1, and acknowledgements manual: a message is PUBACKed only after the transaction
+that stored it (or its dead letter) committed. A controller killed before a commit gets those
+messages again after it reconnects, and the batch-id key turns a redelivery into a no-op.
+
+Reading and writing overlap: the reader gathers up to ``max_batch_messages`` (or what arrives within
+``flush_interval_ms``), decodes them and hands the flush to the writer through a queue of one, so the
+next flush is decoded while the previous one is written. The writer acknowledges in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+import structlog
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from collector import wire
+from collector.wire import AgentStatus, CommandResult, ObservationBatch, TopicKind
+from collector.wire.topics import subscription
+from controller.storage.records import FlushResult, Received
+
+if TYPE_CHECKING:
+    from controller.metrics import Metrics
+    from controller.settings import ControllerSettings
+    from controller.storage import Store
+
+log = structlog.get_logger(__name__)
+
+_KINDS = (TopicKind.OBS, TopicKind.STATUS, TopicKind.CMD_RESULT)
+
+
+class Ingest:
+    def __init__(self, settings: ControllerSettings, store: Store, metrics: Metrics) -> None:
+        self._settings = settings
+        self._mqtt = settings.mqtt
+        self._store = store
+        self._metrics = metrics
+        self.connected = asyncio.Event()
+
+    def subscriptions(self) -> list[str]:
+        group = self._mqtt.share_group or None
+        return [subscription(kind, self._mqtt.prefix, group) for kind in _KINDS]
+
+    def _client(self) -> aiomqtt.Client:
+        mqtt = self._mqtt
+        v5 = mqtt.protocol == "5"
+        properties = None
+        if v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = mqtt.session_expiry_s
+            properties.ReceiveMaximum = mqtt.receive_maximum
+        tls_context = None
+        if mqtt.tls:
+            tls_context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
+        return aiomqtt.Client(
+            mqtt.host,
+            mqtt.port,
+            identifier=mqtt.client_id,
+            username=mqtt.username,
+            password=mqtt.password.get_secret_value() if mqtt.password else None,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            # Resume the session (MQTT 5) / keep it (3.1.1, clean_session=False).
+            clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+            clean_session=None if v5 else False,
+            properties=properties,
+            keepalive=mqtt.keepalive_s,
+            tls_context=tls_context,
+            timeout=10,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Receive until ``stop`` is set; reconnect with capped, jittered backoff."""
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    # aiomqtt acknowledges on receipt; we acknowledge after the commit instead.
+                    client._client.manual_ack_set(True)  # noqa: SLF001, FBT003 (paho API, not in aiomqtt)
+                    for topic in self.subscriptions():
+                        await client.subscribe(topic, qos=1, timeout=10)
+                    log.info(
+                        "mqtt_connected",
+                        host=self._mqtt.host,
+                        port=self._mqtt.port,
+                        topics=self.subscriptions(),
+                    )
+                    self._metrics.connected.set(1)
+                    self.connected.set()
+                    delay = 0.5
+                    await self._session(client, stop)
+            except aiomqtt.MqttError as err:
+                log.warning("mqtt_disconnected", error=str(err), retry_in_s=round(delay, 2))
+            finally:
+                self.connected.clear()
+                self._metrics.connected.set(0)
+            if stop.is_set():
+                break
+            with_jitter = delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
+            try:
+                async with asyncio.timeout(with_jitter):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, self._mqtt.reconnect_max_s)
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None] = asyncio.Queue(maxsize=1)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._write_loop(client, flushes), name="ingest:write")
+            try:
+                await self._read_loop(client, stop, flushes)
+            finally:
+                await flushes.put(None)  # the writer finishes what it has, then ends
+
+    async def _read_loop(
+        self,
+        client: aiomqtt.Client,
+        stop: asyncio.Event,
+        flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None],
+    ) -> None:
+        queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001 (a cancel-safe read, see _next)
+        disconnected = client._disconnected  # noqa: SLF001
+        limit = self._settings.ingest.max_batch_messages
+        linger = self._settings.ingest.flush_interval_ms / 1000
+        while not stop.is_set():
+            first = await _next(queue, stop, disconnected)
+            if first is None:
+                if disconnected.done():
+                    raise aiomqtt.MqttError("disconnected from the broker")
+                return
+            messages = [first]
+            _drain(queue, messages, limit)
+            if len(messages) < limit and linger > 0:
+                await asyncio.sleep(linger)
+                _drain(queue, messages, limit)
+            await flushes.put((self._decode(messages), messages))
+
+    def _decode(self, messages: list[aiomqtt.Message]) -> list[Received]:
+        now = datetime.now(UTC)
+        prefix, limit = self._mqtt.prefix, self._mqtt.max_payload
+        items = []
+        for message in messages:
+            topic = message.topic.value
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = str(payload).encode()
+            try:
+                parsed, decoded = wire.decode(topic, payload, prefix=prefix, max_payload=limit)
+            except wire.DecodeError as err:
+                self._metrics.messages.labels(kind="invalid").inc()
+                items.append(Received(topic, bytes(payload), now, code=err.code, reason=err.reason))
+                continue
+            self._metrics.messages.labels(kind=parsed.kind.value).inc()
+            if isinstance(decoded, ObservationBatch | AgentStatus | CommandResult):
+                items.append(Received(topic, bytes(payload), now, message=decoded))
+            else:  # a command on our own command topic: not ours to store
+                items.append(Received(topic, bytes(payload), now, code="wrong_type", reason="type: cmd"))
+        return items
+
+    async def _write_loop(
+        self,
+        client: aiomqtt.Client,
+        flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None],
+    ) -> None:
+        while (flush := await flushes.get()) is not None:
+            items, messages = flush
+            await self._write(items)
+            paho = client._client  # noqa: SLF001 (manual acknowledgement, see run)
+            for message in messages:
+                if message.qos > 0:
+                    paho.ack(message.mid, message.qos)
+
+    async def _write(self, items: list[Received]) -> None:
+        """Store until it works: nothing is acknowledged before it is committed."""
+        delay = 0.2
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                result = await self._store.write_flush(items)
+            except Exception as err:  # the database is down or refused: keep the messages, retry
+                self._metrics.store_errors.inc()
+                log.exception("flush_failed", messages=len(items), error=str(err), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            break
+        self._metrics.flush_seconds.observe(asyncio.get_running_loop().time() - started)
+        self._metrics.flush_messages.observe(len(items))
+        self._account(items, result)
+
+    def _account(self, items: list[Received], result: FlushResult) -> None:
+        m = self._metrics
+        now = datetime.now(UTC)
+        m.batches.labels(result="stored").inc(result.stored_batches)
+        m.batches.labels(result="duplicate").inc(result.duplicate_batches)
+        m.batches.labels(result="late").inc(result.late_batches)
+        m.observations.inc(result.observations)
+        for item in items:
+            if isinstance(item.message, ObservationBatch):
+                m.lag_seconds.observe(max(0.0, (now - item.message.sent_at).total_seconds()))
+        for gap in result.gaps:
+            m.gaps.inc()
+            m.missing.inc(gap.to_seq - gap.from_seq + 1)
+            log.warning(
+                "sequence_gap",
+                agent=gap.agent_id,
+                site=gap.site_id,
+                boot=gap.boot,
+                from_seq=gap.from_seq,
+                to_seq=gap.to_seq,
+            )
+        for rejection in result.rejected:
+            m.rejected.labels(reason=rejection.code).inc()
+            log.warning(
+                "message_rejected",
+                topic=rejection.topic,
+                reason_code=rejection.code,
+                reason=rejection.reason[:300],
+                size=rejection.size,
+            )
+        for agent in result.offline_agents:
+            m.agents_offline.inc()
+            log.info("agent_offline", agent=agent)
+
+
+def _drain(queue: asyncio.Queue[aiomqtt.Message], into: list[aiomqtt.Message], limit: int) -> None:
+    while len(into) < limit:
+        try:
+            into.append(queue.get_nowait())
+        except asyncio.QueueEmpty:
+            return
+
+
+async def _next(
+    queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event, disconnected: asyncio.Future[None]
+) -> aiomqtt.Message | None:
+    """The next message, or None once ``stop`` is set or the connection is gone.
+
+    Unlike cancelling ``async for message in client.messages``, this never drops a message that
+    was taken off the queue at the moment of the stop.
+    """
+    if not queue.empty():
+        return queue.get_nowait()
+    getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {getter, stopper, disconnected}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+            await asyncio.wait({getter})
+    if getter.cancelled():
+        return None
+    message: aiomqtt.Message = getter.result()
+    return message

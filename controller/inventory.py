@@ -1,0 +1,44 @@
+"""Inventory upkeep: devices that stopped reporting become stale."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from controller.metrics import Metrics
+    from controller.settings import ControllerSettings
+    from controller.storage import Store
+
+log = structlog.get_logger(__name__)
+
+
+async def mark_stale_once(settings: ControllerSettings, store: Store, metrics: Metrics) -> int:
+    """One pass: devices whose newest observation is older than ``stale_after_intervals`` intervals."""
+    count = await store.mark_stale(
+        now_epoch=time.time(),
+        after_intervals=settings.stale_after_intervals,
+        default_interval_s=settings.default_interval_s,
+    )
+    if count:
+        metrics.devices_stale.inc(count)
+        log.info("devices_marked_stale", count=count)
+    return count
+
+
+async def run_stale_marker(
+    settings: ControllerSettings, store: Store, metrics: Metrics, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            await mark_stale_once(settings, store, metrics)
+        except Exception as err:  # the database may be briefly away; try again next tick
+            log.warning("stale_check_failed", error=str(err))
+        try:
+            async with asyncio.timeout(settings.stale_check_s):
+                await stop.wait()
+        except TimeoutError:
+            pass

@@ -1,0 +1,145 @@
+"""Controller configuration: one TOML file, strictly validated, environment beats the file.
+
+``load_settings(path)`` raises :class:`ConfigError` carrying every problem at once, one line
+each with its key path; ``__main__`` prints them and exits 78 (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from collector.model import IDENT_PATTERN
+from collector.wire import DEFAULT_MAX_PAYLOAD
+from collector.wire.topics import DEFAULT_PREFIX
+
+SiteKey = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
+EX_CONFIG = 78
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` holds one line per fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    # sqlite+aiosqlite:///path (WAL) or postgresql+asyncpg://user:pw@host/db
+    url: SecretStr = SecretStr("sqlite+aiosqlite:///./var/fernwart.db")
+    pool_size: int = Field(5, ge=1, le=100)
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    # Stable across restarts: the broker keeps the persistent session (and queues QoS 1
+    # messages) under this id while the controller is down.
+    client_id: str = Field(default_factory=lambda: f"fernwart-controller-{socket.gethostname()}")
+    prefix: str = DEFAULT_PREFIX
+    # MQTT 5 shared subscription group; "" subscribes without $share (MQTT 3.1.1 brokers).
+    share_group: str = "fernwart-controllers"
+    protocol: Literal["5", "3.1.1"] = "5"
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    # Unacknowledged QoS 1 messages the broker may send ahead (MQTT 5 Receive Maximum).
+    receive_maximum: int = Field(2000, ge=1, le=65535)
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    max_payload: int = Field(DEFAULT_MAX_PAYLOAD, ge=1024)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class IngestSettings(_Section):
+    # A flush writes up to this many messages in one transaction, or whatever arrived within
+    # flush_interval_ms after the first message of the flush.
+    max_batch_messages: int = Field(500, ge=1, le=10_000)
+    flush_interval_ms: float = Field(20.0, ge=0)
+    dead_letter_max_bytes: int = Field(64 * 1024, ge=0)
+
+
+class SiteSettings(_Section):
+    tenant: str = "default"
+
+
+class ControllerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FERNWART_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    http: HttpSettings = HttpSettings()
+    ingest: IngestSettings = IngestSettings()
+    # A device is stale after this many missed poll intervals.
+    stale_after_intervals: float = Field(3.0, gt=0)
+    default_interval_s: float = Field(60.0, gt=0)
+    stale_check_s: float = Field(10.0, gt=0)
+    watchdog_s: float = Field(10.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    default_tenant: str = "default"
+    sites: dict[SiteKey, SiteSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del settings_cls, dotenv_settings
+        return (env_settings, file_secret_settings, init_settings)  # env beats the file
+
+    def tenant_of(self, site_id: str) -> str:
+        site = self.sites.get(site_id)
+        return site.tenant if site is not None else self.default_tenant
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    lines = []
+    for item in err.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"{loc}: {item['msg']}")
+    return lines
+
+
+def settings_from_dict(data: dict[str, Any]) -> ControllerSettings:
+    try:
+        return ControllerSettings(**data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def load_settings(path: Path | None) -> ControllerSettings:
+    """Read and validate ``path`` (TOML); ``None`` means defaults plus environment.
+
+    Raises :class:`ConfigError` with every problem found.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError([f"{path}: not valid TOML: {err}"]) from None
+    return settings_from_dict(data)

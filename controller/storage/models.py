@@ -1,0 +1,181 @@
+"""Tables of the controller database (SQLAlchemy 2 declarative models).
+
+Devices are keyed by ``(site_id, device_id)`` (a device id is unique within its site) and carry
+an integer surrogate ``id`` for the REST API. Observations, firmware history and batches refer
+to devices by ``(site_id, device_id)`` so that a flush never waits for generated keys.
+Every datetime is stored and returned as aware UTC. Later features (advisories, findings) add
+their own models on :class:`Base` and an Alembic revision in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, also on SQLite (which forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        del dialect
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware UTC only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        del dialect
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime()}  # noqa: RUF012 (SQLAlchemy API)
+
+
+class Site(Base):
+    """Which agent owns a site: the first birth or batch wins."""
+
+    __tablename__ = "sites"
+    site_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(sa.String(128))
+    registered_at: Mapped[datetime]
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    agent_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128), index=True)
+    state: Mapped[str] = mapped_column(sa.String(16))  # online | offline
+    boot: Mapped[int] = mapped_column(sa.BigInteger())
+    # None: no baseline yet (first batch sets it); -1: a birth announced a new boot.
+    last_seq: Mapped[int | None] = mapped_column(sa.BigInteger())
+    version: Mapped[str] = mapped_column(sa.String(1024), default="")
+    capabilities: Mapped[list[str]] = mapped_column(sa.JSON(), default=list)
+    intervals_s: Mapped[dict[str, float]] = mapped_column(sa.JSON(), default=dict)
+    status_at: Mapped[datetime | None]
+    last_seen: Mapped[datetime]
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (
+        sa.UniqueConstraint("site_id", "device_id", name="uq_devices_site_device"),
+        sa.Index("ix_devices_tenant_site", "tenant", "site_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    tenant: Mapped[str] = mapped_column(sa.String(128))
+    agent_id: Mapped[str | None] = mapped_column(sa.String(128))
+    vendor: Mapped[str] = mapped_column(sa.String(1024), default="unknown", index=True)
+    family: Mapped[str] = mapped_column(sa.String(1024), default="unknown")
+    model: Mapped[str] = mapped_column(sa.String(1024), default="unknown")
+    serial: Mapped[str | None] = mapped_column(sa.String(1024))
+    hostname: Mapped[str | None] = mapped_column(sa.String(1024))
+    driver: Mapped[str | None] = mapped_column(sa.String(32))
+    firmware_version: Mapped[str | None] = mapped_column(sa.String(1024))
+    health: Mapped[str] = mapped_column(sa.String(16), default="unknown")
+    reachable: Mapped[bool | None]
+    # unknown (announced, never observed) | active | stale
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    interval_s: Mapped[float | None]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime | None]
+    # observed_at of the newest observation as UNIX seconds: portable arithmetic for staleness.
+    last_seen_epoch: Mapped[float | None]
+
+
+class Observation(Base):
+    __tablename__ = "observations"
+    __table_args__ = (sa.Index("ix_observations_device_time", "site_id", "device_id", "observed_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    batch_id: Mapped[str] = mapped_column(sa.String(36))
+    observed_at: Mapped[datetime]
+    body: Mapped[str] = mapped_column(sa.Text())  # the Observation as JSON, as received
+
+
+class Batch(Base):
+    """One row per stored ObservationBatch: the idempotency key across restarts and instances."""
+
+    __tablename__ = "batches"
+    batch_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    agent_id: Mapped[str] = mapped_column(sa.String(128))
+    boot: Mapped[int] = mapped_column(sa.BigInteger())
+    seq: Mapped[int] = mapped_column(sa.BigInteger())
+    sent_at: Mapped[datetime]
+    stored_at: Mapped[datetime]
+    observations: Mapped[int]
+
+
+class FirmwareHistory(Base):
+    __tablename__ = "firmware_history"
+    __table_args__ = (sa.Index("ix_firmware_history_device", "site_id", "device_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    version: Mapped[str] = mapped_column(sa.String(1024))
+    first_seen: Mapped[datetime]
+
+
+class Gap(Base):
+    __tablename__ = "gaps"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(sa.String(128), index=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    boot: Mapped[int] = mapped_column(sa.BigInteger())
+    from_seq: Mapped[int] = mapped_column(sa.BigInteger())
+    to_seq: Mapped[int] = mapped_column(sa.BigInteger())
+    detected_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(sa.String(1024))
+    payload: Mapped[bytes] = mapped_column(sa.LargeBinary())  # truncated, see size
+    size: Mapped[int]
+    reason_code: Mapped[str] = mapped_column(sa.String(32), index=True)
+    reason: Mapped[str] = mapped_column(sa.Text())
+    received_at: Mapped[datetime]
+
+
+class CommandResultRow(Base):
+    __tablename__ = "command_results"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    command_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    agent_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    ok: Mapped[bool]
+    detail: Mapped[str] = mapped_column(sa.String(1024))
+    received_at: Mapped[datetime]
+
+
+def _table(model: type[Base]) -> sa.Table:
+    return cast("sa.Table", model.__table__)
+
+
+# The Core tables, for bulk statements.
+SITES = _table(Site)
+AGENTS = _table(Agent)
+DEVICES = _table(Device)
+OBSERVATIONS = _table(Observation)
+BATCHES = _table(Batch)
+FIRMWARE_HISTORY = _table(FirmwareHistory)
+GAPS = _table(Gap)
+DEAD_LETTERS = _table(DeadLetter)
+COMMAND_RESULTS = _table(CommandResultRow)

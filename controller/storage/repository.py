@@ -1,0 +1,187 @@
+"""The store: one object the rest of the controller uses for everything persistent.
+
+Open it with ``async with Store.open(url, tenant_of=...) as store``: it creates the engine
+(SQLite in WAL mode with ``synchronous=NORMAL``, or PostgreSQL through asyncpg), runs the Alembic
+migrations to head, and disposes of the engine on exit. Other packages that need tables of their
+own (the firmware catalog's advisories and findings) add models on ``models.Base``, a revision in
+``migrations/versions``, and query through :attr:`Store.engine`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from controller.storage import migrate
+from controller.storage import models as m
+from controller.storage.records import FlushResult, Received
+from controller.storage.writer import FlushWriter
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFilter:
+    tenant: str | None = None
+    site: str | None = None
+    vendor: str | None = None
+    status: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, writer: FlushWriter) -> None:
+        self.engine = engine
+        self._writer = writer
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        url: str,
+        *,
+        tenant_of: Callable[[str], str] = lambda _site: "default",
+        dead_letter_max_bytes: int = 64 * 1024,
+        pool_size: int = 5,
+    ) -> AsyncIterator[Store]:
+        engine = create_engine(url, pool_size=pool_size)
+        try:
+            await migrate.upgrade(engine)
+            yield cls(engine, FlushWriter(tenant_of=tenant_of, dead_letter_max_bytes=dead_letter_max_bytes))
+        finally:
+            await engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # --- ingest -----------------------------------------------------------------------------
+
+    async def write_flush(self, items: list[Received]) -> FlushResult:
+        """Store ``items`` in one transaction; on return everything is committed."""
+        async with self.engine.begin() as conn:
+            result, owners = await self._writer.write(conn, items)
+        self._writer.committed(owners)
+        return result
+
+    async def mark_stale(self, *, now_epoch: float, after_intervals: float, default_interval_s: float) -> int:
+        """Mark active devices stale whose newest observation is older than the allowed intervals."""
+        devices = m.DEVICES
+        deadline = devices.c.last_seen_epoch + after_intervals * sa.func.coalesce(
+            devices.c.interval_s, default_interval_s
+        )
+        stmt = (
+            sa.update(devices)
+            .where(devices.c.status == "active", deadline < now_epoch)
+            .values(status="stale")
+        )
+        async with self.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount)
+
+    # --- queries ------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def list_devices(self, flt: DeviceFilter) -> tuple[list[dict[str, Any]], int]:
+        devices = m.DEVICES
+        conditions = [
+            column == value
+            for column, value in (
+                (devices.c.tenant, flt.tenant),
+                (devices.c.site_id, flt.site),
+                (devices.c.vendor, flt.vendor),
+                (devices.c.status, flt.status),
+            )
+            if value is not None
+        ]
+        async with self.engine.connect() as conn:
+            total = (
+                await conn.execute(sa.select(sa.func.count()).select_from(devices).where(*conditions))
+            ).scalar_one()
+            rows = await conn.execute(
+                sa.select(devices)
+                .where(*conditions)
+                .order_by(devices.c.tenant, devices.c.site_id, devices.c.device_id)
+                .limit(flt.limit)
+                .offset(flt.offset)
+            )
+            return [dict(row._mapping) for row in rows], int(total)  # noqa: SLF001 (SQLAlchemy API)
+
+    async def get_device(self, device_pk: int) -> dict[str, Any] | None:
+        """The device with its firmware history (oldest first), or None."""
+        devices = m.DEVICES
+        history = m.FIRMWARE_HISTORY
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(devices).where(devices.c.id == device_pk))).first()
+            if row is None:
+                return None
+            device = dict(row._mapping)  # noqa: SLF001 (SQLAlchemy API)
+            found = await conn.execute(
+                sa.select(history.c.version, history.c.first_seen)
+                .where(history.c.site_id == device["site_id"], history.c.device_id == device["device_id"])
+                .order_by(history.c.first_seen, history.c.id)
+            )
+            device["firmware_history"] = [dict(h._mapping) for h in found]  # noqa: SLF001
+            return device
+
+    async def list_agents(self) -> list[dict[str, Any]]:
+        agents = m.AGENTS
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(agents).order_by(agents.c.site_id, agents.c.agent_id))
+            return [dict(row._mapping) for row in rows]  # noqa: SLF001
+
+    async def list_gaps(self, agent_id: str | None = None) -> list[dict[str, Any]]:
+        gaps = m.GAPS
+        stmt = sa.select(gaps).order_by(gaps.c.id)
+        if agent_id is not None:
+            stmt = stmt.where(gaps.c.agent_id == agent_id)
+        async with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in await conn.execute(stmt)]  # noqa: SLF001
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        dead = m.DEAD_LETTERS
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(dead.c.reason_code, sa.func.count()).group_by(dead.c.reason_code)
+            )
+            return {code: int(count) for code, count in rows}
+
+    async def count(self, table: sa.Table | Any, *where: sa.ColumnElement[bool]) -> int:
+        async with self.engine.connect() as conn:
+            stmt = sa.select(sa.func.count()).select_from(table)
+            if where:
+                stmt = stmt.where(*where)
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def batch_ids(self) -> Sequence[str]:
+        batches = m.BATCHES
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(sa.select(batches.c.batch_id))).scalars())

@@ -1,0 +1,458 @@
+"""One ingest flush: every message of the flush in one transaction.
+
+Guarantees, also across restarts and several controller instances sharing one database:
+
+* a batch is stored at most once: ``batches.batch_id`` is the primary key and the insert is
+  ``ON CONFLICT DO NOTHING RETURNING``; only the batches this statement inserted get their
+  observations written;
+* a site belongs to the agent whose birth or batch claimed it first (``sites`` row, insert-or-ignore);
+  a message from another agent for that site is dead-lettered as ``agent_mismatch``;
+* a device row moves forward only: its upsert applies when the observation is not older;
+* firmware history gets a row when a device's firmware version differs from the stored one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collector.wire import AgentState, AgentStatus, CommandResult, ObservationBatch
+from controller.storage import models as m
+from controller.storage.records import (
+    AGENT_MISMATCH,
+    FlushResult,
+    GapRecord,
+    Received,
+    Rejection,
+)
+
+# Rows per multi-VALUES statement: far below SQLite's and PostgreSQL's bound-parameter limits.
+_CHUNK = 1000
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _chunks(rows: list[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+@dataclass(slots=True)
+class _AgentRow:
+    agent_id: str
+    site_id: str
+    state: str
+    boot: int
+    last_seq: int | None
+    version: str
+    capabilities: list[str]
+    intervals_s: dict[str, float]
+    status_at: datetime | None
+    last_seen: datetime
+
+
+_AGENT_FIELDS = tuple(f.name for f in fields(_AgentRow))
+
+
+class FlushWriter:
+    """Writes flushes; keeps the (permanent) site → agent ownership cached after commits."""
+
+    def __init__(self, *, tenant_of: Callable[[str], str], dead_letter_max_bytes: int) -> None:
+        self._tenant_of = tenant_of
+        self._dead_letter_max_bytes = dead_letter_max_bytes
+        self._owners: dict[str, str] = {}
+
+    def committed(self, owners: dict[str, str]) -> None:
+        self._owners.update(owners)
+
+    async def write(self, conn: AsyncConnection, items: list[Received]) -> tuple[FlushResult, dict[str, str]]:
+        """Write ``items`` on ``conn`` (inside the caller's transaction).
+
+        Returns the result and the site owners it resolved, to pass to :meth:`committed` after
+        the commit.
+        """
+        now = datetime.now(UTC)
+        result = FlushResult()
+        dead: list[Received] = [item for item in items if item.message is None]
+        accepted = [item for item in items if item.message is not None]
+        owners = await self._resolve_owners(conn, accepted, now)
+        kept: list[Received] = []
+        for item in accepted:
+            message = item.message
+            assert message is not None
+            owner = owners[message.site_id]
+            if message.agent_id != owner:
+                dead.append(
+                    Received(
+                        item.topic,
+                        item.payload,
+                        item.received_at,
+                        code=AGENT_MISMATCH,
+                        reason=f"agent_id: site {message.site_id!r} belongs to agent {owner!r}, "
+                        f"not {message.agent_id!r}",
+                    )
+                )
+            else:
+                kept.append(item)
+        batches = [item for item in kept if isinstance(item.message, ObservationBatch)]
+        new_ids = await self._insert_batches(conn, batches, now)
+        agents = await self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
+        new_batches: list[ObservationBatch] = []
+        gaps: list[GapRecord] = []
+        births: list[AgentStatus] = []
+        results: list[tuple[CommandResult, datetime]] = []
+        for item in kept:
+            message = item.message
+            if isinstance(message, AgentStatus):
+                result.statuses += 1
+                self._apply_status(agents, message, item.received_at, result)
+                if message.state is AgentState.ONLINE:
+                    births.append(message)
+            elif isinstance(message, CommandResult):
+                results.append((message, item.received_at))
+            elif isinstance(message, ObservationBatch):
+                if str(message.batch_id) not in new_ids:
+                    result.duplicate_batches += 1
+                    continue
+                new_ids.discard(str(message.batch_id))  # a second copy in this flush is a duplicate
+                new_batches.append(message)
+                if self._track_seq(agents, message, item.received_at, gaps):
+                    result.late_batches += 1
+        result.stored_batches = len(new_batches)
+        result.gaps = gaps
+        await self._upsert_announced_devices(conn, births, now)
+        result.observations = await self._write_observations(conn, new_batches, agents, now)
+        await self._write_agents(conn, agents)
+        await self._write_gaps(conn, gaps, now)
+        await self._write_command_results(conn, results)
+        result.rejected = await self._write_dead_letters(conn, dead)
+        return result, owners
+
+    async def _resolve_owners(
+        self, conn: AsyncConnection, accepted: list[Received], now: datetime
+    ) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        claims: dict[str, str] = {}
+        for item in accepted:
+            assert item.message is not None
+            site = item.message.site_id
+            if site in self._owners:
+                owners[site] = self._owners[site]
+            else:
+                claims.setdefault(site, item.message.agent_id)
+        if claims:
+            table = m.SITES
+            rows = [{"site_id": s, "agent_id": a, "registered_at": now} for s, a in claims.items()]
+            await conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=["site_id"]), rows)
+            found = await conn.execute(
+                sa.select(table.c.site_id, table.c.agent_id).where(table.c.site_id.in_(list(claims)))
+            )
+            owners.update({row.site_id: row.agent_id for row in found})
+        return owners
+
+    async def _insert_batches(
+        self, conn: AsyncConnection, batches: list[Received], now: datetime
+    ) -> set[str]:
+        rows: dict[str, dict[str, Any]] = {}
+        for item in batches:
+            batch = item.message
+            assert isinstance(batch, ObservationBatch)
+            rows.setdefault(
+                str(batch.batch_id),
+                {
+                    "batch_id": str(batch.batch_id),
+                    "site_id": batch.site_id,
+                    "agent_id": batch.agent_id,
+                    "boot": batch.boot,
+                    "seq": batch.seq,
+                    "sent_at": batch.sent_at,
+                    "stored_at": now,
+                    "observations": len(batch.observations),
+                },
+            )
+        table = m.BATCHES
+        inserted: set[str] = set()
+        for chunk in _chunks(list(rows.values()), 500):
+            stmt = (
+                _insert(conn, table)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["batch_id"])
+                .returning(table.c.batch_id)
+            )
+            inserted.update((await conn.execute(stmt)).scalars())
+        return inserted
+
+    async def _load_agents(self, conn: AsyncConnection, agent_ids: set[str]) -> dict[str, _AgentRow]:
+        if not agent_ids:
+            return {}
+        table = m.AGENTS
+        found = await conn.execute(sa.select(table).where(table.c.agent_id.in_(sorted(agent_ids))))
+        return {row.agent_id: _AgentRow(**{c: getattr(row, c) for c in _AGENT_FIELDS}) for row in found}
+
+    @staticmethod
+    def _apply_status(
+        agents: dict[str, _AgentRow], status: AgentStatus, received_at: datetime, result: FlushResult
+    ) -> None:
+        row = agents.get(status.agent_id)
+        if status.state is AgentState.OFFLINE:
+            if row is not None and status.boot < row.boot:
+                return  # the will of an earlier boot, arriving after the new birth
+            if row is None:
+                row = agents[status.agent_id] = _AgentRow(
+                    status.agent_id,
+                    status.site_id,
+                    "offline",
+                    status.boot,
+                    None,
+                    "",
+                    [],
+                    {},
+                    None,
+                    received_at,
+                )
+            row.state = "offline"
+            row.status_at = received_at
+            result.offline_agents.append(status.agent_id)
+            return
+        if row is None:
+            last_seq = None  # never seen: the first batch is the baseline
+        elif status.boot != row.boot:
+            last_seq = -1  # a new boot counts from 0 again
+        else:
+            last_seq = row.last_seq  # the retained birth delivered once more
+        agents[status.agent_id] = _AgentRow(
+            agent_id=status.agent_id,
+            site_id=status.site_id,
+            state="online",
+            boot=status.boot,
+            last_seq=last_seq,
+            version=status.version,
+            capabilities=list(status.capabilities),
+            intervals_s=dict(status.intervals_s),
+            status_at=received_at,
+            last_seen=max(received_at, row.last_seen) if row else received_at,
+        )
+
+    @staticmethod
+    def _track_seq(
+        agents: dict[str, _AgentRow], batch: ObservationBatch, received_at: datetime, gaps: list[GapRecord]
+    ) -> bool:
+        """Update the agent's (boot, seq); record a gap; return True for a late (out-of-order) batch."""
+        row = agents.get(batch.agent_id)
+        if row is None:
+            agents[batch.agent_id] = _AgentRow(
+                batch.agent_id, batch.site_id, "online", batch.boot, batch.seq, "", [], {}, None, received_at
+            )
+            return False
+        row.last_seen = max(row.last_seen, received_at)
+        if batch.boot < row.boot:
+            return True
+        if batch.boot > row.boot:
+            row.boot, row.last_seq = batch.boot, -1
+        if row.last_seq is None:
+            row.last_seq = batch.seq
+            return False
+        if batch.seq <= row.last_seq:
+            return True
+        if batch.seq > row.last_seq + 1:
+            gaps.append(GapRecord(batch.agent_id, batch.site_id, batch.boot, row.last_seq + 1, batch.seq - 1))
+        row.last_seq = batch.seq
+        return False
+
+    async def _upsert_announced_devices(
+        self, conn: AsyncConnection, births: list[AgentStatus], now: datetime
+    ) -> None:
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for birth in births:
+            for device_id in {*birth.devices, *birth.intervals_s}:
+                rows[birth.site_id, device_id] = {
+                    "site_id": birth.site_id,
+                    "device_id": device_id,
+                    "tenant": self._tenant_of(birth.site_id),
+                    "agent_id": birth.agent_id,
+                    "status": "unknown",
+                    "interval_s": birth.intervals_s.get(device_id),
+                    "first_seen": now,
+                    "vendor": "unknown",
+                    "family": "unknown",
+                    "model": "unknown",
+                    "health": "unknown",
+                }
+        if not rows:
+            return
+        stmt = _insert(conn, m.DEVICES)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site_id", "device_id"],
+            set_={
+                "interval_s": sa.func.coalesce(stmt.excluded.interval_s, m.DEVICES.c.interval_s),
+                "agent_id": stmt.excluded.agent_id,
+            },
+        )
+        for chunk in _chunks(list(rows.values())):
+            await conn.execute(stmt, chunk)
+
+    async def _write_observations(
+        self,
+        conn: AsyncConnection,
+        batches: list[ObservationBatch],
+        agents: dict[str, _AgentRow],
+        now: datetime,
+    ) -> int:
+        if not batches:
+            return 0
+        obs_rows: list[dict[str, Any]] = []
+        per_device: dict[tuple[str, str], list[tuple[Any, str]]] = {}
+        for batch in batches:
+            batch_id = str(batch.batch_id)
+            for obs in batch.observations:
+                obs_rows.append(
+                    {
+                        "site_id": batch.site_id,
+                        "device_id": obs.device_id,
+                        "batch_id": batch_id,
+                        "observed_at": obs.observed_at,
+                        "body": obs.model_dump_json(exclude_defaults=True),
+                    }
+                )
+                per_device.setdefault((batch.site_id, obs.device_id), []).append((obs, batch.agent_id))
+        await conn.execute(sa.insert(m.OBSERVATIONS), obs_rows)
+        devices = m.DEVICES
+        current = await conn.execute(
+            sa.select(devices.c.site_id, devices.c.device_id, devices.c.firmware_version).where(
+                sa.tuple_(devices.c.site_id, devices.c.device_id).in_(list(per_device))
+            )
+        )
+        firmware: dict[tuple[str, str], str | None] = {
+            (row.site_id, row.device_id): row.firmware_version for row in current
+        }
+        history: list[dict[str, Any]] = []
+        device_rows: list[dict[str, Any]] = []
+        for key, entries in per_device.items():
+            entries.sort(key=lambda entry: entry[0].observed_at)
+            version = firmware.get(key)
+            for obs, _agent in entries:
+                seen = obs.firmware_version()
+                if seen is not None and seen != version:
+                    history.append(
+                        {
+                            "site_id": key[0],
+                            "device_id": key[1],
+                            "version": seen,
+                            "first_seen": obs.observed_at,
+                        }
+                    )
+                    version = seen
+            newest, agent_id = entries[-1]
+            agent = agents.get(agent_id)
+            device_rows.append(
+                {
+                    "site_id": key[0],
+                    "device_id": key[1],
+                    "tenant": self._tenant_of(key[0]),
+                    "agent_id": agent_id,
+                    "vendor": newest.identity.vendor,
+                    "family": newest.identity.family,
+                    "model": newest.identity.model,
+                    "serial": newest.identity.serial,
+                    "hostname": newest.identity.hostname,
+                    "driver": newest.driver,
+                    "firmware_version": version,
+                    "health": newest.health.status.value,
+                    "reachable": newest.reachable,
+                    "status": "active",
+                    "interval_s": agent.intervals_s.get(key[1]) if agent else None,
+                    "first_seen": now,
+                    "last_seen": newest.observed_at,
+                    "last_seen_epoch": newest.observed_at.timestamp(),
+                }
+            )
+        stmt = _insert(conn, devices)
+        updated = (
+            "tenant", "agent_id", "vendor", "family", "model", "serial", "hostname", "driver",
+            "firmware_version", "health", "reachable", "status", "last_seen", "last_seen_epoch",
+        )  # fmt: skip
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site_id", "device_id"],
+            set_={name: stmt.excluded[name] for name in updated},
+            where=sa.or_(
+                devices.c.last_seen_epoch.is_(None),
+                devices.c.last_seen_epoch <= stmt.excluded.last_seen_epoch,
+            ),
+        )
+        for chunk in _chunks(device_rows):
+            await conn.execute(stmt, chunk)
+        if history:
+            await conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
+        return len(obs_rows)
+
+    async def _write_agents(self, conn: AsyncConnection, agents: dict[str, _AgentRow]) -> None:
+        if not agents:
+            return
+        rows = [{c: getattr(row, c) for c in _AGENT_FIELDS} for row in agents.values()]
+        stmt = _insert(conn, m.AGENTS)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["agent_id"],
+            set_={name: stmt.excluded[name] for name in _AGENT_FIELDS if name != "agent_id"},
+        )
+        await conn.execute(stmt, rows)
+
+    async def _write_gaps(self, conn: AsyncConnection, gaps: list[GapRecord], now: datetime) -> None:
+        if gaps:
+            rows = [
+                {
+                    "agent_id": g.agent_id,
+                    "site_id": g.site_id,
+                    "boot": g.boot,
+                    "from_seq": g.from_seq,
+                    "to_seq": g.to_seq,
+                    "detected_at": now,
+                }
+                for g in gaps
+            ]
+            await conn.execute(sa.insert(m.GAPS), rows)
+
+    async def _write_command_results(
+        self, conn: AsyncConnection, results: list[tuple[CommandResult, datetime]]
+    ) -> None:
+        if results:
+            rows = [
+                {
+                    "command_id": str(r.command_id),
+                    "site_id": r.site_id,
+                    "agent_id": r.agent_id,
+                    "device_id": r.device_id,
+                    "ok": r.ok,
+                    "detail": r.detail,
+                    "received_at": at,
+                }
+                for r, at in results
+            ]
+            await conn.execute(sa.insert(m.COMMAND_RESULTS), rows)
+
+    async def _write_dead_letters(self, conn: AsyncConnection, dead: list[Received]) -> list[Rejection]:
+        if not dead:
+            return []
+        limit = self._dead_letter_max_bytes
+        rows = [
+            {
+                "topic": item.topic[:1024],
+                "payload": bytes(item.payload[:limit]),
+                "size": len(item.payload),
+                "reason_code": item.code,
+                "reason": item.reason[:4096],
+                "received_at": item.received_at,
+            }
+            for item in dead
+        ]
+        await conn.execute(sa.insert(m.DEAD_LETTERS), rows)
+        return [Rejection(item.topic, item.code, item.reason, len(item.payload)) for item in dead]

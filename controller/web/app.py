@@ -1,0 +1,107 @@
+"""``make_app(state)``: the aiohttp application (REST API v1, /metrics, /healthz, fleet page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+
+from controller.storage import DeviceFilter
+from controller.web import fleet
+from controller.web.schemas import AgentList, AgentOut, DeviceDetail, DeviceOut, DevicePage, DeviceQuery
+from controller.web.state import STATE, AppState
+
+log = structlog.get_logger(__name__)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
+
+
+def _error(status: int, errors: list[dict[str, Any]]) -> web.Response:
+    return web.json_response({"errors": errors}, status=status)
+
+
+def _query(request: web.Request, model: type[DeviceQuery]) -> DeviceQuery | web.Response:
+    """Validate the query string; 400 for a repeated parameter, 422 listing every bad field."""
+    repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
+    if repeated:
+        return _error(
+            400, [{"loc": ["query", key], "msg": "given more than once; give it once"} for key in repeated]
+        )
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as err:
+        return _error(
+            422,
+            [
+                {"loc": ["query", *item["loc"]], "msg": item["msg"], "input": item.get("input")}
+                for item in err.errors(include_url=False, include_context=False)
+            ],
+        )
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    query = _query(request, DeviceQuery)
+    if isinstance(query, web.Response):
+        return query
+    rows, total = await request.app[STATE].store.list_devices(
+        DeviceFilter(query.tenant, query.site, query.vendor, query.status, query.limit, query.offset)
+    )
+    next_offset = query.offset + len(rows) if query.offset + len(rows) < total else None
+    page = DevicePage(
+        items=[DeviceOut.model_validate(row) for row in rows],
+        total=total,
+        limit=query.limit,
+        offset=query.offset,
+        next_offset=next_offset,
+    )
+    return _json(page)
+
+
+async def get_device(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        return _error(
+            422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
+        )
+    device = await request.app[STATE].store.get_device(int(raw))
+    if device is None:
+        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
+    return _json(DeviceDetail.model_validate(device))
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    rows = await request.app[STATE].store.list_agents()
+    return _json(AgentList(items=[AgentOut.model_validate(row) for row in rows]))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    mqtt = "connected" if state.mqtt_connected() else "disconnected"
+    try:
+        await state.store.ping()
+    except Exception as err:
+        log.warning("healthz_database_failed", error=str(err))
+        return web.json_response({"status": "fail", "database": "unreachable", "mqtt": mqtt}, status=503)
+    return web.json_response({"status": "ok", "database": "ok", "mqtt": mqtt})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_app(state: AppState) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_get("/api/v1/devices", list_devices)
+    app.router.add_get("/api/v1/devices/{id}", get_device)
+    app.router.add_get("/api/v1/agents", list_agents)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", fleet.page)
+    return app

@@ -1,0 +1,82 @@
+"""REST API shapes: queries in (strict), resources out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DeviceStatus = Literal["unknown", "active", "stale"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class DeviceQuery(_In):
+    tenant: str | None = Field(None, min_length=1, max_length=128)
+    site: str | None = Field(None, min_length=1, max_length=128)
+    vendor: str | None = Field(None, min_length=1, max_length=1024)
+    status: DeviceStatus | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
+class FirmwareChange(_Out):
+    version: str
+    first_seen: datetime
+
+
+class DeviceOut(_Out):
+    id: int
+    tenant: str
+    site_id: str
+    device_id: str
+    agent_id: str | None
+    vendor: str
+    family: str
+    model: str
+    serial: str | None
+    hostname: str | None
+    driver: str | None
+    firmware_version: str | None
+    health: str
+    reachable: bool | None
+    status: DeviceStatus
+    interval_s: float | None
+    first_seen: datetime
+    last_seen: datetime | None
+
+
+class DeviceDetail(DeviceOut):
+    firmware_history: list[FirmwareChange]
+
+
+class DevicePage(_Out):
+    items: list[DeviceOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class AgentOut(_Out):
+    agent_id: str
+    site_id: str
+    state: str
+    boot: int
+    last_seq: int | None
+    version: str
+    capabilities: list[str]
+    intervals_s: dict[str, float]
+    status_at: datetime | None
+    last_seen: datetime
+
+
+class AgentList(_Out):
+    items: list[AgentOut]

@@ -1,0 +1,180 @@
+"""Ingest through a real broker into a real database (each test on both brokers and both databases)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import aiohttp
+import paho.mqtt.client as paho
+import sqlalchemy as sa
+
+from collector.wire import AgentState, encode
+from collector.wire.topics import TopicKind
+from controller.storage import DeviceFilter
+from controller.storage import models as m
+from tests.controller.conftest import (
+    Harness,
+    make_batch,
+    make_observation,
+    make_status,
+    obs_age,
+    wait_until,
+)
+
+
+async def _count(h: Harness, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    return await h.store.count(table, *where)
+
+
+async def _stored(h: Harness, n: int, what: str = "batches") -> None:
+    async def check() -> bool:
+        return await _count(h, m.BATCHES) >= n
+
+    await wait_until(check, what=f"{n} {what} stored")
+
+
+async def _metrics_text(h: Harness) -> str:
+    # The service's metrics are private to it: read them as Prometheus does.
+    async with aiohttp.ClientSession() as session, session.get(h.http_url + "/metrics") as resp:
+        return await resp.text()
+
+
+def _sample(text: str, name: str, labels: str = "") -> float:
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{wanted} not in /metrics")
+
+
+async def test_happy_path_stores_devices_observations_and_firmware_history(make_harness) -> None:
+    h = await make_harness()
+    await h.send_status(make_status("site-1", "agent-1", intervals={"dev-a": 60.0, "dev-b": 30.0}))
+    first = [make_observation("dev-a", firmware="11.5.1", observed_at=obs_age(20)), make_observation("dev-b")]
+    await h.send_batch(make_batch("site-1", "agent-1", 0, first))
+    await h.send_batch(make_batch("site-1", "agent-1", 1, [make_observation("dev-a", firmware="11.6.0")]))
+    await _stored(h, 2)
+
+    assert await _count(h, m.OBSERVATIONS) == 3
+    rows, total = await h.store.list_devices(DeviceFilter())
+    assert total == 2
+    by_id = {row["device_id"]: row for row in rows}
+    assert by_id["dev-a"]["firmware_version"] == "11.6.0"
+    assert by_id["dev-a"]["tenant"] == "acme"
+    assert by_id["dev-a"]["status"] == "active"
+    assert by_id["dev-a"]["interval_s"] == 60.0
+    assert by_id["dev-b"]["vendor"] == "cisco"
+    detail = await h.store.get_device(by_id["dev-a"]["id"])
+    assert detail is not None
+    assert [h_["version"] for h_ in detail["firmware_history"]] == ["11.5.1", "11.6.0"]
+    agents = await h.store.list_agents()
+    assert [(a["agent_id"], a["state"], a["boot"], a["last_seq"]) for a in agents] == [
+        ("agent-1", "online", 1, 1)
+    ]
+    assert await h.store.list_gaps() == []
+
+
+async def test_redelivered_batch_is_stored_once(make_harness) -> None:
+    h = await make_harness()
+    batch = make_batch("site-1", "agent-1", 0, [make_observation("dev-a"), make_observation("dev-b")])
+    payload = encode(batch)
+    for _ in range(3):
+        await h.publish("site-1", payload)
+    marker = make_batch("site-1", "agent-1", 1, [make_observation("dev-a")])
+    await h.send_batch(marker)
+    await _stored(h, 2)
+
+    async def duplicates_counted() -> bool:
+        return _sample(await _metrics_text(h), "fernwart_ingest_batches_total", 'result="duplicate"') == 2
+
+    await wait_until(duplicates_counted, what="two duplicates counted")
+    assert await _count(h, m.BATCHES) == 2
+    assert await _count(h, m.OBSERVATIONS) == 3
+
+
+async def test_sequence_gap_is_recorded_and_a_new_boot_resets(make_harness) -> None:
+    h = await make_harness()
+    await h.send_status(make_status("site-1", "agent-1", boot=1))
+    for seq in (0, 1, 4, 3):  # 2 and 3 missing; 3 arrives late
+        await h.send_batch(make_batch("site-1", "agent-1", seq, [make_observation("dev-a")]))
+    await _stored(h, 4)
+    await h.send_status(make_status("site-1", "agent-1", boot=2))
+    await h.send_batch(make_batch("site-1", "agent-1", 0, [make_observation("dev-a")], boot=2))
+    await h.send_batch(make_batch("site-1", "agent-1", 1, [make_observation("dev-a")], boot=2))
+    await _stored(h, 6)
+
+    gaps = await h.store.list_gaps("agent-1")
+    assert [(g["boot"], g["from_seq"], g["to_seq"]) for g in gaps] == [(1, 2, 3)]
+    agents = await h.store.list_agents()
+    assert (agents[0]["boot"], agents[0]["last_seq"]) == (2, 1)
+    text = await _metrics_text(h)
+    assert _sample(text, "fernwart_ingest_gaps_total") == 1
+    assert _sample(text, "fernwart_ingest_missing_messages_total") == 2
+    assert _sample(text, "fernwart_ingest_batches_total", 'result="late"') == 1
+
+
+async def test_agent_offline_from_last_will(make_harness) -> None:
+    h = await make_harness()
+    await h.send_status(make_status("site-1", "agent-1"))
+
+    async def agent_state(expected: str) -> bool:
+        agents = await h.store.list_agents()
+        return bool(agents) and agents[0]["state"] == expected
+
+    await wait_until(lambda: agent_state("online"), what="agent online")
+    # A real last will: the broker publishes it when the agent's connection drops without DISCONNECT.
+    will = make_status("site-1", "agent-1", state=AgentState.OFFLINE)
+    await asyncio.to_thread(_connect_and_die, h, encode(will))
+    await wait_until(lambda: agent_state("offline"), what="agent offline from its will")
+
+
+def _connect_and_die(h: Harness, will: bytes) -> None:
+    """An agent connects with a last will, then its socket closes without DISCONNECT."""
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2,
+        client_id=f"agent-{uuid.uuid4().hex[:6]}",
+        protocol=paho.MQTTv5 if h.broker.v5 else paho.MQTTv311,
+    )
+    client.will_set(h.topic("site-1", TopicKind.STATUS), will, qos=1, retain=True)
+    client.connect(h.broker.host, h.broker.port)
+    deadline = time.monotonic() + 10
+    while not client.is_connected():
+        assert time.monotonic() < deadline, "agent could not connect"
+        client.loop(timeout=0.1)
+    sock = client.socket()
+    assert sock is not None
+    sock.close()
+
+
+async def test_devices_become_stale_after_missed_intervals(make_harness) -> None:
+    h = await make_harness(stale_after_intervals=2, stale_check_s=0.1)
+    await h.send_status(make_status("site-1", "agent-1", intervals={"dev-old": 5.0, "dev-new": 3600.0}))
+    await h.send_batch(
+        make_batch(
+            "site-1",
+            "agent-1",
+            0,
+            [
+                make_observation("dev-old", observed_at=obs_age(11)),
+                make_observation("dev-new", observed_at=obs_age(11)),
+            ],
+        )
+    )
+
+    async def stale() -> bool:
+        rows, _ = await h.store.list_devices(DeviceFilter(status="stale"))
+        return [row["device_id"] for row in rows] == ["dev-old"]
+
+    await wait_until(stale, what="dev-old stale")
+    rows, _ = await h.store.list_devices(DeviceFilter(status="active"))
+    assert [row["device_id"] for row in rows] == ["dev-new"]
+    # A fresh observation brings it back.
+    await h.send_batch(make_batch("site-1", "agent-1", 1, [make_observation("dev-old")]))
+
+    async def active_again() -> bool:
+        rows, _ = await h.store.list_devices(DeviceFilter(status="active"))
+        return sorted(row["device_id"] for row in rows) == ["dev-new", "dev-old"]
+
+    await wait_until(active_again, what="dev-old active again")
