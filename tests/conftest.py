@@ -2,5 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.mqtt",
+    "tests.fixtures.postgres",
+    "tests.fixtures.amqtt",
     "tests.fixtures.snmpd",
 ]
