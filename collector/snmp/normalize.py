@@ -21,16 +21,18 @@ def table_rows(
     Columns we do not read and multi-part indexes are skipped.
     """
     prefix = entry_oid + "."
+    skip = len(prefix)
+    by_column = {str(number): name for number, name in columns.items()}
     rows: dict[int, dict[str, ValueType]] = {}
     for oid, value in varbinds:
-        if not oid.startswith(prefix):
+        column, _, index = oid[skip:].partition(".")
+        name = by_column.get(column)
+        if name is None or not index.isdigit() or not oid.startswith(prefix):
             continue
-        parts = oid[len(prefix) :].split(".")
-        if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
-            continue
-        name = columns.get(int(parts[0]))
-        if name is not None:
-            rows.setdefault(int(parts[1]), {})[name] = value
+        row = rows.get(int(index))
+        if row is None:
+            row = rows[int(index)] = {}
+        row[name] = value
     return rows
 
 

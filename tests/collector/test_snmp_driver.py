@@ -168,3 +168,13 @@ async def test_tables_can_be_switched_off(snmpd: SnmpdAgent) -> None:
     assert obs.interfaces == []
     assert obs.identity.serial is None  # the serial lives in ENTITY-MIB on this device
     assert obs.identity.model == "CP-8851"  # still from sysDescr
+
+
+async def test_walk_spanning_many_responses(snmpd: SnmpdAgent) -> None:
+    # max_repetitions=2: ifTable (24 varbinds) and ENTITY-MIB take many GETBULK exchanges each.
+    few = await _collect(_driver(snmpd, community=COMMUNITY, max_repetitions=2))
+    many = await _collect(_driver(snmpd, community=COMMUNITY, max_repetitions=50))
+    assert few.interfaces == many.interfaces
+    assert len(few.interfaces) == 2
+    assert few.identity == many.identity
+    assert few.identity.serial == "FCH2402A0B1"
