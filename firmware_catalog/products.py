@@ -1,0 +1,327 @@
+"""Product-name normalization: advisory product names and device-reported names meet as keys.
+
+Advisories name software lines ("Cisco RoomOS Software", "Cisco Session Initiation Protocol (SIP)
+Software"), hardware ("Cisco Unified IP Conference Phone 8831"), series ("Cisco IP Phone 7800
+Series") and variants ("... with Multiplatform Firmware"). Devices report a model ("CP-8851-3PCC",
+"Cisco Room Kit Pro") and a firmware string ("sip88xx.11-3-2MPP", "RoomOS 11.9.2.4 ...").
+
+Both sides become keys of the same shape:
+
+* ``vendor``: normalized vendor ("cisco", "microsoft", "poly", "yealink").
+* ``families``: firmware families the name names (roomos, ce, tc, sip, mpp, spa, teams-rooms,
+  teams-android, yealink, poly). A device has one family, usually read from its firmware string.
+* ``model``: the hardware model ("8851", "8821-ex", "room kit pro"), or ``series`` ("78" for the
+  7800 Series), or neither for a whole software line or device class.
+* ``device_class``: "phone" or "endpoint" when known.
+
+Rules: a name that names families covers only devices running one of them. A hardware name that
+names no family covers devices of that hardware running its default firmware, never a variant
+that vendors always name explicitly (Multiplatform/3PCC). A model must be equal; a series covers
+models that start with it. The vocabulary below is per vendor line, not per document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_LEGAL_WORDS = frozenset(
+    {
+        "inc",
+        "ltd",
+        "llc",
+        "co",
+        "corp",
+        "corporation",
+        "gmbh",
+        "ag",
+        "sa",
+        "limited",
+        "systems",
+        "company",
+        "technology",
+        "technologies",
+        "network",
+        "networks",
+        "communications",
+        "plc",
+    }
+)
+_VENDOR_ALIASES = {"polycom": "poly", "hp poly": "poly", "plantronics": "poly", "cisco webex": "cisco"}
+
+
+def normalize_vendor(name: str) -> str:
+    words = [w for w in re.findall(r"[a-z0-9]+", name.lower()) if w not in _LEGAL_WORDS]
+    joined = " ".join(words)
+    return _VENDOR_ALIASES.get(joined, joined)
+
+
+# (vendor, pattern, families). Order matters only for readability: every match adds its families.
+_FAMILY_PHRASES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = tuple(
+    (vendor, re.compile(pattern), frozenset(families))
+    for vendor, pattern, families in (
+        ("cisco", r"\broomos\b", {"roomos"}),
+        ("cisco", r"\btc\s*/\s*ce\b|\bce\s*/\s*tc\b|\bce and tc\b|\btc and ce\b", {"tc", "ce"}),
+        ("cisco", r"\bcollaboration endpoint software\b|\(ce\)|\bce software\b", {"ce"}),
+        ("cisco", r"\btelepresence codec\b|\(tc\)|\btc software\b", {"tc"}),
+        (
+            "cisco",
+            r"\bmultiplatform\b|\bmulti-platform\b|\bthird-party call control\b|\b3pcc\b|\bmpp\b",
+            {"mpp"},
+        ),
+        (
+            "cisco",
+            (
+                r"\bsession initiation protocol(?:\s*\(sip\))?"
+                r"|\bsip (?:software|firmware)\b|\benterprise firmware\b"
+            ),
+            {"sip"},
+        ),
+        ("cisco", r"\bsmall business\b", {"spa"}),
+        ("microsoft", r"\bteams\b.*\bandroid\b|\bandroid\b.*\bteams\b", {"teams-android"}),
+        ("microsoft", r"\bteams rooms?\b(?!.*\bandroid\b)", {"teams-rooms"}),
+    )
+)
+# Words that say nothing about the model once vendor and family are known.
+_FILLER = frozenset(
+    {
+        "cisco",
+        "webex",
+        "telepresence",
+        "the",
+        "with",
+        "for",
+        "on",
+        "and",
+        "software",
+        "firmware",
+        "app",
+        "application",
+        "codec",
+        "system",
+        "systems",
+        "device",
+        "devices",
+        "endpoint",
+        "endpoints",
+        "microsoft",
+        "teams",
+        "rooms",
+        "room system",
+        "windows",
+        "android",
+        "edition",
+        "of",
+    }
+)
+_PHONE_WORDS = re.compile(r"\b(?:phones?|dect|ata|conference phone|handset)\b|^cp-\d")
+_PHONE_MODEL = re.compile(r"(?:\bcp-|\b)(?P<ata>ata\s*-?\s*)?(?P<num>\d{3,4})(?P<ex>-ex\b)?")
+_SERIES = re.compile(r"\b(?P<prefix>[a-z]*\d{1,2})(?:00|xx)\s+series\b")
+_PID_SUFFIXES = frozenset({"k9", "nr", "w", "c", "b", "wl", "cc", "bun"})  # order options, not models
+
+FAMILY_SCHEME = {
+    "roomos": "cisco-roomos",
+    "ce": "cisco-roomos",
+    "tc": "cisco-roomos",
+    "sip": "cisco-phone",
+    "mpp": "cisco-mpp",
+    "spa": "generic",
+    "teams-rooms": "teams-rooms",
+    "teams-android": "teams-android",
+    "yealink": "yealink",
+    "poly": "poly",
+}
+FAMILY_CLASS = {
+    "roomos": "endpoint",
+    "ce": "endpoint",
+    "tc": "endpoint",
+    "sip": "phone",
+    "mpp": "phone",
+    "spa": "phone",
+}
+# Firmware variants that vendors always name; an unqualified hardware name never means them.
+QUALIFIED_FAMILIES = frozenset({"mpp", "spa"})
+# Firmware family of every device of a vendor that has one firmware line.
+_VENDOR_FAMILY = {"yealink": "yealink", "poly": "poly"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductKey:
+    vendor: str
+    families: frozenset[str]
+    model: str | None
+    series: str | None
+    device_class: str | None
+
+    def index_keys(self) -> list[tuple[str, str, str]]:
+        """Keys under which the catalog index files this product."""
+        if self.model:
+            return [("m", self.vendor, self.model)]
+        if self.series:
+            return [("s", self.vendor, self.series)]
+        if self.families:
+            return [("f", self.vendor, family) for family in sorted(self.families)]
+        if self.device_class:
+            return [("c", self.vendor, self.device_class)]
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    vendor: str
+    family: str | None
+    model: str | None
+    device_class: str | None
+    scheme: str | None  # version scheme of the family
+    reason: str | None  # why the family (and so the scheme) is unknown
+
+    def lookup_keys(self) -> list[tuple[str, str, str]]:
+        keys: list[tuple[str, str, str]] = []
+        if self.model:
+            keys.append(("m", self.vendor, self.model))
+            digits = re.match(r"[a-z]*\d+", self.model)
+            if digits:
+                stem = digits.group(0)
+                keys.extend(("s", self.vendor, stem[:end]) for end in range(1, len(stem)))
+        if self.family:
+            keys.append(("f", self.vendor, self.family))
+        elif self.device_class:
+            keys.extend(("f", self.vendor, f) for f, c in FAMILY_CLASS.items() if c == self.device_class)
+        if self.device_class:
+            keys.append(("c", self.vendor, self.device_class))
+        return keys
+
+    @property
+    def mapped(self) -> bool:
+        return bool(self.family or self.model)
+
+
+def normalize_product(vendor: str, name: str, context: str = "") -> ProductKey:
+    """Key of a product as an advisory names it. ``context`` is the enclosing product family name."""
+    vendor_key = normalize_vendor(vendor)
+    text = " ".join(name.lower().replace("_", " ").split())
+    context_text = " ".join(context.lower().split())
+    families: set[str] = set()
+    rest = text
+    for phrase_vendor, pattern, fams in _FAMILY_PHRASES:
+        if phrase_vendor != vendor_key:
+            continue
+        if pattern.search(text) or (context_text and pattern.search(context_text)):
+            families |= fams
+            rest = pattern.sub(" ", rest)
+    vendor_words = set(re.findall(r"[a-z0-9]+", vendor.lower())) | {vendor_key}
+    is_phone = bool(_PHONE_WORDS.search(text))
+    model: str | None = None
+    series: str | None = None
+    device_class: str | None = "phone" if is_phone else None
+    if is_phone:
+        series_match = _SERIES.search(rest)
+        model_match = _PHONE_MODEL.search(rest)
+        if series_match:
+            series = series_match["prefix"]
+        elif model_match:
+            model = (
+                ("ata" if model_match["ata"] else "")
+                + model_match["num"]
+                + ("-ex" if model_match["ex"] else "")
+            )
+    else:
+        series_match = _SERIES.search(rest)
+        if series_match:
+            series = series_match["prefix"]
+        else:
+            words = [
+                w
+                for w in re.findall(r"[a-z0-9][a-z0-9-]*", rest)
+                if w not in _FILLER and w not in vendor_words
+            ]
+            model = " ".join(words) or None
+        if vendor_key == "cisco" and (model or families & {"roomos", "ce", "tc"}):
+            device_class = "endpoint"
+    if families and not device_class:
+        classes = {FAMILY_CLASS.get(f) for f in families} - {None}
+        device_class = classes.pop() if len(classes) == 1 else None
+    return ProductKey(vendor_key, frozenset(families), model, series, device_class)
+
+
+def _family_from_version(vendor: str, version: str, key: ProductKey) -> str | None:  # noqa: PLR0911
+    low = version.strip().lower()
+    if vendor == "cisco":
+        if re.match(r"roomos\b", low):
+            return "roomos"
+        if re.match(r"ce\s*\d", low):
+            return "ce"
+        if re.match(r"tc\s*\d", low):
+            return "tc"
+        if key.device_class == "phone" or re.match(r"sip[a-z0-9]*\.", low):
+            if "mpp" in key.families or re.search(r"mpp|msr", low):
+                return "mpp"
+            if re.match(r"sip[a-z0-9]*\.", low) or re.match(r"\d+\.\d+\(", low):
+                return "sip"
+            return None
+        if key.device_class == "endpoint":
+            major = re.match(r"(\d+)\.\d", low)
+            if major:
+                number = int(major.group(1))
+                return "tc" if number <= 7 else "ce" if number <= 9 else "roomos"
+    return None
+
+
+def identify_device(vendor: str, product: str, software_version: str) -> DeviceIdentity:
+    """Map a device as it reports itself to a :class:`DeviceIdentity`.
+
+    The family comes from the product name when it names exactly one ("CP-8851-3PCC" is MPP),
+    else from the firmware string ("RoomOS ...", "ce9...", "sip88xx...") or the vendor's only line.
+    """
+    key = normalize_product(vendor, _normalize_pid(product))
+    family: str | None = None
+    if len(key.families) == 1:
+        (family,) = key.families
+    if family is None or family in {"roomos", "ce", "tc"}:
+        family = _family_from_version(key.vendor, software_version, key) or family
+    if family is None:
+        family = _VENDOR_FAMILY.get(key.vendor)
+    device_class = key.device_class or (FAMILY_CLASS.get(family) if family else None)
+    scheme = FAMILY_SCHEME.get(family) if family else None
+    reason = None
+    if family is None:
+        reason = f"cannot tell the firmware family of {product!r} from {software_version!r}"
+    return DeviceIdentity(key.vendor, family, key.model, device_class, scheme, reason)
+
+
+def _normalize_pid(product: str) -> str:
+    """Cisco product ids: ``CP-8851-3PCC`` → ``CP-8851 3PCC``; order suffixes (K9, NR) are dropped."""
+    match = re.match(r"^\s*cp-(\d{3,4})((?:-[a-z0-9]+)*)\s*$", product, re.IGNORECASE)
+    if match is None:
+        return product
+    words = [w for w in match.group(2).lower().split("-") if w and w not in _PID_SUFFIXES]
+    model = match.group(1) + ("-ex" if "ex" in words else "")
+    extra = [w for w in words if w != "ex"]
+    return " ".join(["cp-" + model, *extra])
+
+
+def covers(key: ProductKey, device: DeviceIdentity) -> bool:  # noqa: PLR0911 - the rules, in order
+    """Does the advisory product ``key`` concern ``device``?
+
+    A device whose family is unknown is covered by every product that could be its family (the
+    caller then reports ``unknown``): unknown never turns into "not in the tree".
+    """
+    if key.vendor != device.vendor:
+        return False
+    if key.families:
+        if device.family is None:
+            if device.device_class and not any(
+                FAMILY_CLASS.get(f) == device.device_class for f in key.families
+            ):
+                return False
+        elif device.family not in key.families:
+            return False
+    elif device.family in QUALIFIED_FAMILIES:
+        return False
+    if key.model:
+        return device.model == key.model
+    if key.series:
+        return device.model is not None and device.model.startswith(key.series) and device.model != key.series
+    if key.families:
+        return True
+    return key.device_class is not None and key.device_class == device.device_class

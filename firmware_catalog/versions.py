@@ -1,0 +1,378 @@
+"""Version schemes per vendor family: each a parser with clear errors and a total order.
+
+A :class:`Version` compares only with versions of its own scheme. Equality and order use the
+release only: build ids (``RoomOS 11.9.2.4 5a7b1f0c9e2``), load builds (``sip88xx.12-5-1SR1-4``)
+and leading zeros never change a result. ``str(v)`` is the canonical release string, and
+``parse(scheme, str(v)) == v`` holds for every parsed ``v``.
+
+Schemes (``SCHEMES``): ``generic``, ``cisco-roomos`` (RoomOS, CE, TC), ``cisco-phone``
+(enterprise SIP phone firmware), ``cisco-mpp`` (Multiplatform phone firmware), ``teams-rooms``
+(Teams Rooms app), ``teams-android`` (Teams Android app on devices), ``yealink``, ``poly``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Self
+
+from firmware_catalog.errors import VersionParseError
+
+MAX_VERSION_LENGTH = 200
+
+# A build id: 7+ hex characters with at least one letter, after a space or a dot, at the end.
+_BUILD_ID = re.compile(
+    r"^(?P<release>.*?)[ .](?P<build>(?=[0-9a-f]*[a-f])[0-9a-f]{7,})$", re.ASCII | re.IGNORECASE
+)
+
+
+def strip_build_id(text: str) -> tuple[str, str | None]:
+    """Split ``'RoomOS 11.9.2.4 5a7b1f0c9e2'`` into ``('RoomOS 11.9.2.4', '5a7b1f0c9e2')``."""
+    match = _BUILD_ID.match(text)
+    if match is None:
+        return text, None
+    return match["release"], match["build"]
+
+
+def _strip_zeros(parts: tuple[int, ...]) -> tuple[int, ...]:
+    end = len(parts)
+    while end > 1 and parts[end - 1] == 0:
+        end -= 1
+    return parts[:end]
+
+
+class Version:
+    """A parsed version. Subclasses set ``scheme`` and implement ``parse``."""
+
+    __slots__ = ("canonical", "key", "text", "train")
+    scheme: ClassVar[str] = "abstract"
+
+    def __init__(self, text: str, key: tuple[Any, ...], canonical: str, train: tuple[int, ...]) -> None:
+        self.text = text  # as given
+        self.key = key  # what equality and order use
+        self.canonical = canonical  # str(self)
+        self.train = train  # release train (major, minor) for "first fixed in the device's train"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def _check_text(cls, text: object) -> str:
+        if not isinstance(text, str):
+            raise VersionParseError(repr(text), cls.scheme, f"expected a string, got {type(text).__name__}")
+        if len(text) > MAX_VERSION_LENGTH:
+            raise VersionParseError(text, cls.scheme, f"longer than {MAX_VERSION_LENGTH} characters")
+        stripped = text.strip()
+        if not stripped:
+            raise VersionParseError(text, cls.scheme, "empty string")
+        return stripped
+
+    def _same_scheme(self, other: object) -> Version:
+        if not isinstance(other, Version):
+            return NotImplemented  # type: ignore[no-any-return]
+        if other.scheme != self.scheme:
+            raise TypeError(f"cannot compare {self.scheme} version with {other.scheme} version")
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.scheme == other.scheme and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash((self.scheme, self.key))
+
+    def __lt__(self, other: object) -> bool:
+        return bool(self.key < self._same_scheme(other).key)
+
+    def __le__(self, other: object) -> bool:
+        return bool(self.key <= self._same_scheme(other).key)
+
+    def __gt__(self, other: object) -> bool:
+        return bool(self.key > self._same_scheme(other).key)
+
+    def __ge__(self, other: object) -> bool:
+        return bool(self.key >= self._same_scheme(other).key)
+
+    def __str__(self) -> str:
+        return self.canonical
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text!r})"
+
+
+_SEGMENT = re.compile(r"\d+|[a-z]+", re.ASCII | re.IGNORECASE)
+
+
+class GenericVersion(Version):
+    """Any string with letters or digits: numeric runs compare as numbers, letter runs as text.
+
+    ``1.0 == 1.0.0``; a letter run sorts before a number at the same place (``1.0a < 1.0.1``),
+    and a shorter version before a longer one with the same start (``1.0 < 1.0a``).
+    """
+
+    __slots__ = ()
+    scheme = "generic"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        segments = _SEGMENT.findall(stripped)
+        if not segments:
+            raise VersionParseError(text, cls.scheme, "no digits or letters")
+        key: list[tuple[int, int, str]] = [
+            (1, int(seg), "") if seg.isdigit() else (0, 0, seg.lower()) for seg in segments
+        ]
+        while len(key) > 1 and key[-1] == (1, 0, ""):
+            key.pop()
+        numbers = [int(seg) for seg in segments[:2] if seg.isdigit()]
+        return cls(text, tuple(key), stripped, tuple(numbers))
+
+
+_ROOMOS = re.compile(
+    r"^(?:(?P<prefix>roomos|ce|tc)\s*)?(?P<nums>\d{1,6}(?:\.\d{1,6}){1,4})(?:\s+(?P<qual>[a-z][a-z0-9]{0,30}))?$",
+    re.ASCII | re.IGNORECASE,
+)
+_ROOMOS_PREFIX = {"roomos": "RoomOS ", "ce": "CE", "tc": "TC"}
+
+
+class RoomOsVersion(Version):
+    """Cisco RoomOS and its predecessors CE and TC: ``ce9.15.3.17``, ``TC7.3.21``.
+
+    One numbering line: TC up to 7.x, CE 8.x-9.x, RoomOS from 10. The prefix is optional and does
+    not take part in comparison (``TC7.3.7 == 7.3.7``). A trailing word such as ``StepUpg`` is a
+    qualifier: ``10.19 StepUpg`` sorts just before ``10.19``. The release train is major.minor.
+    """
+
+    __slots__ = ("family",)
+    scheme = "cisco-roomos"
+
+    def __init__(
+        self, text: str, key: tuple[Any, ...], canonical: str, train: tuple[int, ...], family: str
+    ) -> None:
+        super().__init__(text, key, canonical, train)
+        self.family = family  # "roomos", "ce" or "tc"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        release, _build = strip_build_id(stripped)
+        match = _ROOMOS.match(release)
+        if match is None:
+            raise VersionParseError(
+                text, cls.scheme, "expected [RoomOS |CE|TC]<major>.<minor>[.<patch>...] [build id]"
+            )
+        nums = tuple(int(n) for n in match["nums"].split("."))
+        prefix = (match["prefix"] or "").lower()
+        family = prefix or ("tc" if nums[0] <= 7 else "ce" if nums[0] <= 9 else "roomos")
+        qual = match["qual"] or ""
+        key = (_strip_zeros(nums), 0 if qual else 1, qual.lower())
+        canonical = _ROOMOS_PREFIX.get(prefix, "") + match["nums"] + (f" {qual}" if qual else "")
+        return cls(text, key, canonical, nums[:2], family)
+
+
+_SR = r"(?:(?P<sr>sr|es)(?P<srn>\d{1,4})(?P<srl>[a-z])?)?"
+_PHONE_PAREN = re.compile(
+    r"^(?P<major>\d{1,4})\.(?P<minor>\d{1,4})\((?P<maint>\d{1,6}(?:\.\d{1,6}){0,3})\)"
+    + _SR
+    + r"(?:\s+(?P<qual>[a-z0-9][a-z0-9 ]{0,30}))?$",
+    re.ASCII | re.IGNORECASE,
+)
+_PHONE_LOAD = re.compile(
+    r"^(?:sip[a-z0-9]{0,12}\.)?(?P<major>\d{1,4})-(?P<minor>\d{1,4})-(?P<maint>\d{1,6})"
+    + _SR
+    + r"(?P<build>(?:-\d{1,8}){0,3})$",
+    re.ASCII | re.IGNORECASE,
+)
+_MPP_MARK = re.compile(r"mpp|msr", re.ASCII | re.IGNORECASE)
+
+
+class CiscoPhoneVersion(Version):
+    """Cisco enterprise (SIP) phone firmware: ``14.2(1)``, ``12.0(1)SR2``, ``10.3(1)SR4b``.
+
+    Phone loads name the release in dashes: ``sip88xx.12-5-1SR1-4`` is 12.5(1)SR1, the trailing
+    ``-4`` is the load's build. Order: major, minor, maintenance, then plain < ES < SR, SR number,
+    SR letter; a qualified release (``3rd Party``) sorts before the plain one. Train: major.minor.
+    """
+
+    __slots__ = ()
+    scheme = "cisco-phone"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        match = _PHONE_PAREN.match(stripped) or _PHONE_LOAD.match(stripped)
+        if match is None:
+            if _MPP_MARK.search(stripped):
+                raise VersionParseError(
+                    text, cls.scheme, "Multiplatform (MPP) firmware: use the cisco-mpp scheme"
+                )
+            raise VersionParseError(
+                text,
+                cls.scheme,
+                "expected <major>.<minor>(<maint>)[SRn] or a load sipNNxx.<major>-<minor>-<maint>",
+            )
+        major, minor = int(match["major"]), int(match["minor"])
+        maint = tuple(int(n) for n in match["maint"].split("."))
+        sr = (match["sr"] or "").upper()
+        srn = int(match["srn"]) if match["srn"] else 0
+        srl = (match["srl"] or "").lower()
+        qual = " ".join((match.groupdict().get("qual") or "").split())
+        key = (major, minor, maint, {"": 0, "ES": 1, "SR": 2}[sr], srn, srl, 0 if qual else 1, qual.lower())
+        canonical = f"{major}.{minor}({'.'.join(map(str, maint))})"
+        if sr:
+            canonical += f"{sr}{srn}{srl}"
+        if qual:
+            canonical += f" {qual}"
+        return cls(text, key, canonical, (major, minor))
+
+
+_MPP_DOTTED = re.compile(
+    r"^(?P<nums>\d{1,4}\.\d{1,4}\.\d{1,6})(?:\s*msr(?P<msr>\d{1,4})(?:-(?P<msrb>\d{1,6}))?)?(?:\s*mpp)?$",
+    re.ASCII | re.IGNORECASE,
+)
+_MPP_LOAD = re.compile(
+    r"^(?:sip[a-z0-9]{0,12}\.)?(?P<nums>\d{1,4}-\d{1,4}-\d{1,6})"
+    r"(?:msr(?P<msr>\d{1,4})(?:-(?P<msrb>\d{1,6}))?|mpp(?:-\d{1,8}){0,2})?$",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+class CiscoMppVersion(Version):
+    """Cisco Multiplatform (MPP, 3PCC) phone firmware: ``11.3.2``, ``11.2.3 MSR1-1``, ``sip88xx.14-2-1MPP``.
+
+    ``sip68xx.11-2-3MSR1-1`` is release ``11.2.3 MSR1-1`` (the ``-1`` belongs to the release name).
+    Order: major.minor.patch, then the plain release before its MSRs, by MSR number and its build.
+    """
+
+    __slots__ = ()
+    scheme = "cisco-mpp"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        match = _MPP_DOTTED.match(stripped) or _MPP_LOAD.match(stripped)
+        if match is None:
+            raise VersionParseError(
+                text,
+                cls.scheme,
+                "expected <major>.<minor>.<patch>[ MSRn-b] or a load sipNNxx.<major>-<minor>-<patch>MPP",
+            )
+        nums = tuple(int(n) for n in re.split(r"[.-]", match["nums"]))
+        msr = int(match["msr"]) if match["msr"] else 0
+        msrb = int(match["msrb"]) if match["msrb"] else 0
+        key = (nums, 1 if match["msr"] else 0, msr, msrb)
+        canonical = ".".join(map(str, nums))
+        if match["msr"]:
+            canonical += f" MSR{msr}" + (f"-{msrb}" if match["msrb"] else "")
+            if not match["msrb"]:
+                key = (nums, 1, msr, -1)
+        return cls(text, key, canonical, nums[:2])
+
+
+def _numeric(text: str, scheme: str, pattern: re.Pattern[str], expected: str) -> tuple[str, tuple[int, ...]]:
+    match = pattern.match(text)
+    if match is None:
+        raise VersionParseError(text, scheme, f"expected {expected}")
+    parts = match["nums"]
+    return parts, tuple(int(p) for p in parts.split("."))
+
+
+_FOUR = re.compile(r"^(?P<nums>\d{1,9}\.\d{1,9}\.\d{1,9}(?:\.\d{1,12})?)$", re.ASCII)
+
+
+class TeamsRoomsVersion(Version):
+    """Microsoft Teams Rooms app: ``5.0.111.0`` (major.minor.build[.revision]); missing parts are 0."""
+
+    __slots__ = ()
+    scheme = "teams-rooms"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        _parts, nums = _numeric(stripped, cls.scheme, _FOUR, "<major>.<minor>.<build>[.<revision>]")
+        key = _strip_zeros(nums)
+        return cls(text, (key,), ".".join(map(str, nums)), nums[:2])
+
+
+_ANDROID = re.compile(r"^(?:(?P<code>\d{1,10})/)?(?P<nums>\d{1,9}(?:\.\d{1,12}){1,4})$", re.ASCII)
+
+
+class TeamsAndroidVersion(Version):
+    """Teams app on Android devices: ``1449/1.0.96.2023082201`` (version code / name) or the name alone.
+
+    The version name orders releases; the leading version code is a build number and is ignored.
+    """
+
+    __slots__ = ()
+    scheme = "teams-android"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        _parts, nums = _numeric(
+            stripped, cls.scheme, _ANDROID, "[<code>/]<major>.<minor>[.<patch>[.<build>]]"
+        )
+        return cls(text, (_strip_zeros(nums),), ".".join(map(str, nums)), nums[:2])
+
+
+_YEALINK = re.compile(r"^(?P<nums>\d{1,4}\.\d{1,4}\.\d{1,4}\.\d{1,6})$", re.ASCII)
+
+
+class YealinkVersion(Version):
+    """Yealink phone firmware ``122.15.0.64``: <hardware id>.<major>.<minor>.<build>.
+
+    The first part identifies the hardware, so versions order by it first; the train is hw.major.
+    """
+
+    __slots__ = ()
+    scheme = "yealink"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        _parts, nums = _numeric(
+            stripped, cls.scheme, _YEALINK, "<hardware>.<major>.<minor>.<build> (four numbers)"
+        )
+        return cls(text, (nums,), ".".join(map(str, nums)), nums[:2])
+
+
+_POLY = re.compile(r"^(?P<nums>\d{1,4}\.\d{1,4}\.\d{1,4}(?:\.\d{1,8})?)$", re.ASCII)
+
+
+class PolyVersion(Version):
+    """Poly device firmware ``7.2.4.0017``, ``8.1.3.1301``: major.minor.patch[.build]; ``0017 == 17``."""
+
+    __slots__ = ()
+    scheme = "poly"
+
+    @classmethod
+    def parse(cls, text: str) -> Self:
+        stripped = cls._check_text(text)
+        parts, nums = _numeric(stripped, cls.scheme, _POLY, "<major>.<minor>.<patch>[.<build>]")
+        return cls(text, (_strip_zeros(nums),), parts, nums[:2])
+
+
+SCHEMES: dict[str, type[Version]] = {
+    cls.scheme: cls
+    for cls in (
+        GenericVersion,
+        RoomOsVersion,
+        CiscoPhoneVersion,
+        CiscoMppVersion,
+        TeamsRoomsVersion,
+        TeamsAndroidVersion,
+        YealinkVersion,
+        PolyVersion,
+    )
+}
+
+
+def parse_version(scheme: str, text: str) -> Version:
+    """Parse ``text`` in ``scheme``. Raises :class:`VersionParseError` (also for an unknown scheme)."""
+    cls = SCHEMES.get(scheme)
+    if cls is None:
+        raise VersionParseError(
+            str(text), scheme, f"unknown version scheme; known: {', '.join(sorted(SCHEMES))}"
+        )
+    return cls.parse(text)
