@@ -1,0 +1,229 @@
+"""``fernwart demo``: the whole product on one machine, configured for a lab.
+
+Starts, in order: the embedded amqtt broker, a lab of simulated SNMP devices (snmpsim on
+loopback), the controller (SQLite) and an agent polling the lab. Each is its own process started
+exactly as in production (``python -m controller --config …``), only configured for loopback. Prints
+the console URL and stops everything, in reverse order, on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from lab.devices import lab_devices
+from lab.snmpsim import start_snmpsim
+
+SITE_ID = "lab-berlin"
+TENANT = "demo-customer"
+
+
+def _free_tcp_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with contextlib.closing(socket.socket()) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free TCP port on 127.0.0.1")
+
+
+def _wait_tcp(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on {port}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} does not listen on 127.0.0.1:{port} after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+            if response.status == 200:
+                return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} does not answer {url} after {timeout_s}s")
+        time.sleep(0.2)
+
+
+def controller_config(state: Path, broker_port: int, http_port: int) -> str:
+    db = (state / "fernwart.db").resolve()
+    return f"""\
+# Written by `fernwart demo`: the controller on SQLite with the embedded (MQTT 3.1.1) broker.
+log_level = "info"
+default_interval_s = 15.0
+
+[database]
+url = "sqlite+aiosqlite:///{db}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker_port}
+client_id = "fernwart-demo-controller"
+protocol = "3.1.1"      # amqtt speaks MQTT 3.1.1 only …
+share_group = ""        # … so no $share subscription
+
+[http]
+host = "127.0.0.1"
+port = {http_port}
+
+[sites.{SITE_ID}]
+tenant = "{TENANT}"
+"""
+
+
+def agent_config(state: Path, broker_port: int, snmp_port: int, interval_s: float) -> str:
+    lines = [
+        "# Written by `fernwart demo`: one agent polling the simulated lab over SNMPv2c.",
+        f'site_id = "{SITE_ID}"',
+        'agent_id = "lab-agent-1"',
+        'log_level = "info"',
+        "",
+        "[mqtt]",
+        'host = "127.0.0.1"',
+        f"port = {broker_port}",
+        "",
+        "[outbox]",
+        f'path = "{(state / "outbox.db").resolve()}"',
+        "",
+        "[poll]",
+        f"default_interval_s = {interval_s}",
+        "timeout_s = 8.0",
+        "",
+        "[[devices]]",
+        'id = "agent-host"',
+        'kind = "host"',
+    ]
+    for device in lab_devices():
+        lines += [
+            "",
+            "[[devices]]",
+            f'id = "{device.id}"',
+            'kind = "snmp"',
+            "",
+            "[devices.options]",
+            'host = "127.0.0.1"',
+            f"port = {snmp_port}",
+            f'community = "{device.community}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class _Stack:
+    """Processes in start order; stopped in reverse."""
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, what: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 - our own argv
+        self.procs.append((what, proc))
+        return proc
+
+    def stop(self) -> None:
+        for what, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    sys.stderr.write(f"{what} did not stop within 15 s; killing it\n")
+                    proc.kill()
+                    proc.wait(5)
+        self.procs.clear()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    state = Path(args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    broker_port = _free_tcp_port(args.broker_port)
+    http_port = _free_tcp_port(args.http_port)
+    python = sys.executable
+
+    stop_requested = False
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    stack = _Stack()
+    sim = None
+    try:
+        broker = stack.start(
+            "broker", [python, "-m", "lab.broker", "--port", str(broker_port)], state / "broker.log"
+        )
+        _wait_tcp(broker_port, broker, "the amqtt broker")
+        sim = start_snmpsim(None)
+        sys.stdout.write(f"lab: {len(lab_devices())} simulated devices on udp 127.0.0.1:{sim.port}\n")
+
+        (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
+        (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval))
+        controller = stack.start(
+            "controller",
+            [python, "-m", "controller", "--config", str(state / "controller.toml")],
+            state / "controller.log",
+        )
+        url = f"http://127.0.0.1:{http_port}"
+        _wait_http(f"{url}/healthz", controller, "the controller")
+        agent_argv = [python, "-m", "agent", "--config", str(state / "agent.toml")]
+        stack.start("agent", agent_argv, state / "agent.log")
+
+        sys.stdout.write(
+            f"\nfernwart demo is running.\n"
+            f"  console:  {url}/\n"
+            f"  REST API: {url}/api/v1/devices\n"
+            f"  metrics:  {url}/metrics\n"
+            f"  logs and configs: {state}/\n"
+            f"Press Ctrl-C to stop.\n"
+        )
+        sys.stdout.flush()
+        deadline = time.monotonic() + args.exit_after if args.exit_after else None
+        while not stop_requested:
+            for what, proc in stack.procs:
+                if proc.poll() is not None:
+                    sys.stderr.write(f"{what} exited with code {proc.returncode}; see {state}/{what}.log\n")
+                    return 1
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    except RuntimeError as err:
+        sys.stderr.write(f"demo failed to start: {err}\n")
+        return 1
+    else:
+        sys.stdout.write("stopping …\n")
+        return 0
+    finally:
+        stack.stop()
+        if sim is not None:
+            sim.stop()
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("demo", help="run broker, lab, controller and agent on this machine")
+    parser.add_argument("--state-dir", default="var/demo", help="where configs, logs and data go")
+    parser.add_argument("--http-port", type=int, default=8080, help="console port (next free if taken)")
+    parser.add_argument("--broker-port", type=int, default=18830, help="embedded broker port")
+    parser.add_argument("--interval", type=float, default=15.0, help="poll interval of the lab devices, s")
+    parser.add_argument("--exit-after", type=float, default=0, help="stop by itself after N seconds")
+    parser.set_defaults(func=run_demo)
