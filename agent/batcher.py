@@ -49,6 +49,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()  # keeps seq order equal to outbox order
+        self._closing = False
 
     def add(self, observation: Observation) -> None:
         self._pending.append(observation)
@@ -61,18 +62,24 @@ class Batcher:
     def pending(self) -> int:
         return len(self._pending)
 
+    def close(self) -> None:
+        """Ask :meth:`run` to flush what is pending and return (no cancellation, so no append
+        is abandoned half-way and no reserved ``seq`` goes missing)."""
+        self._closing = True
+        self._wakeup.set()
+        self._full.set()
+
     async def run(self) -> None:
-        """Flush lingering batches until cancelled; call :meth:`flush` afterwards."""
-        while True:
+        """Flush lingering batches until :meth:`close`; the last flush happens before returning."""
+        while not self._closing:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if not self._pending:
-                continue
-            if self._linger_s > 0 and len(self._pending) < self._max_batch:
+            if self._pending and self._linger_s > 0 and len(self._pending) < self._max_batch:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger_s):
                         await self._full.wait()
             await self.flush()
+        await self.flush()
 
     async def flush(self) -> None:
         """Move everything pending into the outbox, ``max_batch`` observations per message."""
@@ -80,7 +87,8 @@ class Batcher:
             while self._pending:
                 chunk = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                self._full.clear()
+                if not self._closing:
+                    self._full.clear()
                 if self._pending:
                     self._wakeup.set()
                 await self._store(chunk)

@@ -65,7 +65,8 @@ class OutboxFull(Exception):
 
 
 class Outbox:
-    """Use :meth:`open` (an async context manager); all methods are called from the event loop."""
+    """Use :meth:`open` (an async context manager) from a running event loop. Boot numbers
+    start at 1."""
 
     def __init__(self, settings: OutboxSettings, metrics: AgentMetrics | None = None) -> None:
         self._settings = settings
@@ -79,6 +80,7 @@ class Outbox:
         self._max_id = 0
         self.dropped = 0
         self._changed = asyncio.Event()  # set whenever rows are appended or deleted
+        self._loop = asyncio.get_running_loop()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class Outbox:
         with db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(
-                "INSERT INTO meta(key, value) VALUES ('boot', 0)"
+                "INSERT INTO meta(key, value) VALUES ('boot', 1)"
                 " ON CONFLICT(key) DO UPDATE SET value = value + 1"
             )
             (self.boot,) = db.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
@@ -145,6 +147,11 @@ class Outbox:
     def max_id(self) -> int:
         """Highest row id ever appended (0 when none)."""
         return self._max_id
+
+    @property
+    def seqs_assigned(self) -> int:
+        """How many ``seq`` numbers this boot has handed out (the next one is this value)."""
+        return self._next_seq
 
     def next_seq(self) -> int:
         """Reserve the next ``seq`` of this boot. Call right before :meth:`append`."""
@@ -180,21 +187,30 @@ class Outbox:
             raise RuntimeError("outbox is closed")
         return self._db
 
-    def _append_sync(self, seq: int, payload: bytes) -> tuple[int, int, int]:
-        """Returns (new row id or 0 if refused, rows dropped, bytes dropped)."""
+    # The *_sync methods run on the outbox thread and are the only writers of the counters, so
+    # the counters match the database even when the awaiting coroutine is cancelled mid-call
+    # (e.g. a publish task cancelled by a lost connection right after its DELETE ran).
+
+    def _changed_threadsafe(self) -> None:
+        self._update_gauges()
+        self._loop.call_soon_threadsafe(self._notify)
+
+    def _append_sync(self, seq: int, payload: bytes) -> int:
+        """Returns the new row id, or 0 if the message was refused (counted here)."""
         db = self._db_or_raise()
         size = len(payload)
         if size > self._settings.max_bytes:
-            return 0, 0, 0
-        rows, total = self._rows, self._bytes
+            self._count_drop(1, "too_large")
+            return 0
         dropped_rows = dropped_bytes = 0
         with db:
             db.execute("BEGIN IMMEDIATE")
-            if rows + 1 > self._settings.max_rows or total + size > self._settings.max_bytes:
+            if self._rows + 1 > self._settings.max_rows or self._bytes + size > self._settings.max_bytes:
                 if self._settings.drop_policy == "drop_newest":
-                    return 0, 0, 0
-                need_rows = rows + 1 - self._settings.max_rows
-                need_bytes = total + size - self._settings.max_bytes
+                    self._count_drop(1, "drop_newest")
+                    return 0
+                need_rows = self._rows + 1 - self._settings.max_rows
+                need_bytes = self._bytes + size - self._settings.max_bytes
                 cutoff = 0
                 oldest = db.execute("SELECT id, length(payload) FROM outbox ORDER BY id")
                 for row_id, length in oldest:
@@ -210,7 +226,13 @@ class Outbox:
                 (self.boot, seq, time.time(), payload),
             )
             row_id = cursor.lastrowid or 0
-        return row_id, dropped_rows, dropped_bytes
+        self._rows += 1 - dropped_rows
+        self._bytes += size - dropped_bytes
+        self._max_id = row_id
+        if dropped_rows:
+            self._count_drop(dropped_rows, "drop_oldest")
+        self._changed_threadsafe()
+        return row_id
 
     async def append(self, seq: int, payload: bytes) -> int:
         """Store one encoded message with its ``seq``; returns its row id.
@@ -218,19 +240,9 @@ class Outbox:
         Raises :class:`OutboxFull` when ``drop_newest`` refused it (or it alone exceeds
         ``max_bytes``); the drop is counted and logged either way.
         """
-        row_id, dropped_rows, dropped_bytes = await self._call(self._append_sync, seq, bytes(payload))
-        if dropped_rows:
-            self._rows -= dropped_rows
-            self._bytes -= dropped_bytes
-            self._count_drop(dropped_rows, "drop_oldest")
+        row_id = await self._call(self._append_sync, seq, bytes(payload))
         if not row_id:
-            self._count_drop(1, "drop_newest" if len(payload) <= self._settings.max_bytes else "too_large")
             raise OutboxFull(f"outbox full: message seq {seq} dropped")
-        self._rows += 1
-        self._bytes += len(payload)
-        self._max_id = row_id
-        self._update_gauges()
-        self._notify()
         return row_id
 
     def _count_drop(self, count: int, policy: str) -> None:
@@ -261,19 +273,17 @@ class Outbox:
         """The oldest rows with ``id > after_id``, in order."""
         return await self._call(self._read_sync, after_id, limit)
 
-    def _delete_sync(self, row_id: int) -> int:
+    def _delete_sync(self, row_id: int) -> None:
         db = self._db_or_raise()
         with db:
             found = db.execute(
                 "DELETE FROM outbox WHERE id = ? RETURNING length(payload)", (row_id,)
             ).fetchone()
-        return -1 if found is None else int(found[0])
+        if found is not None:
+            self._rows -= 1
+            self._bytes -= int(found[0])
+            self._changed_threadsafe()
 
     async def delete(self, row_id: int) -> None:
         """Forget an acknowledged row. Deleting a row that was already dropped is a no-op."""
-        size = await self._call(self._delete_sync, row_id)
-        if size >= 0:
-            self._rows -= 1
-            self._bytes -= size
-            self._update_gauges()
-            self._notify()
+        await self._call(self._delete_sync, row_id)

@@ -82,7 +82,7 @@ class Publisher:
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self._status_topic, encode(self._status(AgentState.OFFLINE)), qos=1, retain=True)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self._mqtt.host,
             self._mqtt.port,
             username=self._mqtt.username,
@@ -95,6 +95,9 @@ class Publisher:
             tls_context=self._tls,
             max_inflight_messages=self._mqtt.max_inflight + 1,
         )
+        # Up to max_inflight publishes wait for their PUBACK by design; aiomqtt would warn at 10.
+        client.pending_calls_threshold = self._mqtt.max_inflight + 2
+        return client
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set, then drain the outbox for at most ``shutdown.drain_s``,

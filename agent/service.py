@@ -172,15 +172,19 @@ class AgentService:
                 for task in polls:
                     task.cancel()
                 await asyncio.gather(*polls, return_exceptions=True)
-                batching.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await batching
-                await batcher.flush()
+                batcher.close()
+                await batching  # flushes the linger buffer into the outbox
                 publisher_stop.set()  # the publisher drains, says offline and returns
                 await publishing
                 if watchdog is not None:  # kept pinging while draining
                     watchdog.cancel()
-            log.info("agent_stopped", outbox_rows=outbox.rows, dropped=outbox.dropped)
+            log.info(
+                "agent_stopped",
+                boot=outbox.boot,
+                seqs=outbox.seqs_assigned,
+                outbox_rows=outbox.rows,
+                dropped=outbox.dropped,
+            )
 
 
 async def run(
