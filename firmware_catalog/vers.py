@@ -137,11 +137,6 @@ def _check_satisfiable(rng: VersRange) -> None:
         parsed = [(c.comparator, parse_version(scheme, c.version)) for c in rng.constraints]
     except VersionParseError as err:
         raise RangeError(f"{rng.text[:80]!r}: {err}") from err
-    seen: set[Version] = set()
-    for _comparator, version in parsed:
-        if version in seen:
-            raise RangeError(f"{rng.text[:80]!r}: version {version} appears twice")
-        seen.add(version)
     ranged = [(c, v) for c, v in parsed if c not in {"=", "!="}]
     for (c1, v1), (c2, v2) in itertools.pairwise(ranged):
         if (
@@ -152,3 +147,8 @@ def _check_satisfiable(rng: VersRange) -> None:
             raise RangeError(
                 f"{rng.text[:80]!r}: matches no version (lower bound {v1} is not below upper bound {v2})"
             )
+    seen: set[Version] = set()
+    for _comparator, version in parsed:
+        if version in seen:
+            raise RangeError(f"{rng.text[:80]!r}: version {version} appears twice")
+        seen.add(version)
