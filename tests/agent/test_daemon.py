@@ -28,7 +28,7 @@ from tests.fixtures.mqtt import MosquittoBroker
 from tests.fixtures.net import free_port
 
 AGENT = Path(sys.executable).with_name("fernwart-agent")
-SECRET_PASSWORD = "pw-Zq8-never-shown"  # noqa: S105 - a marker to search for
+SECRET_PASSWORD = "pw-Zq8-never-shown"  # a marker to search for
 SECRET_COMMUNITY = "community-Xv3-never-shown"
 
 pytestmark = pytest.mark.skipif(
@@ -38,7 +38,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def write_config(
-    tmp_path: Path, broker: MosquittoBroker, prefix: str, *, devices: int = 3, interval_s: float = 0.5
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    prefix: str,
+    *,
+    devices: int = 3,
+    interval_s: float = 0.5,
+    kind: str = "snmp",
 ) -> Path:
     dead_port = free_port(socket.SOCK_DGRAM)
     lines = [
@@ -65,18 +71,18 @@ def write_config(
         "drain_s = 5",
     ]
     for i in range(devices):
-        lines += [
-            "[[devices]]",
-            f'id = "snmp-{i}"',
-            'kind = "snmp"',
-            f"interval_s = {interval_s}",
-            "[devices.options]",
-            'host = "127.0.0.1"',
-            f"port = {dead_port}",
-            'community = { credential = "snmp-community" }',
-            "timeout_s = 0.2",
-            "retries = 0",
-        ]
+        lines += ["[[devices]]", f'id = "{kind}-{i}"', f'kind = "{kind}"', f"interval_s = {interval_s}"]
+        lines += ["[devices.options]"]
+        if kind == "snmp":
+            lines += [
+                'host = "127.0.0.1"',
+                f"port = {dead_port}",
+                'community = { credential = "snmp-community" }',
+                "timeout_s = 0.2",
+                "retries = 0",
+            ]
+        else:
+            lines += ['disk_paths = ["/"]']
     path = tmp_path / "agent.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -89,7 +95,7 @@ class NotifySocket:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
-        self.sock.setblocking(False)
+        self.sock.setblocking(False)  # noqa: FBT003 - the socket API
         self.states: list[str] = []
 
     async def wait_for(self, state: str, timeout_s: float = 30) -> None:
@@ -246,3 +252,26 @@ async def test_secrets_appear_neither_in_logs_nor_on_the_wire(
         assert secret not in log_text
         for message in rx.messages:
             assert secret.encode() not in message.payload
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / "collector" / "host" / "driver.py").exists(),
+    reason="needs the host driver",
+)
+async def test_host_driver_end_to_end(mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path) -> None:
+    """The real ``host`` driver from the entry points, through the agent, onto the wire."""
+    config = write_config(tmp_path, mosquitto, topic_prefix, devices=1, kind="host")
+    async with (
+        receiving(mosquitto.host, mosquitto.port, topic_prefix) as rx,
+        agent_process(tmp_path, config) as (proc, notify, log_path),
+    ):
+        await notify.wait_for("READY=1")
+        await rx.wait_for(lambda: sum(len(b.observations) for b in rx.batches()) >= 3)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 10) == 0
+    observations = [o for b in rx.batches() for o in b.observations]
+    assert {o.device_id for o in observations} == {"host-0"}
+    assert all(o.driver == "host" and o.reachable for o in observations)
+    assert all(o.metrics["cpu_count"] >= 1 for o in observations)
+    assert [o.observed_at for o in observations] == sorted(o.observed_at for o in observations)
+    assert not [e for e in log_events(log_path) if e.get("level") in {"error", "critical"}]

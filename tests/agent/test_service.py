@@ -10,13 +10,13 @@ import pytest
 import structlog
 
 from agent.service import AgentService
-from agent.settings import AgentSettings
+from agent.settings import AgentSettings, parse_settings
 from collector.wire import AgentState
-from tests.agent.drivers import DriverPool
+from tests.agent.drivers import DriverPool, lookup
 from tests.agent.receiver import Receiver, receiving
 from tests.fixtures.mqtt import MosquittoBroker
 
-SECRET_PASSWORD = "pw-Zq8-never-shown"  # noqa: S105 - a marker to search for, not a credential
+SECRET_PASSWORD = "pw-Zq8-never-shown"  # a marker to search for, not a credential
 SECRET_COMMUNITY = "community-Xv3-never-shown"
 
 
@@ -104,3 +104,37 @@ async def test_broker_outage_of_30s_loses_nothing(
         seqs = service.outbox.seqs_assigned
         await rx.wait_for(lambda: len({b.batch_id for b in rx.batches()}) >= seqs, 30)
     check_complete_and_ordered(rx, service, pool)
+
+
+async def test_secrets_stay_out_of_logs_and_messages(
+    mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FW_TEST_PW", SECRET_PASSWORD)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "community").write_text(SECRET_COMMUNITY)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    raw = agent_settings(mosquitto, topic_prefix, tmp_path, devices=2).model_dump(mode="json")
+    raw["mqtt"]["username"] = "agent-1"
+    raw["mqtt"]["password"] = {"env": "FW_TEST_PW"}
+    for device in raw["devices"]:
+        device["options"]["community"] = {"credential": "community"}
+    settings = parse_settings(raw, lookup=lookup)
+    pool = DriverPool()
+    service = AgentService(settings, driver_factory=pool)
+    stop = asyncio.Event()
+    with structlog.testing.capture_logs() as logs:
+        async with receiving(mosquitto.host, mosquitto.port, topic_prefix) as rx:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(service.run(stop))
+                await rx.wait_for(lambda: len(rx.batches()) >= 2)
+                stop.set()
+            await rx.wait_for(lambda: rx.statuses()[-1][0].state is AgentState.OFFLINE)
+    assert pool.drivers["dev-0"].options.community is not None
+    assert pool.drivers["dev-0"].options.community.get_secret_value() == SECRET_COMMUNITY
+    assert any(e["event"] == "agent_stopped" for e in logs)
+    for secret in (SECRET_PASSWORD, SECRET_COMMUNITY):
+        assert secret not in repr(logs)
+        assert secret not in repr(settings)
+        for message in rx.messages:
+            assert secret.encode() not in message.payload
