@@ -82,6 +82,22 @@ async def test_v3_security_levels(snmpd: SnmpdAgent, user: str, extra: dict[str,
         assert obs.errors == []
 
 
+@pytest.mark.parametrize("user", ["fw-sha256-aes", "fw-sha224-aes192", "fw-sha512-aes256", "fw-md5-des"])
+async def test_v3_auth_and_priv_protocols(snmpd: SnmpdAgent, user: str) -> None:
+    spec = snmpd.user(user)
+    driver = _driver(
+        snmpd,
+        user=user,
+        auth_proto=spec.auth_proto,
+        auth_key=spec.auth_key,
+        priv_proto=spec.priv_proto,
+        priv_key=spec.priv_key,
+    )
+    obs = await _collect(driver)
+    assert obs.identity.serial == "FCH2402A0B1"
+    assert len(obs.interfaces) == 2
+
+
 async def test_v3_wrong_key_is_auth_failed(snmpd: SnmpdAgent) -> None:
     driver = _driver(snmpd, user="fw-priv", auth_key="not-the-key", priv_key="fw-priv-secret")
     with pytest.raises(AuthFailed, match="credentials refused"):
