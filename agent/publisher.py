@@ -97,6 +97,9 @@ class Publisher:
         )
         # Up to max_inflight publishes wait for their PUBACK by design; aiomqtt would warn at 10.
         client.pending_calls_threshold = self._mqtt.max_inflight + 2
+        # aiomqtt connects the socket in a worker thread, which a cancelled task cannot stop; paho's
+        # own TCP connect timeout bounds it, so a stopping agent never waits on a dead address.
+        client._client.connect_timeout = self._mqtt.connect_timeout_s  # noqa: SLF001
         return client
 
     async def run(self, stop: asyncio.Event) -> None:

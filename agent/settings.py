@@ -89,7 +89,8 @@ class MqttSettings(_Section):
     tls: TlsSettings | None = None
     client_id: str | None = Field(None, min_length=1, max_length=128)
     keepalive_s: int = Field(30, ge=5, le=65535)
-    connect_timeout_s: float = Field(10.0, gt=0)
+    # TCP connect and CONNECT → CONNACK, each; at most 5 s so a SIGTERM exit stays within 10 s.
+    connect_timeout_s: float = Field(5.0, gt=0, le=5)
     publish_timeout_s: float = Field(10.0, gt=0)
     # Publishes awaiting PUBACK at once. Rows go out in order on one connection either way.
     max_inflight: int = Field(16, ge=1, le=1000)
