@@ -34,6 +34,10 @@ class BrokerInfo:
     server: Any
 
     @property
+    def username(self) -> str | None:
+        return getattr(self.server, "username", None)
+
+    @property
     def v5(self) -> bool:
         return self.kind == "mosquitto"
 
@@ -62,6 +66,7 @@ def controller_config(broker: BrokerInfo, database_url: str, prefix: str, **extr
             "client_id": f"ctl-{uuid.uuid4().hex[:8]}",
             "protocol": "5" if broker.v5 else "3.1.1",
             "share_group": "fwtest" if broker.v5 else "",
+            **({"username": broker.username} if broker.username else {}),
         },
         "http": {"host": "127.0.0.1", "port": free_port()},
         "ingest": {"flush_interval_ms": 5},
@@ -185,6 +190,7 @@ def publisher_client(broker: BrokerInfo) -> aiomqtt.Client:
         broker.host,
         broker.port,
         identifier=f"pub-{uuid.uuid4().hex[:8]}",
+        username=broker.username,
         protocol=aiomqtt.ProtocolVersion.V5 if broker.v5 else aiomqtt.ProtocolVersion.V311,
         timeout=30,
         max_queued_outgoing_messages=100_000,

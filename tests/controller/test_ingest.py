@@ -137,6 +137,8 @@ def _connect_and_die(h: Harness, will: bytes) -> None:
         client_id=f"agent-{uuid.uuid4().hex[:6]}",
         protocol=paho.MQTTv5 if h.broker.v5 else paho.MQTTv311,
     )
+    if h.broker.username:
+        client.username_pw_set(h.broker.username)
     client.will_set(h.topic("site-1", TopicKind.STATUS), will, qos=1, retain=True)
     client.connect(h.broker.host, h.broker.port)
     deadline = time.monotonic() + 10
