@@ -24,6 +24,10 @@ class SnmpDriver:
     Raises Unreachable when the system group gets no answer and AuthFailed when SNMPv3
     credentials are refused. A table that fails or is missing is an entry in
     ``Observation.errors`` (failure) or nothing at all (missing is normal for endpoints).
+
+    Time budget: an unanswered request costs ``(retries + 1) * timeout_s``, and a poll waits out
+    at most two of them (the system group, or one table before the rest are skipped): with the
+    defaults 2 * 2 * 2 s = 8 s, inside the agent's default poll deadline of 10 s.
     """
 
     kind: ClassVar[str] = "snmp"
@@ -52,28 +56,38 @@ class SnmpDriver:
         if not system:
             raise Unreachable(f"{self._client.target}: the system group is empty")
         errors: list[str] = []
-        entity_rows = (
-            await self._table(session, oids.ENT_PHYSICAL_ENTRY, oids.ENT_COLUMNS, "ENTITY-MIB", errors)
-            if self.options.read_entity
-            else {}
-        )
-        if_rows = (
-            await self._table(session, oids.IF_ENTRY, oids.IF_COLUMNS, "IF-MIB ifTable", errors)
-            if self.options.read_interfaces
-            else {}
-        )
-        return self._observation(observed_at, system, entity_rows, if_rows, errors)
+        tables = await self._tables(session, errors)
+        return self._observation(observed_at, system, tables.get("entity", {}), tables.get("if", {}), errors)
 
-    async def _table(
-        self, session: SnmpSession, entry: str, columns: dict[int, str], what: str, errors: list[str]
-    ) -> dict[int, dict[str, ValueType]]:
-        try:
-            varbinds = await self._client.walk(session, entry, what)
-        except (Unreachable, BadResponse) as err:
-            # The device answered the system group: keep what we have (AuthFailed still raises).
-            errors.append(str(err)[:1024])
-            return {}
-        return normalize.table_rows(entry, columns, varbinds)
+    async def _tables(
+        self, session: SnmpSession, errors: list[str]
+    ) -> dict[str, dict[int, dict[str, ValueType]]]:
+        """Walk the configured tables. A table that fails is an error and the others still count;
+        once one goes unanswered the rest are skipped, so a device that stops answering mid-poll
+        costs at most two requests' worth of timeouts and retries, not one per table."""
+        wanted = []
+        if self.options.read_entity:
+            wanted.append(("entity", oids.ENT_PHYSICAL_ENTRY, oids.ENT_COLUMNS, "ENTITY-MIB"))
+        if self.options.read_interfaces:
+            wanted.append(("if", oids.IF_ENTRY, oids.IF_COLUMNS, "IF-MIB ifTable"))
+        tables: dict[str, dict[int, dict[str, ValueType]]] = {}
+        silent = False
+        for key, entry, columns, what in wanted:
+            if silent:
+                errors.append(f"{self._client.target}: {what}: skipped, the device stopped answering")
+                continue
+            try:
+                varbinds = await self._client.walk(session, entry, what)
+            except Unreachable as err:
+                errors.append(str(err)[:1024])
+                silent = True
+                continue
+            except BadResponse as err:
+                # The device answered the system group: keep what we have (AuthFailed still raises).
+                errors.append(str(err)[:1024])
+                continue
+            tables[key] = normalize.table_rows(entry, columns, varbinds)
+        return tables
 
     def _observation(
         self,

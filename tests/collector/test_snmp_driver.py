@@ -194,3 +194,72 @@ async def test_walk_spanning_many_responses(snmpd: SnmpdAgent) -> None:
     assert len(few.interfaces) == 2
     assert few.identity == many.identity
     assert few.identity.serial == "FCH2402A0B1"
+
+
+GET_BULK_PDU = 0xA5  # RFC 3416 §3: GetBulkRequest-PDU ::= [5] IMPLICIT …
+
+
+def _pdu_tag(datagram: bytes) -> int:
+    """The PDU tag of an SNMPv1/v2c message: SEQUENCE { version, community, PDU }."""
+
+    def header(pos: int) -> tuple[int, int]:  # → (start of content, content length)
+        first = datagram[pos + 1]
+        if first < 0x80:
+            return pos + 2, first
+        size = first & 0x7F
+        return pos + 2 + size, int.from_bytes(datagram[pos + 2 : pos + 2 + size], "big")
+
+    pos, _ = header(0)  # into the message SEQUENCE
+    for _ in range(2):  # skip version and community
+        start, length = header(pos)
+        pos = start + length
+    return datagram[pos]
+
+
+@pytest.fixture
+def bulk_dropping_proxy(snmpd: SnmpdAgent) -> Iterator[int]:
+    """A UDP proxy in front of snmpd that forwards GETs and drops every GETBULK: a device that
+    answers the system group and then stops answering."""
+    front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    front.bind(("127.0.0.1", 0))
+    front.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                request, client = front.recvfrom(65535)
+            except TimeoutError:
+                continue
+            if _pdu_tag(request) == GET_BULK_PDU:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as back:
+                back.settimeout(2)
+                back.sendto(request, (snmpd.host, snmpd.port))
+                try:
+                    front.sendto(back.recv(65535), client)
+                except TimeoutError:
+                    continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield front.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        front.close()
+
+
+async def test_tables_unanswered_are_errors_and_the_rest_is_skipped(bulk_dropping_proxy: int) -> None:
+    options = SnmpOptions(
+        host="127.0.0.1", port=bulk_dropping_proxy, community=COMMUNITY, timeout_s=0.3, retries=1
+    )
+    obs = await _collect(SnmpDriver("dev-1", options))
+    assert obs.identity.hostname == "SEP5CA62D0000A1"  # the system group was read
+    assert obs.identity.model == "CP-8851"
+    assert obs.interfaces == []
+    assert len(obs.errors) == 2
+    assert "ENTITY-MIB: no answer after 2 attempt(s)" in obs.errors[0]
+    assert "IF-MIB ifTable: skipped" in obs.errors[1]
+    assert [r.code for r in obs.health.reasons] == ["partial_read", "partial_read"]
