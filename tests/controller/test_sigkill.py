@@ -31,7 +31,7 @@ N_BATCHES = 1500
 PER_BATCH = 4
 
 
-def _toml(config: dict[str, Any]) -> str:
+def to_toml(config: dict[str, Any]) -> str:
     lines = []
     for section, values in config.items():
         if section == "sites":
@@ -54,8 +54,11 @@ def _value(value: Any) -> str:
 
 
 class ControllerProcess:
-    def __init__(self, config_path: Path, log_path: Path, http_url: str) -> None:
+    def __init__(
+        self, config_path: Path, log_path: Path, http_url: str, env: dict[str, str] | None = None
+    ) -> None:
         self.config_path, self.log_path, self.http_url = config_path, log_path, http_url
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -64,7 +67,7 @@ class ControllerProcess:
                 [sys.executable, "-m", "controller", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
 
     def kill(self) -> None:
@@ -112,7 +115,7 @@ async def test_sigkill_mid_stream_loses_nothing(
 ) -> None:
     config = controller_config(broker, database_url, topic_prefix, ingest={"max_batch_messages": 50})
     config_path = tmp_path / "controller.toml"
-    config_path.write_text(_toml(config))
+    config_path.write_text(to_toml(config))
     ctl = ControllerProcess(
         config_path, tmp_path / "controller.log", f"http://127.0.0.1:{config['http']['port']}"
     )

@@ -1,0 +1,69 @@
+"""Controller configuration: strict, every error at once with its key path, exit 78."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import controller
+from controller.__main__ import main
+from controller.settings import EX_CONFIG, ConfigError, load_settings
+
+EXAMPLE = Path(controller.__file__).parent / "examples" / "controller.toml"
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(EXAMPLE)
+    assert settings.tenant_of("site-1") == "acme"
+    assert settings.tenant_of("site-9") == "default"
+    assert settings.mqtt.share_group == "fernwart-controllers"
+    assert settings.database.url.get_secret_value().startswith("sqlite+aiosqlite://")
+
+
+def test_every_error_at_once_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'stale_after_intervals = -1\n[mqtt]\nport = 70000\ncolour = "red"\n[http]\nport = "x"\n'
+        '[sites."bad site"]\ntenant = "t"\n[sites.ok]\ntenant = 5\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    problems = err.value.problems
+    assert any(p.startswith("stale_after_intervals: Input should be greater than 0") for p in problems)
+    assert any(p.startswith("mqtt.port: Input should be less than or equal to 65535") for p in problems)
+    assert any(p.startswith("mqtt.colour: Extra inputs are not permitted") for p in problems)
+    assert any(p.startswith("http.port: Input should be a valid integer") for p in problems)
+    assert any(p.startswith("sites.bad site.[key]: String should match pattern") for p in problems)
+    assert any(p.startswith("sites.ok.tenant: Input should be a valid string") for p in problems)
+    assert len(problems) == 6
+
+
+def test_bad_toml_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[mqtt\nport = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "line 1" in err.value.problems[0]
+
+
+def test_main_exits_78_and_prints_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[database]\nurl = 5\n[nonsense]\n")
+    assert main(["--config", str(path)]) == EX_CONFIG
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "config error: database.url: Input should be a valid string",
+        "config error: nonsense: Extra inputs are not permitted",
+    ]
+    assert main(["--config", str(tmp_path / "missing.toml")]) == EX_CONFIG
+    assert main(["--config", str(EXAMPLE), "--check"]) == 0
+
+
+def test_environment_beats_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERNWART_MQTT__PORT", "1999")
+    monkeypatch.setenv("FERNWART_DATABASE__URL", "postgresql+asyncpg://u@127.0.0.1/x")
+    settings = load_settings(EXAMPLE)
+    assert settings.mqtt.port == 1999
+    assert settings.mqtt.host == "127.0.0.1"  # the rest of the section still comes from the file
+    assert settings.database.url.get_secret_value() == "postgresql+asyncpg://u@127.0.0.1/x"
