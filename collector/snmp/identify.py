@@ -22,7 +22,7 @@ _FLAGS = re.MULTILINE
 @dataclass(frozen=True, slots=True)
 class Rule:
     family: str
-    # Version scheme the firmware catalog parses the version with.
+    # Version scheme the firmware catalog parses the version with (firmware_catalog.versions.SCHEMES).
     scheme: str
     # Every regex must match somewhere in sysDescr (re.MULTILINE, so ^/$ are lines).
     descr: tuple[str, ...] = ()
@@ -34,6 +34,9 @@ class Rule:
     model: str | None = None
     # Which ENTITY-MIB revision column carries the firmware when sysDescr does not.
     entity_version: tuple[str, ...] = ("entPhysicalSoftwareRev", "entPhysicalFirmwareRev")
+    # Searched in the version found: its ``version`` group is what the catalog can parse. The
+    # device's own string stays in Observation.raw (sysDescr, entPhysicalSoftwareRev).
+    version_format: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.descr or self.object_id_prefix or self.entity_mfg):
@@ -67,25 +70,38 @@ class Identification:
 # everything in a multi-line sysDescr: "Cisco Codec\nSoftW: RoomOS 11.17.1.7 2c3f1a9b0e4\n
 # MCU: Cisco Room Kit Pro\nDate: 2024-07-15\nS/N: FOC2401X0A1". Older codecs say "ce9.15.3.17".
 _CODEC_FIELDS = (r"^MCU: *(?P<model>[^\r\n]+?) *$", r"^S/N: *(?P<serial>\S+)")
+# An MPP load "sip88xx.14-2-1MPP0001-272" is release 14.2.1; "sip68xx.11-2-3MSR1-1" is 11.2.3 MSR1-1.
+# The catalog reads "sip88xx.14-2-1MPP"; a load prefix with other characters ("sip8845_65.") is dropped.
+_MPP_RELEASE = r"(?P<version>(?:\bsip[a-z0-9]{0,12}\.)?\d{1,4}-\d{1,4}-\d{1,6}(?:MSR\d+(?:-\d+)?|MPP))"
 CISCO = Vendor(
     "cisco",
     enterprises=("1.3.6.1.4.1.9.", "1.3.6.1.4.1.5596."),  # ciscoSystems, TANDBERG (the codecs)
     rules=(
         Rule(
             "roomos",
-            "roomos",
+            "cisco-roomos",
             descr=(r"^SoftW: *(?P<version>RoomOS [^\r\n]+?) *$",),
             descr_optional=_CODEC_FIELDS,
         ),
-        Rule("ce", "ce", descr=(r"^SoftW: *(?P<version>ce\d+(?:\.\d+){2,3})",), descr_optional=_CODEC_FIELDS),
+        Rule(
+            "ce",
+            "cisco-roomos",
+            descr=(r"^SoftW: *(?P<version>ce\d+(?:\.\d+){2,3})",),
+            descr_optional=_CODEC_FIELDS,
+        ),
         # MPP (3PCC) phones: "Cisco IP Phone CP-8851, V3, sip88xx.14-2-1MPP0001-272".
         Rule(
             "mpp",
-            "mpp",
+            "cisco-mpp",
             descr=(r"^Cisco IP (?:Conference )?Phone (?P<model>CP-\w+)", r"(?P<version>sip\S+MPP\S*)"),
+            version_format=_MPP_RELEASE,
         ),
         Rule(
-            "mpp", "mpp", descr=(r"^Cisco IP (?:Conference )?Phone (?P<model>CP-\w+)",), entity_mfg=r"^Cisco"
+            "mpp",
+            "cisco-mpp",
+            descr=(r"^Cisco IP (?:Conference )?Phone (?P<model>CP-\w+)",),
+            entity_mfg=r"^Cisco",
+            version_format=_MPP_RELEASE,
         ),
     ),
 )
@@ -163,6 +179,9 @@ def identify(sys_descr: str, sys_object_id: str, entity: Mapping[str, str] | Non
             version = groups.get("version") or next(
                 (entity[col] for col in rule.entity_version if entity.get(col)), None
             )
+            if version is not None and rule.version_format is not None:
+                found = _pattern(rule.version_format).search(version)
+                version = found["version"] if found else version
             return Identification(
                 vendor=vendor.name,
                 family=rule.family,

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from collector.snmp import SnmpDriver, SnmpOptions
+from firmware_catalog.versions import parse_version
 from lab.devices import LAB_DEVICES, LabDevice, lab_devices
 from lab.snmpsim import SnmpSim, running_snmpsim
 
@@ -50,7 +51,9 @@ async def test_lab_device_is_identified(snmpsim: SnmpSim, device: LabDevice) -> 
         device.serial,
     )
     assert obs.firmware_version() == device.firmware
-    assert obs.software[0].scheme == device.family
+    assert obs.software[0].scheme == device.scheme
+    # The firmware catalog reads what the driver reports, in the scheme the driver names.
+    assert parse_version(device.scheme, device.firmware)
     assert identity.hostname
     assert obs.uptime_s is not None
     assert obs.uptime_s > 0

@@ -42,8 +42,9 @@ async def test_v2c_reads_system_entity_and_interfaces(snmpd: SnmpdAgent) -> None
     assert obs.identity.hostname == "SEP5CA62D0000A1"
     assert obs.identity.location == "MUC Building 3, Room 3.01"
     assert obs.identity.macs == ["5c:a6:2d:00:00:a1", "5c:a6:2d:00:00:a2"]
-    assert obs.firmware_version() == "sip88xx.14-2-1MPP0001-272"
-    assert obs.software[0].scheme == "mpp"
+    assert obs.firmware_version() == "sip88xx.14-2-1MPP"
+    assert obs.software[0].scheme == "cisco-mpp"
+    assert obs.raw["entPhysicalSoftwareRev"] == "sip88xx.14-2-1MPP0001-272"
     assert obs.uptime_s == 482113.0
     assert obs.raw["sysObjectID"] == "1.3.6.1.4.1.9.1.1735"
     assert obs.raw["entPhysicalModelName"] == "CP-8851-3PCC"

@@ -36,20 +36,20 @@ CE9 = (
                 "Cisco Room Kit Pro",
                 "FOC2412N0PR",
                 "RoomOS 11.14.2.3 2f2a4b1c9d0",
-                "roomos",
+                "cisco-roomos",
             ),
         ),
         (
             CE9,
             "1.3.6.1.4.1.5596.150.6.4.1",
             {},
-            ("cisco", "ce", "Cisco Webex Room Kit", "FOC2247N8MP", "ce9.15.3.17", "ce"),
+            ("cisco", "ce", "Cisco Webex Room Kit", "FOC2247N8MP", "ce9.15.3.17", "cisco-roomos"),
         ),
         (
             "Cisco IP Phone CP-8845, V3, sip8845_65.14-2-1MPP0001-272",
             "1.3.6.1.4.1.9.1.99902",
             {"entPhysicalSerialNum": "FCH2403A0C3", "entPhysicalMfgName": "Cisco Systems, Inc."},
-            ("cisco", "mpp", "CP-8845", "FCH2403A0C3", "sip8845_65.14-2-1MPP0001-272", "mpp"),
+            ("cisco", "mpp", "CP-8845", "FCH2403A0C3", "14-2-1MPP", "cisco-mpp"),
         ),
         (
             "Yealink MP56 Teams Phone",
@@ -85,6 +85,22 @@ def test_known_devices(
 ) -> None:
     found = identify(descr, object_id, entity)
     assert (found.vendor, found.family, found.model, found.serial, found.version, found.scheme) == expected
+
+
+def test_mpp_versions_are_releases_the_catalog_reads() -> None:
+    mpp = identify("Cisco IP Phone CP-8851, V3, sip88xx.14-2-1MPP0001-272", "1.3.6.1.4.1.9.1.1735")
+    assert (mpp.version, mpp.scheme) == ("sip88xx.14-2-1MPP", "cisco-mpp")
+    msr = identify(
+        "Cisco IP Phone CP-6841, V3",
+        "1.3.6.1.4.1.9.1.2000",
+        {"entPhysicalMfgName": "Cisco Systems, Inc.", "entPhysicalSoftwareRev": "sip68xx.11-2-3MSR1-1"},
+    )
+    assert (msr.model, msr.version) == ("CP-6841", "sip68xx.11-2-3MSR1-1")
+    # Not an MPP load at all: kept as the device says it, the catalog will report it unparseable.
+    odd = identify(
+        "Cisco IP Phone CP-8851", "", {"entPhysicalMfgName": "Cisco", "entPhysicalSoftwareRev": "weird-1"}
+    )
+    assert odd.version == "weird-1"
 
 
 def test_unknown_keeps_vendor_from_enterprise_only() -> None:
