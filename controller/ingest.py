@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 from collector import wire
 from collector.wire import AgentStatus, CommandResult, ObservationBatch, TopicKind
 from collector.wire.topics import subscription
+from controller.decode import decode
 from controller.storage.records import FlushResult, Received
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class Ingest:
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
             try:
-                parsed, decoded = wire.decode(topic, payload, prefix=prefix, max_payload=limit)
+                parsed, decoded = decode(topic, payload, prefix=prefix, max_payload=limit)
             except wire.DecodeError as err:
                 self._metrics.messages.labels(kind="invalid").inc()
                 items.append(Received(topic, bytes(payload), now, code=err.code, reason=err.reason))

@@ -10,6 +10,7 @@ import aiohttp
 import paho.mqtt.client as paho
 import sqlalchemy as sa
 
+from collector.model import Observation
 from collector.wire import AgentState, encode
 from collector.wire.topics import TopicKind
 from controller.storage import DeviceFilter
@@ -52,12 +53,23 @@ def _sample(text: str, name: str, labels: str = "") -> float:
 async def test_happy_path_stores_devices_observations_and_firmware_history(make_harness) -> None:
     h = await make_harness()
     await h.send_status(make_status("site-1", "agent-1", intervals={"dev-a": 60.0, "dev-b": 30.0}))
-    first = [make_observation("dev-a", firmware="11.5.1", observed_at=obs_age(20)), make_observation("dev-b")]
+    observed_at = obs_age(20)
+    first = [make_observation("dev-a", firmware="11.5.1", observed_at=observed_at), make_observation("dev-b")]
     await h.send_batch(make_batch("site-1", "agent-1", 0, first))
     await h.send_batch(make_batch("site-1", "agent-1", 1, [make_observation("dev-a", firmware="11.6.0")]))
     await _stored(h, 2)
 
     assert await _count(h, m.OBSERVATIONS) == 3
+    async with h.store.engine.connect() as conn:
+        stored = await conn.execute(
+            sa.select(m.OBSERVATIONS.c.observed_at, m.OBSERVATIONS.c.body)
+            .where(m.OBSERVATIONS.c.device_id == "dev-a")
+            .order_by(m.OBSERVATIONS.c.observed_at)
+        )
+        first_row = stored.first()
+    assert first_row is not None
+    assert first_row.observed_at == observed_at  # aware UTC, to the microsecond, on both databases
+    assert Observation.model_validate_json(first_row.body) == first[0]
     rows, total = await h.store.list_devices(DeviceFilter())
     assert total == 2
     by_id = {row["device_id"]: row for row in rows}

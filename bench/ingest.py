@@ -1,0 +1,383 @@
+"""Ingest benchmark: simulated agents → Mosquitto → controller → SQLite / PostgreSQL.
+
+    .venv/bin/python bench/ingest.py [--observations 400000] [--per-batch 40] [--agents 8]
+
+For each backend it starts a Mosquitto on a free port, the controller as a subprocess (and, for
+PostgreSQL, its own server via initdb in a temporary directory), a raw ``mosquitto_sub`` on the
+same stream, and a publisher process with simulated agents sending ObservationBatches of ~600-byte
+observations at QoS 1 as fast as the broker takes them. It prints the sustained rate of stored
+observations (first publish → last commit), the publish → commit latency of each batch (p50, p99,
+from sent_at and batches.stored_at) and, beside it, the rate mosquitto_sub reached on the same stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import pwd
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import paho.mqtt.client as paho
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from collector.model import Health, HealthStatus, Identity, Observation, SoftwareComponent  # noqa: E402
+from collector.wire import ObservationBatch, encode  # noqa: E402
+from controller.storage import Store  # noqa: E402
+from controller.storage import models as m  # noqa: E402
+
+MARKER = datetime(1999, 9, 9, 9, 9, 9, 90909, tzinfo=UTC)
+MARKER_TEXT = b"1999-09-09T09:09:09.090909Z"
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_tcp(port: int, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mosquitto(workdir: Path):
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n"
+    )
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)])
+    try:
+        wait_tcp(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    if not found:
+        raise SystemExit(f"{name} not found")
+    return str(found)
+
+
+@contextlib.contextmanager
+def postgres():
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="fernwart-bench-pg-"))
+    (base / "sock").mkdir()
+    if prefix:
+        owner = pwd.getpwnam("postgres")
+        for path in (base, base / "sock"):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    data = base / "data"
+    subprocess.run(
+        [*prefix, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=base,
+    )
+    port = free_port()
+    # Durable commits (fsync on, synchronous_commit on): the figures are for a real setup.
+    options = f"-p {port} -k {base}/sock -c listen_addresses=127.0.0.1 -c shared_buffers=256MB"
+    pg_ctl = _pg_bin("pg_ctl")
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=base,
+    )
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            cwd=base,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- simulated agents -------------------------------------------------------------------------
+
+
+def observation(agent: int, device: int) -> Observation:
+    return Observation(
+        device_id=f"room-{device:04}",
+        driver="snmp",
+        observed_at=datetime.now(UTC),
+        identity=Identity(
+            vendor="cisco",
+            family="roomos",
+            model="Room Kit Pro",
+            serial=f"FOC{agent:03}{device:05}",
+            macs=["00:11:22:33:44:55"],
+            hostname=f"room-{device:04}.site-{agent}.example.net",
+            location="Building 4, floor 2",
+        ),
+        software=[SoftwareComponent(name="firmware", version="ce11.14.2.3", scheme="roomos")],
+        health=Health(status=HealthStatus.OK),
+        uptime_s=123456.0,
+        metrics={"cpu_pct": 12.5, "mem_pct": 40.1, "temp_c": 41.0, "calls": 1.0},
+        raw={"sysDescr": "Cisco Codec Soft Release ce11.14.2.3 MainBoard"},
+    )
+
+
+def build_payloads(agents: int, batches_per_agent: int, per_batch: int) -> list[tuple[str, list[bytes]]]:
+    out = []
+    for a in range(agents):
+        site = f"site-{a}"
+        payloads = []
+        for seq in range(batches_per_agent):
+            obs = [observation(a, (seq * per_batch + k) % 500) for k in range(per_batch)]
+            batch = ObservationBatch(
+                site_id=site,
+                agent_id=f"agent-{a}",
+                sent_at=MARKER,
+                batch_id=uuid.uuid4(),
+                boot=1,
+                seq=seq,
+                observations=obs,
+            )
+            payload = encode(batch)
+            assert payload.count(MARKER_TEXT) == 1
+            payloads.append(payload)
+        out.append((site, payloads))
+    return out
+
+
+def publish_process(port: int, prefix: str, work: list[tuple[str, list[bytes]]], ready, go) -> None:
+    clients = []
+    outstanding = threading.Semaphore(2000)
+    for i, _ in enumerate(work):
+        client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=f"bench-agent-{i}-{uuid.uuid4().hex[:4]}"
+        )
+        client.max_inflight_messages_set(200)
+        client.on_publish = lambda *_args: outstanding.release()
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        clients.append(client)
+    ready.set()
+    go.wait()
+    infos = []
+    longest = max(len(payloads) for _, payloads in work)
+    for seq in range(longest):
+        for (site, payloads), client in zip(work, clients, strict=True):
+            if seq < len(payloads):
+                outstanding.acquire()
+                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+                infos.append(
+                    client.publish(
+                        f"{prefix}/{site}/obs", payloads[seq].replace(MARKER_TEXT, stamp, 1), qos=1
+                    )
+                )
+    for info in infos:
+        info.wait_for_publish(120)
+    for client in clients:
+        client.disconnect()
+        client.loop_stop()
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def mosquitto_sub_rate(
+    port: int, prefix: str, count: int, result: dict[str, float]
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-t",
+            f"{prefix}/+/obs",
+            "-q",
+            "1",
+            "-C",
+            str(count),
+            "-F",
+            ".",
+        ],
+        stdout=subprocess.PIPE,
+    )
+
+    def read() -> None:
+        assert proc.stdout is not None
+        first = None
+        n = 0
+        for _line in proc.stdout:
+            n += 1
+            if first is None:
+                first = time.monotonic()
+        last = time.monotonic()
+        if first is not None and n > 1:
+            result["messages"] = n
+            result["rate"] = (n - 1) / (last - first)
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc
+
+
+async def run_backend(
+    name: str, db_url: str, args: argparse.Namespace, work, workdir: Path
+) -> dict[str, float]:
+    with mosquitto(workdir) as port:
+        prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
+        http_port = free_port()
+        config = workdir / f"controller-{name}.toml"
+        config.write_text(
+            f'log_level = "warning"\n[database]\nurl = "{db_url}"\n'
+            f'[mqtt]\nport = {port}\nprefix = "{prefix}"\nclient_id = "bench-controller"\n'
+            f"receive_maximum = {args.receive_maximum}\n"
+            f"[http]\nport = {http_port}\n[ingest]\nmax_batch_messages = {args.max_batch_messages}\n"
+            f"flush_interval_ms = {args.flush_interval_ms}\n"
+        )
+        log = (workdir / f"controller-{name}.log").open("wb")
+        profile = (
+            ["-m", "cProfile", "-o", os.environ["FW_PROFILE"] + name] if os.environ.get("FW_PROFILE") else []
+        )
+        ctl = subprocess.Popen(  # noqa: ASYNC220 (started once, waited for in finally)
+            [sys.executable, *profile, "-m", "controller", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(600):
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(f"http://127.0.0.1:{http_port}/healthz") as resp:
+                            if (await resp.json()).get("mqtt") == "connected":
+                                break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise SystemExit(f"controller did not come up, see {log.name}")
+            total_msgs = sum(len(p) for _, p in work)
+            total_obs = total_msgs * args.per_batch
+            sub_result: dict[str, float] = {}
+            sub = mosquitto_sub_rate(port, prefix, total_msgs, sub_result)
+            await asyncio.sleep(0.5)  # let mosquitto_sub subscribe
+            ctx = multiprocessing.get_context("fork")
+            ready, go = ctx.Event(), ctx.Event()
+            publisher = ctx.Process(target=publish_process, args=(port, prefix, work, ready, go))
+            publisher.start()
+            ready.wait(60)
+            async with Store.open(db_url) as store:
+                go.set()
+                started = datetime.now(UTC)
+                deadline = time.monotonic() + args.timeout
+                while await store.count(m.BATCHES) < total_msgs:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(
+                            f"{name}: only {await store.count(m.BATCHES)} of {total_msgs} stored"
+                        )
+                    await asyncio.sleep(0.2)
+                async with store.engine.connect() as conn:
+                    rows = (await conn.execute(sa.select(m.BATCHES.c.sent_at, m.BATCHES.c.stored_at))).all()
+                stored_obs = await store.count(m.OBSERVATIONS)
+            publisher.join(60)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                sub.wait(30)
+            first_sent = min(r.sent_at for r in rows)
+            last_stored = max(r.stored_at for r in rows)
+            latencies = sorted((r.stored_at - r.sent_at).total_seconds() for r in rows)
+            elapsed = (last_stored - first_sent).total_seconds()
+            del started
+            return {
+                "observations": stored_obs,
+                "expected": total_obs,
+                "obs_per_s": stored_obs / elapsed,
+                "msgs_per_s": len(rows) / elapsed,
+                "p50_ms": 1000 * statistics.median(latencies),
+                "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+                "max_ms": 1000 * latencies[-1],
+                "sub_msgs_per_s": sub_result.get("rate", float("nan")),
+                "sub_messages": sub_result.get("messages", 0),
+            }
+        finally:
+            ctl.send_signal(signal.SIGTERM)
+            try:
+                ctl.wait(60)
+            except subprocess.TimeoutExpired:
+                ctl.kill()
+            log.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--observations", type=int, default=400_000)
+    parser.add_argument("--per-batch", type=int, default=40)
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--max-batch-messages", type=int, default=500)
+    parser.add_argument("--flush-interval-ms", type=float, default=20)
+    parser.add_argument("--receive-maximum", type=int, default=2000)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    per_agent = max(1, args.observations // (args.per_batch * args.agents))
+    t0 = time.monotonic()
+    work = build_payloads(args.agents, per_agent, args.per_batch)
+    size = statistics.mean(len(p) for _, ps in work for p in ps)
+    print(
+        f"{args.agents} agents x {per_agent} batches x {args.per_batch} observations "
+        f"({size / args.per_batch:.0f} bytes/observation, {size / 1024:.1f} KiB/message), "
+        f"built in {time.monotonic() - t0:.1f}s; {os.cpu_count()} CPUs"
+    )
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="fernwart-bench-") as tmp:
+        workdir = Path(tmp)
+        for backend in args.backends.split(","):
+            if backend == "sqlite":
+                results[backend] = await run_backend(
+                    backend, f"sqlite+aiosqlite:///{workdir}/bench.db", args, work, workdir
+                )
+            else:
+                with postgres() as url:
+                    results[backend] = await run_backend(backend, url, args, work, workdir)
+            r = results[backend]
+            print(
+                f"{backend:9} stored {int(r['observations'])}/{r['expected']} obs: "
+                f"{r['obs_per_s']:9,.0f} obs/s ({r['msgs_per_s']:7,.0f} msg/s)  "
+                f"latency p50 {r['p50_ms']:7.0f} ms  p99 {r['p99_ms']:7.0f} ms  max {r['max_ms']:7.0f} ms   "
+                f"| mosquitto_sub same stream: {r['sub_msgs_per_s']:7,.0f} msg/s "
+                f"= {r['sub_msgs_per_s'] * args.per_batch:9,.0f} obs/s"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
