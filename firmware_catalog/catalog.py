@@ -19,7 +19,8 @@ from firmware_catalog.kev import KevCatalog
 from firmware_catalog.model import Advisory
 
 IndexKey = tuple[str, str, str]
-Listener = Callable[[set[IndexKey] | None], None]  # changed index keys; None: everything (KEV)
+# (changed advisory id, its index keys old and new); (None, None): everything changed (the KEV set)
+Listener = Callable[[str | None, set[IndexKey] | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class Catalog:
                 self._index.setdefault(key, {}).setdefault(advisory.id, []).append(group)
                 changed.add(key)
             self._vendors.setdefault(group.key.vendor, set()).add(advisory.id)
-        self._changed(changed)
+        self._changed(advisory.id, changed)
         return advisory, "replaced" if old is not None else "added"
 
     def remove(self, advisory_id: str) -> bool:
@@ -118,14 +119,14 @@ class Catalog:
             return False
         changed = self._unindex(advisory_id)
         del self._advisories[advisory_id]
-        self._changed(changed)
+        self._changed(advisory_id, changed)
         return True
 
     def set_kev(self, kev: KevCatalog) -> None:
         self._kev = kev
         self.revision += 1
         for listener in self._listeners:
-            listener(None)
+            listener(None, None)
 
     def import_documents(
         self, documents: Iterable[tuple[str, Mapping[str, Any] | bytes | str]], *, validate: bool = True
@@ -180,10 +181,10 @@ class Catalog:
                 vendors.discard(advisory_id)
         return changed
 
-    def _changed(self, keys: set[IndexKey]) -> None:
+    def _changed(self, advisory_id: str, keys: set[IndexKey]) -> None:
         self.revision += 1
         for listener in self._listeners:
-            listener(keys)
+            listener(advisory_id, keys)
 
 
 def _group(advisory: Advisory) -> list[Group]:

@@ -13,19 +13,21 @@ from collections.abc import Iterable
 from firmware_catalog.catalog import Catalog, IndexKey
 from firmware_catalog.errors import VersionParseError
 from firmware_catalog.evaluate import AdvisoryResult, Group, candidate_versions, evaluate_advisory
-from firmware_catalog.model import Device, Finding, Recommendation, Verdict
+from firmware_catalog.model import Advisory, Device, Finding, Recommendation, Verdict
 from firmware_catalog.products import DeviceIdentity, covers, identify_device
 from firmware_catalog.versions import Version, parse_version
 
 Combo = tuple[str, str, str]  # (vendor, product, software_version) as reported
+# What a result depends on: the identity and the parsed release (or why there is none).
+ResultKey = tuple[DeviceIdentity, str | None, object]
 
 _PRIORITY = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
 
 
 class _Profile:
-    """A (vendor, product, firmware) combination: identity, parsed version, and its verdicts."""
+    """A (vendor, product, firmware) combination: identity and parsed version. Never goes stale."""
 
-    __slots__ = ("identity", "keys", "verdicts", "version", "why")
+    __slots__ = ("identity", "result_key", "version", "why")
 
     def __init__(self, combo: Combo) -> None:
         self.identity: DeviceIdentity = identify_device(*combo)
@@ -36,8 +38,8 @@ class _Profile:
                 self.version = parse_version(self.identity.scheme, combo[2])
             except VersionParseError as err:
                 self.why = f"software version {combo[2]!r} cannot be parsed: {err.reason}"
-        self.keys: list[IndexKey] = self.identity.lookup_keys()
-        self.verdicts: tuple[Verdict, ...] | None = None
+        release = self.version.key if self.version is not None else ("unparsable", self.why)
+        self.result_key: ResultKey = (self.identity, self.identity.scheme, release)
 
 
 class Matcher:
@@ -46,11 +48,14 @@ class Matcher:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._profiles: dict[Combo, _Profile] = {}
-        self._by_key: dict[IndexKey, set[Combo]] = {}
-        self._unmapped: set[Combo] = set()
+        self._results: dict[ResultKey, tuple[Verdict, ...]] = {}
+        self._touch: dict[DeviceIdentity, dict[str, list[Group]]] = {}
+        self._per_advisory: dict[str, dict[object, Verdict]] = {}
+        self._by_key: dict[IndexKey, set[ResultKey]] = {}
+        self._unmapped: set[ResultKey] = set()
         self._devices: dict[str, Device] = {}
-        self._combo_of: dict[str, Combo] = {}
-        self._devices_of: dict[Combo, set[str]] = {}
+        self._key_of: dict[str, ResultKey] = {}
+        self._devices_of: dict[ResultKey, set[str]] = {}
         catalog.add_listener(self._on_catalog_change)
 
     # -- one device, no state -------------------------------------------------------------------
@@ -69,7 +74,7 @@ class Matcher:
         scheme, version = profile.identity.scheme, profile.version
         if scheme is None or version is None:
             return Recommendation(device.device_id, current, None, profile.why, affected)
-        touching = self._touching(profile)
+        touching = self._touching(profile.identity)
         groups = [g for groups in touching.values() for g in groups]
         for candidate, text in candidate_versions(groups, scheme):
             if candidate <= version:
@@ -90,23 +95,23 @@ class Matcher:
     def set_devices(self, devices: Iterable[Device]) -> None:
         """Replace the fleet and match every device (full match)."""
         self._devices.clear()
-        self._combo_of.clear()
+        self._key_of.clear()
         self._devices_of.clear()
         for device in devices:
             self._store(device)
 
     def set_device(self, device: Device) -> list[Finding]:
         """Add or update one device (e.g. it reported a new firmware) and return its findings."""
-        old = self._combo_of.get(device.device_id)
+        old = self._key_of.get(device.device_id)
         if old is not None:
             self._forget(device.device_id, old)
         self._store(device)
         return self.findings(device.device_id)
 
     def remove_device(self, device_id: str) -> None:
-        combo = self._combo_of.get(device_id)
-        if combo is not None:
-            self._forget(device_id, combo)
+        key = self._key_of.get(device_id)
+        if key is not None:
+            self._forget(device_id, key)
             del self._devices[device_id]
 
     def findings(self, device_id: str | None = None) -> list[Finding]:
@@ -114,93 +119,103 @@ class Matcher:
         ids = [device_id] if device_id is not None else list(self._devices)
         out: list[Finding] = []
         for did in ids:
-            combo = self._combo_of.get(did)
-            if combo is not None:
-                out.extend(Finding.of(did, v) for v in self._verdicts(combo))
+            device = self._devices.get(did)
+            if device is not None:
+                out.extend(Finding.of(did, v) for v in self._verdicts(_combo(device)))
         return out
 
     def verdicts(self, device_id: str) -> tuple[Verdict, ...]:
-        combo = self._combo_of.get(device_id)
-        return self._verdicts(combo) if combo is not None else ()
+        device = self._devices.get(device_id)
+        return self._verdicts(_combo(device)) if device is not None else ()
 
     def devices_affected_by(self, advisory_id: str) -> list[tuple[str, Verdict]]:
         """(device id, verdict) for every device the advisory concerns."""
         out: list[tuple[str, Verdict]] = []
-        for combo, device_ids in self._devices_of.items():
-            for verdict in self._verdicts(combo):
+        for device_ids in list(self._devices_of.values()):
+            for verdict in self.verdicts(next(iter(device_ids))):
                 if verdict.advisory_id == advisory_id:
                     out.extend((did, verdict) for did in sorted(device_ids))
         return out
 
     # -- internals ------------------------------------------------------------------------------
     def _store(self, device: Device) -> None:
-        combo = _combo(device)
+        profile = self._profile(_combo(device))
+        key = profile.result_key
         self._devices[device.device_id] = device
-        self._combo_of[device.device_id] = combo
-        self._devices_of.setdefault(combo, set()).add(device.device_id)
-        self._verdicts(combo)
+        self._key_of[device.device_id] = key
+        self._devices_of.setdefault(key, set()).add(device.device_id)
+        self._result(profile)
 
-    def _forget(self, device_id: str, combo: Combo) -> None:
-        del self._combo_of[device_id]
-        ids = self._devices_of.get(combo)
+    def _forget(self, device_id: str, key: ResultKey) -> None:
+        del self._key_of[device_id]
+        ids = self._devices_of.get(key)
         if ids is not None:
             ids.discard(device_id)
             if not ids:
-                del self._devices_of[combo]
+                del self._devices_of[key]
 
     def _profile(self, combo: Combo) -> _Profile:
         profile = self._profiles.get(combo)
         if profile is None:
             profile = self._profiles[combo] = _Profile(combo)
-            for key in profile.keys:
-                self._by_key.setdefault(key, set()).add(combo)
-            if not profile.identity.mapped:
-                self._unmapped.add(combo)
         return profile
 
-    def _touching(self, profile: _Profile) -> dict[str, list[Group]]:
-        found = self.catalog.groups_for(profile.keys)
-        touching = {}
-        for advisory_id, groups in found.items():
-            covering = [g for g in groups if covers(g.key, profile.identity)]
-            if covering:
-                touching[advisory_id] = covering
+    def _touching(self, identity: DeviceIdentity) -> dict[str, list[Group]]:
+        touching = self._touch.get(identity)
+        if touching is None:
+            touching = {}
+            for advisory_id, groups in self.catalog.groups_for(identity.lookup_keys()).items():
+                covering = [g for g in groups if covers(g.key, identity)]
+                if covering:
+                    touching[advisory_id] = covering
+            self._touch[identity] = touching
         return touching
 
     def _verdicts(self, combo: Combo) -> tuple[Verdict, ...]:
-        profile = self._profile(combo)
-        if profile.verdicts is None:
-            profile.verdicts = self._evaluate(profile)
-        return profile.verdicts
+        return self._result(self._profile(combo))
+
+    def _result(self, profile: _Profile) -> tuple[Verdict, ...]:
+        key = profile.result_key
+        verdicts = self._results.get(key)
+        if verdicts is None:
+            verdicts = self._results[key] = self._evaluate(profile)
+            identity = profile.identity
+            if identity.mapped:
+                for index_key in identity.lookup_keys():
+                    self._by_key.setdefault(index_key, set()).add(key)
+            else:
+                self._unmapped.add(key)
+        return verdicts
 
     def _evaluate(self, profile: _Profile) -> tuple[Verdict, ...]:
+        identity = profile.identity
         verdicts = []
-        if not profile.identity.mapped:
-            reason = f"product cannot be mapped: {profile.identity.reason}"
-            for advisory_id in self.catalog.advisories_of_vendor(profile.identity.vendor):
+        if not identity.mapped:
+            reason = f"product cannot be mapped: {identity.reason}"
+            for advisory_id in self.catalog.advisories_of_vendor(identity.vendor):
                 advisory = self.catalog.get(advisory_id)
                 assert advisory is not None
-                verdicts.append(
-                    self._verdict(
-                        advisory.id, advisory.cves, AdvisoryResult("unknown", reason, None, (), None)
-                    )
-                )
+                verdicts.append(self._verdict(advisory, AdvisoryResult("unknown", reason, None, (), None)))
             return tuple(verdicts)
-        for advisory_id, groups in self._touching(profile).items():
-            advisory = self.catalog.get(advisory_id)
-            assert advisory is not None
-            result = evaluate_advisory(
-                advisory, groups, profile.identity.scheme, profile.version, profile.why
-            )
-            verdicts.append(self._verdict(advisory.id, advisory.cves, result))
+        release = profile.result_key[2]
+        for advisory_id, groups in self._touching(identity).items():
+            cache = self._per_advisory.setdefault(advisory_id, {})
+            cache_key = (tuple(id(g) for g in groups), identity.scheme, release, profile.why)
+            verdict = cache.get(cache_key)
+            if verdict is None:
+                advisory = self.catalog.get(advisory_id)
+                assert advisory is not None
+                result = evaluate_advisory(advisory, groups, identity.scheme, profile.version, profile.why)
+                verdict = cache[cache_key] = self._verdict(advisory, result)
+            verdicts.append(verdict)
         verdicts.sort(key=lambda v: (not v.kev, _PRIORITY[v.status], -(v.cvss or 0.0), v.advisory_id))
         return tuple(verdicts)
 
-    def _verdict(self, advisory_id: str, cves: tuple[str, ...], result: AdvisoryResult) -> Verdict:
-        kev_entries = [e for e in (self.catalog.kev.get(cve) for cve in cves) if e is not None]
+    def _verdict(self, advisory: Advisory, result: AdvisoryResult) -> Verdict:
+        kev_entries = [e for e in (self.catalog.kev.get(cve) for cve in advisory.cves) if e is not None]
         return Verdict(
-            advisory_id=advisory_id,
-            cves=cves,
+            advisory_id=advisory.id,
+            cves=advisory.cves,
             status=result.status,
             first_fixed=result.first_fixed,
             kev=bool(kev_entries),
@@ -211,20 +226,26 @@ class Matcher:
             kev_ransomware=any(e.ransomware for e in kev_entries),
         )
 
-    def _on_catalog_change(self, keys: set[IndexKey] | None) -> None:
-        if keys is None:
-            stale: set[Combo] = set(self._profiles)
+    def _on_catalog_change(self, advisory_id: str | None, keys: set[IndexKey] | None) -> None:
+        if advisory_id is None or keys is None:
+            stale = set(self._results)
+            self._per_advisory.clear()
+            self._touch.clear()
         else:
+            self._per_advisory.pop(advisory_id, None)
             stale = set(self._unmapped)
-            for key in keys:
-                stale |= self._by_key.get(key, set())
-        for combo in stale:
-            profile = self._profiles.get(combo)
-            if profile is None:
-                continue
-            profile.verdicts = None
-            if combo in self._devices_of:
-                profile.verdicts = self._evaluate(profile)
+            for index_key in keys:
+                stale |= self._by_key.get(index_key, set())
+            for result_key in stale:
+                self._touch.pop(result_key[0], None)
+        for result_key in stale:
+            self._results.pop(result_key, None)
+        self._unmapped -= stale
+        for result_key in stale:
+            device_ids = self._devices_of.get(result_key)
+            if device_ids:  # recompute now for devices that have it; others lazily
+                device = self._devices[next(iter(device_ids))]
+                self._result(self._profile(_combo(device)))
 
 
 def _combo(device: Device) -> Combo:
