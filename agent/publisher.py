@@ -140,8 +140,9 @@ class Publisher:
         attempt = 0
         was_connected = False
         while True:
+            client = self._make_client()
             try:
-                async with self._make_client() as client:
+                async with client:
                     await client.publish(
                         self._status_topic, encode(self._status(AgentState.ONLINE)), qos=1, retain=True
                     )
@@ -175,6 +176,8 @@ class Publisher:
                 attempt += 1
             else:
                 continue
+            finally:
+                _retrieve_connection_errors(client)
             await asyncio.sleep(delay)
 
     async def _pump(self, client: aiomqtt.Client) -> None:
@@ -205,3 +208,12 @@ class Publisher:
             window.release()
         await self._outbox.delete(row.id)
         self._metrics.published.inc()
+
+
+def _retrieve_connection_errors(client: aiomqtt.Client) -> None:
+    """aiomqtt stores a lost connection's error in futures nobody awaits once the session is
+    over; retrieve them so asyncio does not log "Future exception was never retrieved"."""
+    for name in ("_connected", "_disconnected"):
+        future = getattr(client, name, None)
+        if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+            future.exception()

@@ -21,8 +21,14 @@ def notify(state: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Non-blocking: this runs on the event loop, and a receiver that stopped reading
+            # (a full datagram queue) must cost a lost notification, never a stalled agent.
+            sock.setblocking(False)  # noqa: FBT003 - the socket API
             sock.connect(address)
-            sock.sendall(state.encode())
+            sock.send(state.encode())
+    except BlockingIOError:
+        log.debug("sd_notify_dropped", state=state, reason="notify socket queue full")
+        return False
     except OSError as err:
         log.warning("sd_notify_failed", state=state, error=str(err))
         return False

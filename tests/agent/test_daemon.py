@@ -89,7 +89,7 @@ def write_config(
 
 
 class NotifySocket:
-    """Stands in for systemd's $NOTIFY_SOCKET."""
+    """Stands in for systemd's $NOTIFY_SOCKET, and like systemd reads every datagram at once."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -97,15 +97,24 @@ class NotifySocket:
         self.sock.bind(str(path))
         self.sock.setblocking(False)  # noqa: FBT003 - the socket API
         self.states: list[str] = []
+        self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock, self._on_readable)
+
+    def _on_readable(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.states.extend(self.sock.recv(4096).decode().splitlines())
+                self._changed.set()
 
     async def wait_for(self, state: str, timeout_s: float = 30) -> None:
-        loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout_s):
             while state not in self.states:
-                data = await loop.sock_recv(self.sock, 4096)
-                self.states.extend(data.decode().splitlines())
+                self._changed.clear()
+                await self._changed.wait()
 
     def close(self) -> None:
+        self._loop.remove_reader(self.sock)
         self.sock.close()
 
 
@@ -123,6 +132,7 @@ async def agent_process(
         "NOTIFY_SOCKET": str(notify.path),
         "CREDENTIALS_DIRECTORY": str(creds),
         "FW_TEST_MQTT_PASSWORD": SECRET_PASSWORD,
+        "WATCHDOG_USEC": "400000",  # systemd's WatchdogSec=, here 0.4 s: a ping every 0.2 s
     }
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -195,11 +205,10 @@ async def test_sigterm_drains_the_outbox_and_exits_0(
         boot, seqs = stopped["boot"], stopped["seqs"]
         await rx.wait_for(lambda: len(unique_batches(rx, boot)) >= seqs, 30)
         assert unique_batches(rx, boot) == list(range(seqs))
-        statuses = rx.statuses()
+        # The clean stop announced itself (after the backlog), so the last status is offline.
+        await rx.wait_for(lambda: rx.statuses()[-1][0].state is AgentState.OFFLINE)
     with sqlite3.connect(tmp_path / "state" / "outbox.db") as db:
         assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
-    # The clean stop announced itself, so the retained status is offline (not the will).
-    assert statuses[-1][0].state is AgentState.OFFLINE
     assert (await retained_status(mosquitto, topic_prefix)).state is AgentState.OFFLINE
     # Every observation from the SNMP driver says the (absent) device is down.
     observations = [o for b in rx.batches() for o in b.observations]
@@ -216,6 +225,7 @@ async def test_retained_birth_then_last_will_after_kill_9(
         agent_process(tmp_path, config) as (proc, notify, _),
     ):
         await notify.wait_for("READY=1")
+        await notify.wait_for("WATCHDOG=1")
         await rx.wait_for(lambda: any(s.state is AgentState.ONLINE for s, _ in rx.statuses()))
         birth = await retained_status(mosquitto, topic_prefix)
         assert birth.state is AgentState.ONLINE
@@ -275,3 +285,39 @@ async def test_host_driver_end_to_end(mosquitto: MosquittoBroker, topic_prefix: 
     assert all(o.metrics["cpu_count"] >= 1 for o in observations)
     assert [o.observed_at for o in observations] == sorted(o.observed_at for o in observations)
     assert not [e for e in log_events(log_path) if e.get("level") in {"error", "critical"}]
+
+
+async def test_second_signal_exits_at_once(
+    mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """With the broker gone the drain would wait drain_s; a second SIGTERM does not wait."""
+    config = write_config(tmp_path, mosquitto, topic_prefix, devices=1)
+    config.write_text(config.read_text().replace("drain_s = 5", "drain_s = 8"))
+    async with agent_process(tmp_path, config, "--log-level", "debug") as (proc, notify, log_path):
+        await notify.wait_for("READY=1")
+        await asyncio.to_thread(mosquitto.stop)
+
+        def events() -> list[str]:
+            return [e["event"] for e in log_events(log_path)]
+
+        async def until_logged(predicate: Any) -> None:
+            async with asyncio.timeout(20):
+                while not predicate(events()):
+                    await asyncio.sleep(0.05)
+
+        # Observations made while the broker is away wait in the outbox…
+        await until_logged(
+            lambda ev: (
+                "broker_unavailable" in ev
+                and ev[ev.index("broker_unavailable") :].count("poll_finished") >= 2
+            )
+        )
+        proc.send_signal(signal.SIGTERM)
+        await notify.wait_for("STOPPING=1")
+        # …so the stop has something to drain, and waits for a broker that does not come back.
+        await until_logged(lambda ev: "outbox_draining" in ev)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 5) == 130
+    events = [e["event"] for e in log_events(log_path)]
+    assert "second_signal_exiting_now" in events
+    assert "agent_stopped" not in events
