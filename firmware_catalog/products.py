@@ -117,6 +117,7 @@ _FILLER = frozenset(
 _PHONE_WORDS = re.compile(r"\b(?:phones?|dect|ata|conference phone|handset)\b|^cp-\d")
 _PHONE_MODEL = re.compile(r"(?:\bcp-|\b)(?P<ata>ata\s*-?\s*)?(?P<num>\d{3,4})(?P<ex>-ex\b)?")
 _SERIES = re.compile(r"\b(?P<prefix>[a-z]*\d{1,2})(?:00|xx)\s+series\b")
+_ENDPOINT_WORDS = re.compile(r"\b(?:room|desk|board|codec|telepresence|webex|navigator|[sdmi]x\d+)\b")
 _PID_SUFFIXES = frozenset({"k9", "nr", "w", "c", "b", "wl", "cc", "bun"})  # order options, not models
 
 FAMILY_SCHEME = {
@@ -193,7 +194,8 @@ class DeviceIdentity:
 
     @property
     def mapped(self) -> bool:
-        return bool(self.family or self.model)
+        """Known firmware line, or at least a known device class (phone, endpoint)."""
+        return bool(self.family or self.device_class)
 
 
 def normalize_product(vendor: str, name: str, context: str = "") -> ProductKey:
@@ -236,7 +238,9 @@ def normalize_product(vendor: str, name: str, context: str = "") -> ProductKey:
                 if w not in _FILLER and w not in vendor_words
             ]
             model = " ".join(words) or None
-        if vendor_key == "cisco" and (model or families & {"roomos", "ce", "tc"}):
+        if vendor_key == "cisco" and (
+            families & {"roomos", "ce", "tc"} or (model and _ENDPOINT_WORDS.search(text))
+        ):
             device_class = "endpoint"
     if families and not device_class:
         classes = {FAMILY_CLASS.get(f) for f in families} - {None}
