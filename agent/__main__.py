@@ -42,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as err:
-        for line in err.errors:
-            sys.stderr.write(f"{args.config}: {line}\n")
+        sys.stderr.write("".join(f"{line}\n" for line in err.errors))
         sys.stderr.write(f"{args.config}: {len(err.errors)} configuration error(s); not starting\n")
         return EX_CONFIG
     if args.check:

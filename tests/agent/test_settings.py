@@ -196,8 +196,9 @@ def test_main_prints_every_error_and_returns_78(tmp_path: Path, capsys: pytest.C
     with structlog.testing.capture_logs() as logs:
         assert main(["--config", str(path)]) == EX_CONFIG
     err = capsys.readouterr().err.splitlines()
-    assert f"{path}: site: unknown key" in err
-    assert any(line.startswith(f"{path}: mqtt.port: ") for line in err)
+    assert "site: unknown key" in err
+    assert any(line.startswith("mqtt.port: ") for line in err)
+    assert err[-1] == f"{path}: 2 configuration error(s); not starting"
     assert not logs  # nothing started
 
 

@@ -1,0 +1,25 @@
+"""Reconnect backoff: capped, jittered, never below the minimum."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.publisher import backoff_delay
+
+
+@given(
+    attempt=st.integers(0, 10_000),
+    min_s=st.floats(0.01, 10, allow_nan=False),
+    spread=st.floats(1, 100, allow_nan=False),
+)
+def test_backoff_stays_between_min_and_capped_max(attempt: int, min_s: float, spread: float) -> None:
+    max_s = min_s * spread
+    delay = backoff_delay(attempt, min_s, max_s)
+    assert min_s <= delay <= max_s
+    assert delay <= min(max_s, min_s * 2**attempt) + 1e-9
+
+
+def test_backoff_is_jittered() -> None:
+    delays = {backoff_delay(10, 0.5, 30.0) for _ in range(50)}
+    assert len(delays) > 1
