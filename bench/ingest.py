@@ -33,6 +33,7 @@ from pathlib import Path
 
 import aiohttp
 import paho.mqtt.client as paho
+import psutil
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +179,10 @@ def build_payloads(agents: int, batches_per_agent: int, per_batch: int) -> list[
     return out
 
 
-def publish_process(port: int, prefix: str, work: list[tuple[str, list[bytes]]], ready, go) -> None:
+def publish_process(
+    port: int, prefix: str, work: list[tuple[str, list[bytes]]], ready, go, rate_msgs: float
+) -> None:
+    """Publish every payload at QoS 1, round-robin over the agents; ``rate_msgs`` > 0 paces it."""
     clients = []
     outstanding = threading.Semaphore(2000)
     for i, _ in enumerate(work):
@@ -194,9 +198,15 @@ def publish_process(port: int, prefix: str, work: list[tuple[str, list[bytes]]],
     go.wait()
     infos = []
     longest = max(len(payloads) for _, payloads in work)
+    start, sent = time.monotonic(), 0
     for seq in range(longest):
         for (site, payloads), client in zip(work, clients, strict=True):
             if seq < len(payloads):
+                if rate_msgs > 0:
+                    ahead = sent / rate_msgs - (time.monotonic() - start)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                sent += 1
                 outstanding.acquire()
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
                 infos.append(
@@ -294,10 +304,13 @@ async def run_backend(
             await asyncio.sleep(0.5)  # let mosquitto_sub subscribe
             ctx = multiprocessing.get_context("fork")
             ready, go = ctx.Event(), ctx.Event()
-            publisher = ctx.Process(target=publish_process, args=(port, prefix, work, ready, go))
+            publisher = ctx.Process(
+                target=publish_process, args=(port, prefix, work, ready, go, args.rate / args.per_batch)
+            )
             publisher.start()
             ready.wait(60)
             async with Store.open(db_url) as store:
+                cpu_before = psutil.Process(ctl.pid).cpu_times()
                 go.set()
                 started = datetime.now(UTC)
                 deadline = time.monotonic() + args.timeout
@@ -310,6 +323,8 @@ async def run_backend(
                 async with store.engine.connect() as conn:
                     rows = (await conn.execute(sa.select(m.BATCHES.c.sent_at, m.BATCHES.c.stored_at))).all()
                 stored_obs = await store.count(m.OBSERVATIONS)
+                cpu_after = psutil.Process(ctl.pid).cpu_times()
+                cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
             publisher.join(60)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sub.wait(30)
@@ -328,6 +343,7 @@ async def run_backend(
                 "max_ms": 1000 * latencies[-1],
                 "sub_msgs_per_s": sub_result.get("rate", float("nan")),
                 "sub_messages": sub_result.get("messages", 0),
+                "obs_per_cpu_s": stored_obs / cpu_s,
             }
         finally:
             ctl.send_signal(signal.SIGTERM)
@@ -348,6 +364,12 @@ async def main() -> None:
     parser.add_argument("--flush-interval-ms", type=float, default=20)
     parser.add_argument("--receive-maximum", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="offered load in observations/s (default 0: as fast as possible)",
+    )
     args = parser.parse_args()
     per_agent = max(1, args.observations // (args.per_batch * args.agents))
     t0 = time.monotonic()
@@ -356,7 +378,8 @@ async def main() -> None:
     print(
         f"{args.agents} agents x {per_agent} batches x {args.per_batch} observations "
         f"({size / args.per_batch:.0f} bytes/observation, {size / 1024:.1f} KiB/message), "
-        f"built in {time.monotonic() - t0:.1f}s; {os.cpu_count()} CPUs"
+        f"built in {time.monotonic() - t0:.1f}s; {os.cpu_count()} CPUs; offered load: "
+        f"{f'{args.rate:,.0f} obs/s' if args.rate else 'as fast as the publisher goes'}"
     )
     results = {}
     with tempfile.TemporaryDirectory(prefix="fernwart-bench-") as tmp:
@@ -375,7 +398,8 @@ async def main() -> None:
                 f"{r['obs_per_s']:9,.0f} obs/s ({r['msgs_per_s']:7,.0f} msg/s)  "
                 f"latency p50 {r['p50_ms']:7.0f} ms  p99 {r['p99_ms']:7.0f} ms  max {r['max_ms']:7.0f} ms   "
                 f"| mosquitto_sub same stream: {r['sub_msgs_per_s']:7,.0f} msg/s "
-                f"= {r['sub_msgs_per_s'] * args.per_batch:9,.0f} obs/s"
+                f"= {r['sub_msgs_per_s'] * args.per_batch:9,.0f} obs/s  "
+                f"| controller CPU: {r['obs_per_cpu_s']:,.0f} obs per CPU-second"
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from pathlib import Path
 
@@ -23,6 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tune_gc() -> None:
+    """Fewer garbage collections: a flush creates ~10 short-lived objects per observation, and
+    with the default thresholds the collector ran so often that it took half of the controller's
+    CPU (bench/ingest.py: 10,000 → 20,000 observations per CPU-second on SQLite)."""
+    gc.freeze()  # what start-up created lives as long as the process
+    gc.set_threshold(200_000, 50, 1000)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -34,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 0
     configure_logging(settings.log_level)
+    tune_gc()
     try:
         asyncio.run(service.run(settings))
     except KeyboardInterrupt:

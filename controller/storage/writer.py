@@ -68,9 +68,9 @@ ObservationRow = tuple[str, str, str, datetime, str]  # site, device, batch id, 
 
 
 async def _insert_observations(conn: AsyncConnection, rows: list[ObservationRow]) -> None:
-    """The hot insert, straight to the driver's executemany (SQLAlchemy's per-row processing
-    cost a fifth of the flush). Timestamps go in exactly as the ``UtcDateTime`` column stores them:
-    naive UTC text on SQLite, ``timestamptz`` on PostgreSQL."""
+    """The hot insert, straight to the driver (SQLAlchemy's per-row processing cost a fifth of the
+    flush). Timestamps go in exactly as the ``UtcDateTime`` column stores them: naive UTC text on
+    SQLite, ``timestamptz`` on PostgreSQL."""
     columns = "site_id, device_id, batch_id, observed_at, body"
     if conn.dialect.name == "sqlite":
         sql = f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)"
@@ -78,10 +78,13 @@ async def _insert_observations(conn: AsyncConnection, rows: list[ObservationRow]
             (site, device, batch, at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), body)
             for site, device, batch, at, body in rows
         ]
-    else:
-        sql = f"INSERT INTO observations ({columns}) VALUES ($1, $2, $3, $4, $5)"
-        params = [(site, device, batch, at.astimezone(UTC), body) for site, device, batch, at, body in rows]
-    await conn.exec_driver_sql(sql, params)
+        await conn.exec_driver_sql(sql, params)
+        return
+    # PostgreSQL: COPY on the transaction's own connection, several times faster than executemany.
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection  # asyncpg.Connection
+    records = [(site, device, batch, at.astimezone(UTC), body) for site, device, batch, at, body in rows]
+    await driver.copy_records_to_table("observations", records=records, columns=columns.split(", "))
 
 
 class FlushWriter:
