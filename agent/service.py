@@ -133,7 +133,7 @@ class AgentService:
             )
             for device in s.devices:
                 driver = self.driver_factory(device)
-                stack.push_async_callback(driver.aclose)
+                stack.push_async_callback(_close_driver, driver, device.id)
                 self.pollers.append(
                     Poller(
                         device.id,
@@ -185,6 +185,15 @@ class AgentService:
                 outbox_rows=outbox.rows,
                 dropped=outbox.dropped,
             )
+
+
+async def _close_driver(driver: Driver, device_id: str) -> None:
+    """A driver that fails to close must not turn a clean stop into a failure."""
+    try:
+        async with asyncio.timeout(2):
+            await driver.aclose()
+    except Exception as err:
+        log.warning("driver_close_failed", device=device_id, error=f"{type(err).__name__}: {err}")
 
 
 async def run(

@@ -133,6 +133,7 @@ async def test_secrets_stay_out_of_logs_and_messages(
     assert pool.drivers["dev-0"].options.community is not None
     assert pool.drivers["dev-0"].options.community.get_secret_value() == SECRET_COMMUNITY
     assert any(e["event"] == "agent_stopped" for e in logs)
+    assert all(driver.closed for driver in pool.drivers.values())
     for secret in (SECRET_PASSWORD, SECRET_COMMUNITY):
         assert secret not in repr(logs)
         assert secret not in repr(settings)
