@@ -20,6 +20,7 @@ affected > unknown > fixed > not_affected.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from firmware_catalog.errors import VersionParseError
 from firmware_catalog.model import AFFECTED_STATUSES, FIXED_STATUSES, Advisory, ProductEntry, Status
@@ -179,45 +180,66 @@ class AdvisoryResult:
     cvss: float | None
 
 
+class Plan:
+    """The groups of one advisory that concern one kind of device.
+
+    What does not depend on the device's version (products, CVSS) is computed once; ``results``
+    is a cache the matcher keeps per (scheme, release).
+    """
+
+    __slots__ = ("advisory", "cvss", "groups", "products", "results")
+
+    def __init__(self, advisory: Advisory, groups: list[Group]) -> None:
+        self.advisory = advisory
+        self.groups = groups
+        self.products = tuple(dict.fromkeys(g.product_name for g in groups))
+        vulns = {vuln for g in groups for vuln, _category, _entry in g.statements}
+        product_ids: set[str] = set().union(*(g.product_ids for g in groups))
+        scores = [
+            score.base_score
+            for index, vuln in enumerate(advisory.vulnerabilities)
+            if index in vulns
+            for score in vuln.scores
+            if product_ids.intersection(score.product_ids)
+        ]
+        self.cvss = max(scores) if scores else None
+        self.results: dict[object, Any] = {}
+
+    def evaluate(self, scheme: str | None, version: Version | None, why: str | None) -> AdvisoryResult:
+        """Combine the groups into one result for the advisory."""
+        per_vuln: dict[int, GroupResult] = {}
+        for group in self.groups:
+            for vuln, result in group.evaluate(scheme, version, why).items():
+                best = per_vuln.get(vuln)
+                if (
+                    best is None
+                    or _GROUP_RANK[result.status] > _GROUP_RANK[best.status]
+                    or (
+                        result.status == best.status
+                        and best.first_fixed is None
+                        and result.first_fixed is not None
+                    )
+                ):
+                    per_vuln[vuln] = result
+        if not per_vuln:
+            return AdvisoryResult("unknown", why or "no product status for this product", None, (), None)
+        final = max(per_vuln.values(), key=lambda item: _VULN_RANK[item.status])
+        fixes = [r.first_fixed for r in per_vuln.values() if r.first_fixed is not None]
+        first_fixed = max(fixes, key=lambda item: item[0].key)[1] if fixes and _same_scheme(fixes) else None
+        return AdvisoryResult(
+            status=final.status,
+            reason=final.reason if final.status == "unknown" else None,
+            first_fixed=first_fixed,
+            products=self.products,
+            cvss=self.cvss,
+        )
+
+
 def evaluate_advisory(
     advisory: Advisory, groups: list[Group], scheme: str | None, version: Version | None, why: str | None
 ) -> AdvisoryResult:
     """Combine the groups that concern a device into one result for the advisory."""
-    per_vuln: dict[int, tuple[GroupResult, Group]] = {}
-    for group in groups:
-        for vuln, result in group.evaluate(scheme, version, why).items():
-            best = per_vuln.get(vuln)
-            if (
-                best is None
-                or _GROUP_RANK[result.status] > _GROUP_RANK[best[0].status]
-                or (
-                    result.status == best[0].status
-                    and best[0].first_fixed is None
-                    and result.first_fixed is not None
-                )
-            ):
-                per_vuln[vuln] = (result, group)
-    if not per_vuln:
-        return AdvisoryResult("unknown", why or "no product status for this product", None, (), None)
-    final = max(per_vuln.values(), key=lambda item: _VULN_RANK[item[0].status])
-    status = final[0].status
-    fixes = [r.first_fixed for r, _ in per_vuln.values() if r.first_fixed is not None]
-    first_fixed = max(fixes, key=lambda item: item[0].key)[1] if fixes and _same_scheme(fixes) else None
-    product_ids = set().union(*(g.product_ids for g in groups))
-    scores = [
-        s.base_score
-        for index, vuln in enumerate(advisory.vulnerabilities)
-        if index in per_vuln
-        for s in vuln.scores
-        if product_ids.intersection(s.product_ids)
-    ]
-    return AdvisoryResult(
-        status=status,
-        reason=final[0].reason if status == "unknown" else None,
-        first_fixed=first_fixed,
-        products=tuple(dict.fromkeys(g.product_name for g in groups)),
-        cvss=max(scores) if scores else None,
-    )
+    return Plan(advisory, groups).evaluate(scheme, version, why)
 
 
 def _same_scheme(items: list[tuple[Version, str]]) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from firmware_catalog.catalog import Catalog, IndexKey
 from firmware_catalog.errors import VersionParseError
-from firmware_catalog.evaluate import AdvisoryResult, Group, candidate_versions, evaluate_advisory
+from firmware_catalog.evaluate import AdvisoryResult, Plan, candidate_versions
 from firmware_catalog.model import Advisory, Device, Finding, Recommendation, Verdict
 from firmware_catalog.products import DeviceIdentity, covers, identify_device
 from firmware_catalog.versions import Version, parse_version
@@ -49,8 +49,8 @@ class Matcher:
         self.catalog = catalog
         self._profiles: dict[Combo, _Profile] = {}
         self._results: dict[ResultKey, tuple[Verdict, ...]] = {}
-        self._touch: dict[DeviceIdentity, dict[str, list[Group]]] = {}
-        self._per_advisory: dict[str, dict[object, Verdict]] = {}
+        self._touch: dict[DeviceIdentity, list[Plan]] = {}
+        self._plans: dict[str, dict[tuple[int, ...], Plan]] = {}
         self._by_key: dict[IndexKey, set[ResultKey]] = {}
         self._unmapped: set[ResultKey] = set()
         self._devices: dict[str, Device] = {}
@@ -74,15 +74,12 @@ class Matcher:
         scheme, version = profile.identity.scheme, profile.version
         if scheme is None or version is None:
             return Recommendation(device.device_id, current, None, profile.why, affected)
-        touching = self._touching(profile.identity)
-        groups = [g for groups in touching.values() for g in groups]
+        plans = self._touching(profile.identity)
+        groups = [g for plan in plans for g in plan.groups]
         for candidate, text in candidate_versions(groups, scheme):
             if candidate <= version:
                 continue
-            results = {
-                aid: evaluate_advisory(self.catalog.get(aid), gs, scheme, candidate, None)  # type: ignore[arg-type]
-                for aid, gs in touching.items()
-            }
+            results = {plan.advisory.id: plan.evaluate(scheme, candidate, None) for plan in plans}
             if all(results[aid].status in {"fixed", "not_affected"} for aid in affected) and not any(
                 r.status == "affected" for r in results.values()
             ):
@@ -160,16 +157,25 @@ class Matcher:
             profile = self._profiles[combo] = _Profile(combo)
         return profile
 
-    def _touching(self, identity: DeviceIdentity) -> dict[str, list[Group]]:
-        touching = self._touch.get(identity)
-        if touching is None:
-            touching = {}
+    def _touching(self, identity: DeviceIdentity) -> list[Plan]:
+        """The plans (advisory + covering groups) for an identity; shared by identities alike."""
+        plans = self._touch.get(identity)
+        if plans is None:
+            plans = []
             for advisory_id, groups in self.catalog.groups_for(identity.lookup_keys()).items():
                 covering = [g for g in groups if covers(g.key, identity)]
-                if covering:
-                    touching[advisory_id] = covering
-            self._touch[identity] = touching
-        return touching
+                if not covering:
+                    continue
+                by_groups = self._plans.setdefault(advisory_id, {})
+                group_key = tuple(id(g) for g in covering)
+                plan = by_groups.get(group_key)
+                if plan is None:
+                    advisory = self.catalog.get(advisory_id)
+                    assert advisory is not None
+                    plan = by_groups[group_key] = Plan(advisory, covering)
+                plans.append(plan)
+            self._touch[identity] = plans
+        return plans
 
     def _verdicts(self, combo: Combo) -> tuple[Verdict, ...]:
         return self._result(self._profile(combo))
@@ -197,16 +203,12 @@ class Matcher:
                 assert advisory is not None
                 verdicts.append(self._verdict(advisory, AdvisoryResult("unknown", reason, None, (), None)))
             return tuple(verdicts)
-        release = profile.result_key[2]
-        for advisory_id, groups in self._touching(identity).items():
-            cache = self._per_advisory.setdefault(advisory_id, {})
-            cache_key = (tuple(id(g) for g in groups), identity.scheme, release, profile.why)
-            verdict = cache.get(cache_key)
+        cache_key = profile.result_key[1:]
+        for plan in self._touching(identity):
+            verdict = plan.results.get(cache_key)
             if verdict is None:
-                advisory = self.catalog.get(advisory_id)
-                assert advisory is not None
-                result = evaluate_advisory(advisory, groups, identity.scheme, profile.version, profile.why)
-                verdict = cache[cache_key] = self._verdict(advisory, result)
+                result = plan.evaluate(identity.scheme, profile.version, profile.why)
+                verdict = plan.results[cache_key] = self._verdict(plan.advisory, result)
             verdicts.append(verdict)
         verdicts.sort(key=lambda v: (not v.kev, _PRIORITY[v.status], -(v.cvss or 0.0), v.advisory_id))
         return tuple(verdicts)
@@ -229,10 +231,10 @@ class Matcher:
     def _on_catalog_change(self, advisory_id: str | None, keys: set[IndexKey] | None) -> None:
         if advisory_id is None or keys is None:
             stale = set(self._results)
-            self._per_advisory.clear()
+            self._plans.clear()
             self._touch.clear()
         else:
-            self._per_advisory.pop(advisory_id, None)
+            self._plans.pop(advisory_id, None)
             stale = set(self._unmapped)
             for index_key in keys:
                 stale |= self._by_key.get(index_key, set())
