@@ -263,6 +263,14 @@ def mosquitto_sub_rate(
     return proc
 
 
+def _samples(text: str) -> dict[str, float]:
+    return {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 async def run_backend(
     name: str, db_url: str, args: argparse.Namespace, work, workdir: Path
 ) -> dict[str, float]:
@@ -325,6 +333,11 @@ async def run_backend(
                 stored_obs = await store.count(m.OBSERVATIONS)
                 cpu_after = psutil.Process(ctl.pid).cpu_times()
                 cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{http_port}/metrics") as resp,
+            ):
+                metrics = _samples(await resp.text())
             publisher.join(60)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sub.wait(30)
@@ -344,6 +357,12 @@ async def run_backend(
                 "sub_msgs_per_s": sub_result.get("rate", float("nan")),
                 "sub_messages": sub_result.get("messages", 0),
                 "obs_per_cpu_s": stored_obs / cpu_s,
+                "flushes": metrics["fernwart_ingest_flush_seconds_count"],
+                "flush_ms": 1000
+                * metrics["fernwart_ingest_flush_seconds_sum"]
+                / max(1, metrics["fernwart_ingest_flush_seconds_count"]),
+                "msgs_per_flush": metrics["fernwart_ingest_flush_messages_sum"]
+                / max(1, metrics["fernwart_ingest_flush_messages_count"]),
             }
         finally:
             ctl.send_signal(signal.SIGTERM)
@@ -399,7 +418,8 @@ async def main() -> None:
                 f"latency p50 {r['p50_ms']:7.0f} ms  p99 {r['p99_ms']:7.0f} ms  max {r['max_ms']:7.0f} ms   "
                 f"| mosquitto_sub same stream: {r['sub_msgs_per_s']:7,.0f} msg/s "
                 f"= {r['sub_msgs_per_s'] * args.per_batch:9,.0f} obs/s  "
-                f"| controller CPU: {r['obs_per_cpu_s']:,.0f} obs per CPU-second"
+                f"| controller CPU: {r['obs_per_cpu_s']:,.0f} obs per CPU-second; "
+                f"{r['flushes']:.0f} flushes, {r['msgs_per_flush']:.1f} msg and {r['flush_ms']:.0f} ms each"
             )
 
 

@@ -9,6 +9,7 @@ import pytest
 import controller
 from controller.__main__ import main
 from controller.settings import EX_CONFIG, ConfigError, load_settings
+from fernwart_cli.main import main as fernwart_main
 
 EXAMPLE = Path(controller.__file__).parent / "examples" / "controller.toml"
 
@@ -67,3 +68,9 @@ def test_environment_beats_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.mqtt.port == 1999
     assert settings.mqtt.host == "127.0.0.1"  # the rest of the section still comes from the file
     assert settings.database.url.get_secret_value() == "postgresql+asyncpg://u@127.0.0.1/x"
+
+
+def test_fernwart_controller_run_exits_78_on_bad_config(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[mqtt]\nport = 0\n")
+    assert fernwart_main(["controller", "run", "--config", str(path)]) == EX_CONFIG
