@@ -178,6 +178,7 @@ class AdvisoryResult:
     first_fixed: str | None
     products: tuple[str, ...]
     cvss: float | None
+    fix_url: str | None = None
 
 
 class Plan:
@@ -187,7 +188,7 @@ class Plan:
     is a cache the matcher keeps per (scheme, release).
     """
 
-    __slots__ = ("advisory", "cvss", "groups", "products", "results")
+    __slots__ = ("advisory", "cvss", "fix_url", "groups", "products", "results")
 
     def __init__(self, advisory: Advisory, groups: list[Group]) -> None:
         self.advisory = advisory
@@ -203,6 +204,16 @@ class Plan:
             if product_ids.intersection(score.product_ids)
         ]
         self.cvss = max(scores) if scores else None
+        self.fix_url = next(
+            (
+                r.url
+                for index, vuln in enumerate(advisory.vulnerabilities)
+                if index in vulns
+                for r in vuln.remediations
+                if r.category == "vendor_fix" and r.url and product_ids.intersection(r.product_ids)
+            ),
+            None,
+        )
         self.results: dict[object, Any] = {}
 
     def evaluate(self, scheme: str | None, version: Version | None, why: str | None) -> AdvisoryResult:
@@ -232,6 +243,7 @@ class Plan:
             first_fixed=first_fixed,
             products=self.products,
             cvss=self.cvss,
+            fix_url=self.fix_url,
         )
 
 

@@ -226,6 +226,7 @@ class Matcher:
             products=result.products,
             kev_due_date=min((e.due_date for e in kev_entries if e.due_date), default=None),
             kev_ransomware=any(e.ransomware for e in kev_entries),
+            fix_url=result.fix_url,
         )
 
     def _on_catalog_change(self, advisory_id: str | None, keys: set[IndexKey] | None) -> None:

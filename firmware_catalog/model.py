@@ -148,6 +148,7 @@ class Verdict:
     products: tuple[str, ...] = ()  # advisory product names that concern the device
     kev_due_date: str | None = None
     kev_ransomware: bool = False
+    fix_url: str | None = None  # the vendor_fix remediation URL for the device's product
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ class Finding:
     products: tuple[str, ...] = ()
     kev_due_date: str | None = None
     kev_ransomware: bool = False
+    fix_url: str | None = None
 
     @classmethod
     def of(cls, device_id: str, verdict: Verdict) -> Finding:
