@@ -230,6 +230,12 @@ class _Builder:
     def fail(self, path: str, reason: str) -> DocumentError:
         return DocumentError(self.name, path, reason)
 
+    def text(self, value: Any, path: str) -> str:
+        """What matching relies on is checked even without the schema (``validate=False``)."""
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(path, f"expected a non-empty string, got {_json_type(value)}")
+        return value
+
     def build(self) -> Advisory:
         meta = self.doc["document"]
         if meta.get("category") != "csaf_security_advisory":
@@ -238,6 +244,7 @@ class _Builder:
                 f"expected 'csaf_security_advisory', got {str(meta.get('category'))[:60]!r}",
             )
         tracking = meta["tracking"]
+        self.text(tracking["id"], "document.tracking.id")
         tree = self.doc.get("product_tree")
         if not isinstance(tree, dict):
             raise self.fail("product_tree", "a security advisory needs a product tree")
@@ -274,7 +281,8 @@ class _Builder:
     def _walk(self, branches: list[dict[str, Any]], path: str, ctx: dict[str, str]) -> None:
         for index, branch in enumerate(branches):
             here = f"{path}[{index}]"
-            category, value = branch["category"], branch["name"]
+            category = self.text(branch["category"], f"{here}.category")
+            value = self.text(branch["name"], f"{here}.name")
             sub = dict(ctx)
             if category == "vendor":
                 sub["vendor"] = value
@@ -294,7 +302,8 @@ class _Builder:
                 self._walk(branch["branches"], f"{here}.branches", sub)
 
     def _full_product(self, full: dict[str, Any], path: str, ctx: dict[str, str]) -> ProductEntry:
-        product_id = full["product_id"]
+        product_id = self.text(full["product_id"], f"{path}.product_id")
+        self.text(full["name"], f"{path}.name")
         helper = full.get("product_identification_helper") or {}
         cpe, purl = helper.get("cpe"), helper.get("purl")
         vendor, product, version = (
@@ -350,12 +359,14 @@ class _Builder:
         assert software is not None
         assert platform is not None
         full = rel["full_product_name"]
+        self.text(full["product_id"], f"{path}.full_product_name.product_id")
+        self.text(rel["category"], f"{path}.category")
         sk, pk = software.key, platform.key
         key = ProductKey(
             vendor=sk.vendor or pk.vendor,
             families=sk.families | pk.families,
-            model=pk.model or sk.model,
-            series=None if pk.model else (pk.series or sk.series),
+            models=pk.models or sk.models,
+            series=frozenset() if pk.models else (pk.series or sk.series),
             device_class=pk.device_class or sk.device_class,
         )
         entry = ProductEntry(
@@ -371,6 +382,7 @@ class _Builder:
         self._define(full["product_id"], f"{path}.full_product_name.product_id", entry)
 
     def _ref(self, product_id: str, path: str) -> str:
+        self.text(product_id, path)
         if product_id not in self.products:
             raise self.fail(path, f"product id {product_id!r} is not defined in the product tree")
         return product_id

@@ -116,7 +116,8 @@ _FILLER = frozenset(
 )
 _PHONE_WORDS = re.compile(r"\b(?:phones?|dect|ata|conference phone|handset)\b|^cp-\d")
 _PHONE_MODEL = re.compile(r"(?:\bcp-|\b)(?P<ata>ata\s*-?\s*)?(?P<num>\d{3,4})(?P<ex>-ex\b)?")
-_SERIES = re.compile(r"\b(?P<prefix>[a-z]*\d{1,2})(?:00|xx)\s+series\b")
+# "7800 Series", "78xx Series", and every "NN00" in "7800 and 8800 Series".
+_SERIES_ANY = re.compile(r"\b(?P<prefix>[a-z]*\d{1,2})(?:00|xx)\b")
 _ENDPOINT_WORDS = re.compile(r"\b(?:room|desk|board|codec|telepresence|webex|navigator|[sdmi]x\d+)\b")
 _PID_SUFFIXES = frozenset({"k9", "nr", "w", "c", "b", "wl", "cc", "bun"})  # order options, not models
 
@@ -150,16 +151,16 @@ _VENDOR_FAMILY = {"yealink": "yealink", "poly": "poly"}
 class ProductKey:
     vendor: str
     families: frozenset[str]
-    model: str | None
-    series: str | None
+    models: frozenset[str]  # "Cisco IP Phone 8811, 8841 and 8845" names three
+    series: frozenset[str]  # "Cisco IP Phone 7800 and 8800 Series" names two
     device_class: str | None
 
     def index_keys(self) -> list[tuple[str, str, str]]:
         """Keys under which the catalog index files this product."""
-        if self.model:
-            return [("m", self.vendor, self.model)]
-        if self.series:
-            return [("s", self.vendor, self.series)]
+        if self.models or self.series:
+            return [("m", self.vendor, m) for m in sorted(self.models)] + [
+                ("s", self.vendor, s) for s in sorted(self.series)
+            ]
         if self.families:
             return [("f", self.vendor, family) for family in sorted(self.families)]
         if self.device_class:
@@ -198,7 +199,7 @@ class DeviceIdentity:
         return bool(self.family or self.device_class)
 
 
-def normalize_product(vendor: str, name: str, context: str = "") -> ProductKey:
+def normalize_product(vendor: str, name: str, context: str = "") -> ProductKey:  # noqa: C901 - the rules, in order
     """Key of a product as an advisory names it. ``context`` is the enclosing product family name."""
     vendor_key = normalize_vendor(vendor)
     text = " ".join(name.lower().replace("_", " ").split())
@@ -213,39 +214,34 @@ def normalize_product(vendor: str, name: str, context: str = "") -> ProductKey:
             rest = pattern.sub(" ", rest)
     vendor_words = set(re.findall(r"[a-z0-9]+", vendor.lower())) | {vendor_key}
     is_phone = bool(_PHONE_WORDS.search(text))
-    model: str | None = None
-    series: str | None = None
+    models: set[str] = set()
+    series: set[str] = {m["prefix"] for m in _SERIES_ANY.finditer(rest)} if "series" in rest else set()
     device_class: str | None = "phone" if is_phone else None
     if is_phone:
-        series_match = _SERIES.search(rest)
-        model_match = _PHONE_MODEL.search(rest)
-        if series_match:
-            series = series_match["prefix"]
-        elif model_match:
-            model = (
-                ("ata" if model_match["ata"] else "")
-                + model_match["num"]
-                + ("-ex" if model_match["ex"] else "")
-            )
-    else:
-        series_match = _SERIES.search(rest)
-        if series_match:
-            series = series_match["prefix"]
-        else:
+        for match in _PHONE_MODEL.finditer(rest):
+            model = ("ata" if match["ata"] else "") + match["num"] + ("-ex" if match["ex"] else "")
+            if not (series and re.fullmatch(r"\d{1,2}00", model)):
+                models.add(model)
+    elif not series:
+        # "Room Kit, Room Kit Plus and Room Kit Pro": one model per part.
+        for part in re.split(r",|;|/|\band\b|\bor\b", rest):
             words = [
                 w
-                for w in re.findall(r"[a-z0-9][a-z0-9-]*", rest)
+                for w in re.findall(r"[a-z0-9][a-z0-9-]*", part)
                 if w not in _FILLER and w not in vendor_words
             ]
-            model = " ".join(words) or None
-        if vendor_key == "cisco" and (
-            families & {"roomos", "ce", "tc"} or (model and _ENDPOINT_WORDS.search(text))
-        ):
-            device_class = "endpoint"
+            if words:
+                models.add(" ".join(words))
+    if (
+        vendor_key == "cisco"
+        and not is_phone
+        and (families & {"roomos", "ce", "tc"} or any(_ENDPOINT_WORDS.search(m) for m in models))
+    ):
+        device_class = "endpoint"
     if families and not device_class:
         classes = {FAMILY_CLASS.get(f) for f in families} - {None}
         device_class = classes.pop() if len(classes) == 1 else None
-    return ProductKey(vendor_key, frozenset(families), model, series, device_class)
+    return ProductKey(vendor_key, frozenset(families), frozenset(models), frozenset(series), device_class)
 
 
 def _family_from_version(vendor: str, version: str, key: ProductKey) -> str | None:  # noqa: PLR0911
@@ -290,7 +286,8 @@ def identify_device(vendor: str, product: str, software_version: str) -> DeviceI
     reason = None
     if family is None:
         reason = f"cannot tell the firmware family of {product!r} from {software_version!r}"
-    return DeviceIdentity(key.vendor, family, key.model, device_class, scheme, reason)
+    model = next(iter(key.models)) if len(key.models) == 1 else None
+    return DeviceIdentity(key.vendor, family, model, device_class, scheme, reason)
 
 
 def _normalize_pid(product: str) -> str:
@@ -322,10 +319,11 @@ def covers(key: ProductKey, device: DeviceIdentity) -> bool:  # noqa: PLR0911 - 
             return False
     elif device.family in QUALIFIED_FAMILIES:
         return False
-    if key.model:
-        return device.model == key.model
-    if key.series:
-        return device.model is not None and device.model.startswith(key.series) and device.model != key.series
+    if key.models or key.series:
+        return device.model is not None and (
+            device.model in key.models
+            or any(device.model.startswith(s) and device.model != s for s in key.series)
+        )
     if key.families:
         return True
     return key.device_class is not None and key.device_class == device.device_class

@@ -110,7 +110,7 @@ def test_relationships_cpe_groups_and_cvss_v4() -> None:
     advisory = parse_advisory(_base())
     rel = advisory.products["REL-OLD-8851"]
     assert rel.key.families == frozenset({"sip"})
-    assert rel.key.model == "8851"
+    assert rel.key.models == frozenset({"8851"})
     assert rel.version_range is not None
     roomos = advisory.products["ROOMOS-11924"]
     assert (roomos.key.families, roomos.version) == (frozenset({"roomos"}), "11.9.2.4")
