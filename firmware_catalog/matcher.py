@@ -27,7 +27,7 @@ _PRIORITY = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
 class _Profile:
     """A (vendor, product, firmware) combination: identity and parsed version. Never goes stale."""
 
-    __slots__ = ("identity", "result_key", "version", "why")
+    __slots__ = ("identity", "plan_key", "result_id", "result_key", "version", "why")
 
     def __init__(self, combo: Combo) -> None:
         self.identity: DeviceIdentity = identify_device(*combo)
@@ -40,6 +40,8 @@ class _Profile:
                 self.why = f"software version {combo[2]!r} cannot be parsed: {err.reason}"
         release = self.version.key if self.version is not None else ("unparsable", self.why)
         self.result_key: ResultKey = (self.identity, self.identity.scheme, release)
+        self.result_id = -1  # the matcher's small integer for result_key
+        self.plan_key = -1  # the matcher's small integer for (scheme, release)
 
 
 class Matcher:
@@ -48,14 +50,17 @@ class Matcher:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._profiles: dict[Combo, _Profile] = {}
-        self._results: dict[ResultKey, tuple[Verdict, ...]] = {}
+        self._result_ids: dict[ResultKey, int] = {}
+        self._plan_keys: dict[object, int] = {}
+        self._identity_of: list[DeviceIdentity] = []  # by result id
+        self._results: dict[int, tuple[Verdict, ...]] = {}
         self._touch: dict[DeviceIdentity, list[Plan]] = {}
         self._plans: dict[str, dict[tuple[int, ...], Plan]] = {}
-        self._by_key: dict[IndexKey, set[ResultKey]] = {}
-        self._unmapped: set[ResultKey] = set()
+        self._by_key: dict[IndexKey, set[int]] = {}
+        self._unmapped: set[int] = set()
         self._devices: dict[str, Device] = {}
-        self._key_of: dict[str, ResultKey] = {}
-        self._devices_of: dict[ResultKey, set[str]] = {}
+        self._key_of: dict[str, int] = {}
+        self._devices_of: dict[int, set[str]] = {}
         catalog.add_listener(self._on_catalog_change)
 
     # -- one device, no state -------------------------------------------------------------------
@@ -137,13 +142,13 @@ class Matcher:
     # -- internals ------------------------------------------------------------------------------
     def _store(self, device: Device) -> None:
         profile = self._profile(_combo(device))
-        key = profile.result_key
+        key = profile.result_id
         self._devices[device.device_id] = device
         self._key_of[device.device_id] = key
         self._devices_of.setdefault(key, set()).add(device.device_id)
         self._result(profile)
 
-    def _forget(self, device_id: str, key: ResultKey) -> None:
+    def _forget(self, device_id: str, key: int) -> None:
         del self._key_of[device_id]
         ids = self._devices_of.get(key)
         if ids is not None:
@@ -155,6 +160,12 @@ class Matcher:
         profile = self._profiles.get(combo)
         if profile is None:
             profile = self._profiles[combo] = _Profile(combo)
+            result_id = self._result_ids.get(profile.result_key)
+            if result_id is None:
+                result_id = self._result_ids[profile.result_key] = len(self._identity_of)
+                self._identity_of.append(profile.identity)
+            profile.result_id = result_id
+            profile.plan_key = self._plan_keys.setdefault(profile.result_key[1:], len(self._plan_keys))
         return profile
 
     def _touching(self, identity: DeviceIdentity) -> list[Plan]:
@@ -181,7 +192,7 @@ class Matcher:
         return self._result(self._profile(combo))
 
     def _result(self, profile: _Profile) -> tuple[Verdict, ...]:
-        key = profile.result_key
+        key = profile.result_id
         verdicts = self._results.get(key)
         if verdicts is None:
             verdicts = self._results[key] = self._evaluate(profile)
@@ -203,7 +214,7 @@ class Matcher:
                 assert advisory is not None
                 verdicts.append(self._verdict(advisory, AdvisoryResult("unknown", reason, None, (), None)))
             return tuple(verdicts)
-        cache_key = profile.result_key[1:]
+        cache_key = profile.plan_key
         for plan in self._touching(identity):
             verdict = plan.results.get(cache_key)
             if verdict is None:
@@ -214,10 +225,11 @@ class Matcher:
         return tuple(verdicts)
 
     def _verdict(self, advisory: Advisory, result: AdvisoryResult) -> Verdict:
-        kev_entries = [e for e in (self.catalog.kev.get(cve) for cve in advisory.cves) if e is not None]
+        cves = advisory.cves
+        kev_entries = [e for e in (self.catalog.kev.get(cve) for cve in cves) if e is not None]
         return Verdict(
             advisory_id=advisory.id,
-            cves=advisory.cves,
+            cves=cves,
             status=result.status,
             first_fixed=result.first_fixed,
             kev=bool(kev_entries),
@@ -239,13 +251,13 @@ class Matcher:
             stale = set(self._unmapped)
             for index_key in keys:
                 stale |= self._by_key.get(index_key, set())
-            for result_key in stale:
-                self._touch.pop(result_key[0], None)
-        for result_key in stale:
-            self._results.pop(result_key, None)
+            for result_id in stale:
+                self._touch.pop(self._identity_of[result_id], None)
+        for result_id in stale:
+            self._results.pop(result_id, None)
         self._unmapped -= stale
-        for result_key in stale:
-            device_ids = self._devices_of.get(result_key)
+        for result_id in stale:
+            device_ids = self._devices_of.get(result_id)
             if device_ids:  # recompute now for devices that have it; others lazily
                 device = self._devices[next(iter(device_ids))]
                 self._result(self._profile(_combo(device)))

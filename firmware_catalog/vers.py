@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from firmware_catalog.errors import RangeError, VersionParseError
@@ -52,40 +53,44 @@ class VersRange:
         return parsed
 
     @staticmethod
-    def contains_parsed(  # noqa: C901, PLR0911 - the vers algorithm, step by step
+    def contains_parsed(  # noqa: C901, PLR0911, PLR0912 - the vers algorithm, step by step
         version: Version, bounds: list[tuple[str, Version]]
     ) -> bool:
-        """The vers containment algorithm; ``bounds`` must be sorted by version (see ``bounds_in``)."""
+        """The vers containment algorithm; ``bounds`` must be sorted by version (see ``bounds_in``).
+
+        Compares release keys directly: the bounds were parsed in the version's own scheme.
+        """
         if not bounds:
             return True
+        key = version.key
+        ranged: list[tuple[str, Any]] = []
         for comparator, bound in bounds:
-            if comparator == "=" and version == bound:
-                return True
-            if comparator == "!=" and version == bound:
-                return False
-        ranged = [(c, b) for c, b in bounds if c not in {"=", "!="}]
+            if comparator == "=":
+                if key == bound.key:
+                    return True
+            elif comparator == "!=":
+                if key == bound.key:
+                    return False
+            else:
+                ranged.append((comparator, bound.key))
         if not ranged:
             # Only "=" / "!=" constraints: "!=" alone means "every other version".
             return all(c == "!=" for c, _ in bounds)
-        for index, (comparator, bound) in enumerate(ranged):
-            if (
-                index == 0
-                and comparator in {"<", "<="}
-                and (version < bound or (comparator == "<=" and version == bound))
-            ):
-                return True
-            if (
-                index == len(ranged) - 1
-                and comparator in {">", ">="}
-                and (version > bound or (comparator == ">=" and version == bound))
-            ):
-                return True
-            if index + 1 < len(ranged) and comparator in {">", ">="}:
-                next_comparator, next_bound = ranged[index + 1]
-                above = version > bound or (comparator == ">=" and version == bound)
-                below = version < next_bound or (next_comparator == "<=" and version == next_bound)
-                if next_comparator in {"<", "<="} and above and below:
+        last = len(ranged) - 1
+        for index, (comparator, bound_key) in enumerate(ranged):
+            if comparator[0] == "<":
+                if index == 0 and (key < bound_key or (comparator == "<=" and key == bound_key)):
                     return True
+                continue
+            if not (key > bound_key or (comparator == ">=" and key == bound_key)):
+                continue
+            if index == last:
+                return True
+            next_comparator, next_key = ranged[index + 1]
+            if next_comparator[0] == "<" and (
+                key < next_key or (next_comparator == "<=" and key == next_key)
+            ):
+                return True
         return False
 
 
