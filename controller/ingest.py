@@ -206,10 +206,11 @@ class Ingest:
         m.batches.labels(result="duplicate").inc(result.duplicate_batches)
         m.batches.labels(result="late").inc(result.late_batches)
         m.observations.inc(result.observations)
+        m.gaps_filled.inc(result.filled)
         for item in items:
             if isinstance(item.message, ObservationBatch):
                 m.lag_seconds.observe(max(0.0, (now - item.message.sent_at).total_seconds()))
-        for gap in result.gaps:
+        for gap in result.detected:
             m.gaps.inc()
             m.missing.inc(gap.to_seq - gap.from_seq + 1)
             log.warning(

@@ -40,6 +40,9 @@ class Metrics:
             "Messages missing according to recorded gaps",
             registry=r,
         )
+        self.gaps_filled = Counter(
+            "fernwart_ingest_gap_fills_total", "Late batches that filled part of a recorded gap", registry=r
+        )
         self.flush_seconds = Histogram(
             "fernwart_ingest_flush_seconds", "Duration of one flush transaction", registry=r
         )

@@ -48,9 +48,11 @@ class FlushResult:
     stored_batches: int = 0
     duplicate_batches: int = 0
     late_batches: int = 0
+    filled: int = 0  # late batches that filled (part of) a recorded gap
     observations: int = 0
     statuses: int = 0
     command_results: int = 0
-    gaps: list[GapRecord] = field(default_factory=list)
+    detected: list[GapRecord] = field(default_factory=list)  # gaps noticed by this flush
+    gaps: list[GapRecord] = field(default_factory=list)  # of those, what is still missing after it
     rejected: list[Rejection] = field(default_factory=list)
     offline_agents: list[str] = field(default_factory=list)

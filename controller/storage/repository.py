@@ -35,12 +35,25 @@ class DeviceFilter:
     offset: int = 0
 
 
+WRITE = {"fernwart_write": True}
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling starts a transaction only at the first INSERT, so a
+    # flush's reads would not belong to it; we issue BEGIN ourselves (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE): flushes of several controller
+    # processes on one file then run one after the other, each reading what the last committed.
+    immediate = conn.get_execution_options().get("fernwart_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
@@ -50,6 +63,7 @@ def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=pool_size, pool_pre_ping=True)
 
@@ -57,6 +71,7 @@ def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
 class Store:
     def __init__(self, engine: AsyncEngine, writer: FlushWriter) -> None:
         self.engine = engine
+        self.write_engine = engine.execution_options(**WRITE)  # same pool; BEGIN IMMEDIATE on SQLite
         self._writer = writer
 
     @classmethod
@@ -84,7 +99,7 @@ class Store:
 
     async def write_flush(self, items: list[Received]) -> FlushResult:
         """Store ``items`` in one transaction; on return everything is committed."""
-        async with self.engine.begin() as conn:
+        async with self.write_engine.begin() as conn:
             result, owners = await self._writer.write(conn, items)
         self._writer.committed(owners)
         return result
@@ -100,7 +115,7 @@ class Store:
             .where(devices.c.status == "active", deadline < now_epoch)
             .values(status="stale")
         )
-        async with self.engine.begin() as conn:
+        async with self.write_engine.begin() as conn:
             result = await conn.execute(stmt)
         return int(result.rowcount)
 

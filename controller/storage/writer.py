@@ -87,6 +87,16 @@ async def _insert_observations(conn: AsyncConnection, rows: list[ObservationRow]
     await driver.copy_records_to_table("observations", records=records, columns=columns.split(", "))
 
 
+def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
+    """What remains of ``gap`` once ``seq`` arrived."""
+    parts = []
+    if gap.from_seq < seq:
+        parts.append(GapRecord(gap.agent_id, gap.site_id, gap.boot, gap.from_seq, seq - 1))
+    if seq < gap.to_seq:
+        parts.append(GapRecord(gap.agent_id, gap.site_id, gap.boot, seq + 1, gap.to_seq))
+    return parts
+
+
 class FlushWriter:
     """Writes flushes; keeps the (permanent) site → agent ownership cached after commits."""
 
@@ -111,10 +121,13 @@ class FlushWriter:
         owners = await self._resolve_owners(conn, accepted, now)
         kept = self._check_owners(accepted, owners, dead)
         batches = [item for item in kept if isinstance(item.message, ObservationBatch)]
-        new_ids = await self._insert_batches(conn, batches, now)
+        # Agents first, locked (PostgreSQL): flushes of one agent on several controllers take turns,
+        # so each sees the (boot, seq) the previous one committed.
         agents = await self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
+        new_ids = await self._insert_batches(conn, batches, now)
         new_batches: list[ObservationBatch] = []
         gaps: list[GapRecord] = []
+        late: list[ObservationBatch] = []
         births: list[AgentStatus] = []
         results: list[tuple[CommandResult, datetime]] = []
         for item in kept:
@@ -134,11 +147,14 @@ class FlushWriter:
                 new_batches.append(message)
                 if self._track_seq(agents, message, item.received_at, gaps):
                     result.late_batches += 1
+                    late.append(message)
         result.stored_batches = len(new_batches)
         result.gaps = gaps
         await self._upsert_announced_devices(conn, births, now)
         result.observations = await self._write_observations(conn, new_batches, agents, now)
         await self._write_agents(conn, agents)
+        result.detected = list(gaps)
+        result.filled = await self._fill_gaps(conn, gaps, late)
         await self._write_gaps(conn, gaps, now)
         await self._write_command_results(conn, results)
         result.rejected = await self._write_dead_letters(conn, dead)
@@ -231,7 +247,12 @@ class FlushWriter:
         if not agent_ids:
             return {}
         table = m.AGENTS
-        found = await conn.execute(sa.select(table).where(table.c.agent_id.in_(sorted(agent_ids))))
+        found = await conn.execute(
+            sa.select(table)
+            .where(table.c.agent_id.in_(sorted(agent_ids)))
+            .order_by(table.c.agent_id)  # one lock order for every flush: no deadlocks
+            .with_for_update()  # ignored by SQLite, where a writing transaction is alone anyway
+        )
         return {row.agent_id: _AgentRow(**{c: getattr(row, c) for c in _AGENT_FIELDS}) for row in found}
 
     @staticmethod
@@ -433,6 +454,54 @@ class FlushWriter:
             set_={name: stmt.excluded[name] for name in _AGENT_FIELDS if name != "agent_id"},
         )
         await conn.execute(stmt, rows)
+
+    async def _fill_gaps(
+        self, conn: AsyncConnection, gaps: list[GapRecord], late: list[ObservationBatch]
+    ) -> int:
+        """A late batch inside a recorded gap shrinks (or splits, or removes) it: the gaps table
+        holds the ranges still missing. Returns how many late batches filled a gap."""
+        filled = 0
+        table = m.GAPS
+        for batch in late:
+            key = (batch.agent_id, batch.boot)
+            pending = [g for g in gaps if (g.agent_id, g.boot) == key and g.from_seq <= batch.seq <= g.to_seq]
+            if pending:
+                gap = pending[0]
+                gaps.remove(gap)
+                gaps.extend(_split(gap, batch.seq))
+                filled += 1
+                continue
+            row = (
+                await conn.execute(
+                    sa.select(table).where(
+                        table.c.agent_id == batch.agent_id,
+                        table.c.boot == batch.boot,
+                        table.c.from_seq <= batch.seq,
+                        table.c.to_seq >= batch.seq,
+                    )
+                )
+            ).first()
+            if row is None:
+                continue
+            filled += 1
+            await conn.execute(sa.delete(table).where(table.c.id == row.id))
+            rest = _split(GapRecord(row.agent_id, row.site_id, row.boot, row.from_seq, row.to_seq), batch.seq)
+            if rest:
+                await conn.execute(
+                    sa.insert(table),
+                    [
+                        {
+                            "agent_id": g.agent_id,
+                            "site_id": g.site_id,
+                            "boot": g.boot,
+                            "from_seq": g.from_seq,
+                            "to_seq": g.to_seq,
+                            "detected_at": row.detected_at,
+                        }
+                        for g in rest
+                    ],
+                )
+        return filled
 
     async def _write_gaps(self, conn: AsyncConnection, gaps: list[GapRecord], now: datetime) -> None:
         if gaps:

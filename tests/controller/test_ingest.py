@@ -8,6 +8,7 @@ import uuid
 
 import aiohttp
 import paho.mqtt.client as paho
+import pytest
 import sqlalchemy as sa
 
 from collector.model import Observation
@@ -109,7 +110,7 @@ async def test_redelivered_batch_is_stored_once(make_harness) -> None:
 async def test_sequence_gap_is_recorded_and_a_new_boot_resets(make_harness) -> None:
     h = await make_harness()
     await h.send_status(make_status("site-1", "agent-1", boot=1))
-    for seq in (0, 1, 4, 3):  # 2 and 3 missing; 3 arrives late
+    for seq in (0, 1, 4, 3):  # 2 and 3 missing; 3 arrives late and fills its part of the gap
         await h.send_batch(make_batch("site-1", "agent-1", seq, [make_observation("dev-a")]))
     await _stored(h, 4)
     await h.send_status(make_status("site-1", "agent-1", boot=2))
@@ -118,13 +119,14 @@ async def test_sequence_gap_is_recorded_and_a_new_boot_resets(make_harness) -> N
     await _stored(h, 6)
 
     gaps = await h.store.list_gaps("agent-1")
-    assert [(g["boot"], g["from_seq"], g["to_seq"]) for g in gaps] == [(1, 2, 3)]
+    assert [(g["boot"], g["from_seq"], g["to_seq"]) for g in gaps] == [(1, 2, 2)]
     agents = await h.store.list_agents()
     assert (agents[0]["boot"], agents[0]["last_seq"]) == (2, 1)
     text = await _metrics_text(h)
     assert _sample(text, "fernwart_ingest_gaps_total") == 1
     assert _sample(text, "fernwart_ingest_missing_messages_total") == 2
     assert _sample(text, "fernwart_ingest_batches_total", 'result="late"') == 1
+    assert _sample(text, "fernwart_ingest_gap_fills_total") == 1
 
 
 async def test_agent_offline_from_last_will(make_harness) -> None:
@@ -192,3 +194,39 @@ async def test_devices_become_stale_after_missed_intervals(make_harness) -> None
         return sorted(row["device_id"] for row in rows) == ["dev-new", "dev-old"]
 
     await wait_until(active_again, what="dev-old active again")
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)  # $share needs MQTT 5
+async def test_two_controllers_split_a_shared_subscription_and_store_each_batch_once(make_harness) -> None:
+    first = await make_harness()
+    second = await make_harness()
+    batches = [
+        make_batch("site-1", "agent-1", seq, [make_observation(f"dev-{seq % 5}")]) for seq in range(200)
+    ]
+    for batch in batches:
+        await first.send_batch(batch)
+    for batch in batches[:50]:  # redeliveries land on either instance
+        await second.send_batch(batch)
+
+    async def all_stored() -> bool:
+        return await _count(first, m.BATCHES) >= 200 and await _count(first, m.OBSERVATIONS) >= 200
+
+    await wait_until(all_stored, what="200 batches from two controllers")
+
+    async def duplicates_counted() -> bool:
+        counts = [
+            _sample(await _metrics_text(h), "fernwart_ingest_batches_total", 'result="duplicate"')
+            for h in (first, second)
+        ]
+        return sum(counts) == 50
+
+    await wait_until(duplicates_counted, what="50 duplicates counted across both instances")
+    assert await _count(first, m.BATCHES) == 200
+    assert await _count(first, m.OBSERVATIONS) == 200
+    stored = [
+        _sample(await _metrics_text(h), "fernwart_ingest_batches_total", 'result="stored"')
+        for h in (first, second)
+    ]
+    assert sum(stored) == 200
+    assert all(n > 0 for n in stored), f"the broker gave one instance everything: {stored}"
+    assert await first.store.list_gaps() == []  # reordering across instances filled every gap
