@@ -43,6 +43,8 @@ class _Statements:
     fixed: list[tuple[Version, str]] = field(default_factory=list)
     first_fixed: list[tuple[Version, str]] = field(default_factory=list)
     candidates: list[tuple[Version, str]] = field(default_factory=list)  # fixed + recommended versions
+    fixed_distinct: list[tuple[Version, str]] = field(default_factory=list)  # by version, lowest first
+    single_first_fixed: bool = False  # exactly one first fixed release: it covers every train
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,8 @@ class Group:
             st.first_fixed.extend(
                 item for item in st.fixed if item[0].key in uppers and item not in st.first_fixed
             )
+            st.fixed_distinct = sorted({v.key: (v, t) for v, t in st.fixed}.values(), key=lambda i: i[0].key)
+            st.single_first_fixed = len({v.key for v, _ in st.first_fixed}) == 1
         return per_vuln
 
     def evaluate(
@@ -132,26 +136,26 @@ class Group:
 def _status(  # noqa: C901, PLR0911 - the rules of the module docstring, in order
     st: _Statements, version: Version | None, why: str | None, product: str
 ) -> tuple[Status, str | None]:
-    categories = set(st.every)
+    categories = st.every
     if version is not None:
-        categories |= st.exact.get(version.key, set())
+        hit = st.exact.get(version.key)
+        if hit:
+            categories = categories | hit
         for category, bounds in st.ranges:
             if category not in categories and VersRange.contains_parsed(version, bounds):
-                categories.add(category)
-    if categories & AFFECTED_STATUSES:
+                categories = categories | {category}
+    if not categories.isdisjoint(AFFECTED_STATUSES):
         return "affected", None
-    if categories & FIXED_STATUSES:
+    if not categories.isdisjoint(FIXED_STATUSES):
         return "fixed", None
     if "known_not_affected" in categories:
         return "not_affected", None
     if version is None:
         return "unknown", why
-    firsts = st.first_fixed
-    applicable = (
-        firsts if len({v.key for v, _ in firsts}) == 1 else [f for f in firsts if f[0].train == version.train]
-    )
-    if any(version >= first for first, _ in applicable):
-        return "fixed", None
+    key = version.key
+    for first, _text in st.first_fixed:
+        if (st.single_first_fixed or first.train == version.train) and key >= first.key:
+            return "fixed", None
     if "under_investigation" in categories:
         return "unknown", f"{product}: under investigation"
     if st.opaque:
@@ -160,15 +164,12 @@ def _status(  # noqa: C901, PLR0911 - the rules of the module docstring, in orde
 
 
 def _first_fixed(st: _Statements, version: Version | None) -> tuple[Version, str] | None:
-    distinct = {v.key: (v, text) for v, text in st.fixed}
+    distinct = st.fixed_distinct
     if len(distinct) == 1:
-        return next(iter(distinct.values()))
+        return distinct[0]
     if version is None:
         return None
-    in_train = sorted(
-        (item for item in distinct.values() if item[0].train == version.train), key=lambda i: i[0].key
-    )
-    return in_train[0] if in_train else None
+    return next((item for item in distinct if item[0].train == version.train), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,29 +219,35 @@ class Plan:
 
     def evaluate(self, scheme: str | None, version: Version | None, why: str | None) -> AdvisoryResult:
         """Combine the groups into one result for the advisory."""
+        if scheme is None:
+            return AdvisoryResult("unknown", why, None, self.products, self.cvss, self.fix_url)
         per_vuln: dict[int, GroupResult] = {}
         for group in self.groups:
-            for vuln, result in group.evaluate(scheme, version, why).items():
+            for vuln, st in group.compiled(scheme).items():
+                status, reason = _status(st, version, why, group.product_name)
+                first_fixed = _first_fixed(st, version)
                 best = per_vuln.get(vuln)
                 if (
                     best is None
-                    or _GROUP_RANK[result.status] > _GROUP_RANK[best.status]
-                    or (
-                        result.status == best.status
-                        and best.first_fixed is None
-                        and result.first_fixed is not None
-                    )
+                    or _GROUP_RANK[status] > _GROUP_RANK[best.status]
+                    or (status == best.status and best.first_fixed is None and first_fixed is not None)
                 ):
-                    per_vuln[vuln] = result
+                    per_vuln[vuln] = GroupResult(status, reason, first_fixed)
         if not per_vuln:
-            return AdvisoryResult("unknown", why or "no product status for this product", None, (), None)
-        final = max(per_vuln.values(), key=lambda item: _VULN_RANK[item.status])
-        fixes = [r.first_fixed for r in per_vuln.values() if r.first_fixed is not None]
-        first_fixed = max(fixes, key=lambda item: item[0].key)[1] if fixes and _same_scheme(fixes) else None
+            return AdvisoryResult(
+                "unknown", why or "no product status for this product", None, self.products, None
+            )
+        if len(per_vuln) == 1:
+            (final,) = per_vuln.values()
+            fixed = final.first_fixed[1] if final.first_fixed is not None else None
+        else:
+            final = max(per_vuln.values(), key=lambda item: _VULN_RANK[item.status])
+            fixes = [r.first_fixed for r in per_vuln.values() if r.first_fixed is not None]
+            fixed = max(fixes, key=lambda item: item[0].key)[1] if fixes and _same_scheme(fixes) else None
         return AdvisoryResult(
             status=final.status,
             reason=final.reason if final.status == "unknown" else None,
-            first_fixed=first_fixed,
+            first_fixed=fixed,
             products=self.products,
             cvss=self.cvss,
             fix_url=self.fix_url,

@@ -215,18 +215,28 @@ class Matcher:
                 verdicts.append(self._verdict(advisory, AdvisoryResult("unknown", reason, None, (), None)))
             return tuple(verdicts)
         cache_key = profile.plan_key
+        ranked: list[tuple[tuple[bool, int, float, str], Verdict]] = []
         for plan in self._touching(identity):
-            verdict = plan.results.get(cache_key)
-            if verdict is None:
-                result = plan.evaluate(identity.scheme, profile.version, profile.why)
-                verdict = plan.results[cache_key] = self._verdict(plan.advisory, result)
-            verdicts.append(verdict)
-        verdicts.sort(key=lambda v: (not v.kev, _PRIORITY[v.status], -(v.cvss or 0.0), v.advisory_id))
-        return tuple(verdicts)
+            item = plan.results.get(cache_key)
+            if item is None:
+                verdict = self._verdict(
+                    plan.advisory, plan.evaluate(identity.scheme, profile.version, profile.why)
+                )
+                rank = (
+                    not verdict.kev,
+                    _PRIORITY[verdict.status],
+                    -(verdict.cvss or 0.0),
+                    verdict.advisory_id,
+                )
+                item = plan.results[cache_key] = (rank, verdict)
+            ranked.append(item)
+        ranked.sort(key=_first)
+        return tuple(verdict for _rank, verdict in ranked)
 
     def _verdict(self, advisory: Advisory, result: AdvisoryResult) -> Verdict:
         cves = advisory.cves
-        kev_entries = [e for e in (self.catalog.kev.get(cve) for cve in cves) if e is not None]
+        kev = self.catalog.kev
+        kev_entries = [e for e in (kev.get(cve) for cve in cves) if e is not None] if len(kev) else []
         return Verdict(
             advisory_id=advisory.id,
             cves=cves,
@@ -261,6 +271,10 @@ class Matcher:
             if device_ids:  # recompute now for devices that have it; others lazily
                 device = self._devices[next(iter(device_ids))]
                 self._result(self._profile(_combo(device)))
+
+
+def _first(item: tuple[tuple[bool, int, float, str], Verdict]) -> tuple[bool, int, float, str]:
+    return item[0]
 
 
 def _combo(device: Device) -> Combo:
