@@ -23,12 +23,13 @@ import structlog
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy import exc as sa_exc
 
 from collector import wire
 from collector.wire import AgentStatus, CommandResult, ObservationBatch, TopicKind
 from collector.wire.topics import subscription
 from controller.decode import decode
-from controller.storage.records import FlushResult, Received
+from controller.storage.records import STORE_FAILED, FlushResult, Received
 
 if TYPE_CHECKING:
     from controller.metrics import Metrics
@@ -182,15 +183,25 @@ class Ingest:
                     paho.ack(message.mid, message.qos)
 
     async def _write(self, items: list[Received]) -> None:
-        """Store until it works: nothing is acknowledged before it is committed."""
+        """Store until it works: nothing is acknowledged before it is committed.
+
+        While the database is unreachable the flush is retried as it is. When the database refuses
+        the data itself (a NUL character PostgreSQL cannot store, say), the flush is split in
+        halves until the offending message is alone; that one becomes a ``store_failed`` dead
+        letter and everything else is stored.
+        """
         delay = 0.2
         while True:
             started = asyncio.get_running_loop().time()
             try:
                 result = await self._store.write_flush(items)
-            except Exception as err:  # the database is down or refused: keep the messages, retry
+            except Exception as err:
                 self._metrics.store_errors.inc()
-                log.exception("flush_failed", messages=len(items), error=str(err), retry_in_s=delay)
+                if not _transient(err):
+                    log.warning("flush_refused", messages=len(items), error=str(err)[:500])
+                    await self._isolate(items, err)
+                    return
+                log.exception("flush_failed", messages=len(items), error=str(err)[:500], retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
@@ -198,6 +209,21 @@ class Ingest:
         self._metrics.flush_seconds.observe(asyncio.get_running_loop().time() - started)
         self._metrics.flush_messages.observe(len(items))
         self._account(items, result)
+
+    async def _isolate(self, items: list[Received], err: Exception) -> None:
+        if len(items) == 1 and items[0].message is not None:
+            item = items[0]
+            reason = f"the database refused it: {type(err).__name__}: {str(err).splitlines()[0][:500]}"
+            items = [Received(item.topic, item.payload, item.received_at, code=STORE_FAILED, reason=reason)]
+            await self._write(items)
+            return
+        if len(items) == 1:  # even the dead letter was refused: keep trying, do not drop it
+            await asyncio.sleep(1.0)
+            await self._write(items)
+            return
+        half = len(items) // 2
+        await self._write(items[:half])
+        await self._write(items[half:])
 
     def _account(self, items: list[Received], result: FlushResult) -> None:
         m = self._metrics
@@ -233,6 +259,15 @@ class Ingest:
         for agent in result.offline_agents:
             m.agents_offline.inc()
             log.info("agent_offline", agent=agent)
+
+
+def _transient(err: Exception) -> bool:
+    """True when retrying the same flush can succeed (connection lost, database locked or down)."""
+    if isinstance(err, OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(err, sa_exc.DBAPIError):
+        return err.connection_invalidated or isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError)
+    return False
 
 
 def _drain(queue: asyncio.Queue[aiomqtt.Message], into: list[aiomqtt.Message], limit: int) -> None:

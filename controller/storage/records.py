@@ -8,6 +8,7 @@ from datetime import datetime
 from collector.wire import AgentStatus, CommandResult, ObservationBatch
 
 AGENT_MISMATCH = "agent_mismatch"
+STORE_FAILED = "store_failed"  # valid on the wire, refused by the database
 
 Accepted = ObservationBatch | AgentStatus | CommandResult
 

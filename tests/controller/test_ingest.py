@@ -230,3 +230,34 @@ async def test_two_controllers_split_a_shared_subscription_and_store_each_batch_
     assert sum(stored) == 200
     assert all(n > 0 for n in stored), f"the broker gave one instance everything: {stored}"
     assert await first.store.list_gaps() == []  # reordering across instances filled every gap
+
+
+async def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
+    make_harness, database_url
+) -> None:
+    h = await make_harness()
+    poison = make_observation(
+        "dev-nul", vendor="cis\x00co"
+    )  # valid JSON ("\u0000"); PostgreSQL text refuses NUL
+    batches = [
+        make_batch("site-1", "agent-1", 0, [make_observation("dev-a")]),
+        make_batch("site-1", "agent-1", 1, [poison]),
+        make_batch("site-1", "agent-1", 2, [make_observation("dev-b")]),
+    ]
+    for batch in batches:
+        await h.send_batch(batch)
+    refused = database_url.startswith("postgresql")
+
+    async def settled() -> bool:
+        dead = sum((await h.store.dead_letter_counts()).values())
+        return await _count(h, m.BATCHES) + dead >= 3
+
+    await wait_until(settled, what="three batches stored or dead-lettered")
+    if refused:
+        assert await h.store.dead_letter_counts() == {"store_failed": 1}
+        assert await _count(h, m.BATCHES) == 2
+        text = await _metrics_text(h)
+        assert _sample(text, "fernwart_ingest_rejected_total", 'reason="store_failed"') == 1
+    else:  # SQLite stores the NUL as it came
+        assert await _count(h, m.BATCHES) == 3
+    assert await _count(h, m.OBSERVATIONS) == (2 if refused else 3)
