@@ -189,7 +189,7 @@ class Plan:
     is a cache the matcher keeps per (scheme, release).
     """
 
-    __slots__ = ("advisory", "cvss", "fix_url", "groups", "products", "results")
+    __slots__ = ("advisory", "cvss", "fix_url", "groups", "kev", "products", "results")
 
     def __init__(self, advisory: Advisory, groups: list[Group]) -> None:
         self.advisory = advisory
@@ -216,6 +216,9 @@ class Plan:
             None,
         )
         self.results: dict[object, Any] = {}
+        self.kev: Any = (
+            None  # the matcher's KEV summary for the advisory (plans are dropped when KEV changes)
+        )
 
     def evaluate(self, scheme: str | None, version: Version | None, why: str | None) -> AdvisoryResult:
         """Combine the groups into one result for the advisory."""

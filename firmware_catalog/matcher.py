@@ -233,21 +233,32 @@ class Matcher:
         ranked.sort(key=_first)
         return tuple(verdict for _rank, verdict in ranked)
 
-    def _verdict(self, advisory: Advisory, result: AdvisoryResult) -> Verdict:
+    def _kev_summary(self, advisory: Advisory) -> tuple[tuple[str, ...], bool, str | None, bool]:
+        """(cves, in KEV, earliest KEV due date, known ransomware use) of an advisory."""
         cves = advisory.cves
         kev = self.catalog.kev
-        kev_entries = [e for e in (kev.get(cve) for cve in cves) if e is not None] if len(kev) else []
+        entries = [e for e in (kev.get(cve) for cve in cves) if e is not None] if len(kev) else []
+        due = min((e.due_date for e in entries if e.due_date), default=None)
+        return cves, bool(entries), due, any(e.ransomware for e in entries)
+
+    def _verdict(self, advisory: Advisory, result: AdvisoryResult, plan: Plan | None = None) -> Verdict:
+        summary = plan.kev if plan is not None else None
+        if summary is None:
+            summary = self._kev_summary(advisory)
+            if plan is not None:
+                plan.kev = summary
+        cves, in_kev, due, ransomware = summary
         return Verdict(
             advisory_id=advisory.id,
             cves=cves,
             status=result.status,
             first_fixed=result.first_fixed,
-            kev=bool(kev_entries),
+            kev=in_kev,
             cvss=result.cvss,
             reason=result.reason,
             products=result.products,
-            kev_due_date=min((e.due_date for e in kev_entries if e.due_date), default=None),
-            kev_ransomware=any(e.ransomware for e in kev_entries),
+            kev_due_date=due,
+            kev_ransomware=ransomware,
             fix_url=result.fix_url,
         )
 
