@@ -119,19 +119,6 @@ class Group:
             st.single_first_fixed = len({v.key for v, _ in st.first_fixed}) == 1
         return per_vuln
 
-    def evaluate(
-        self, scheme: str | None, version: Version | None, why: str | None
-    ) -> dict[int, GroupResult]:
-        """Per vulnerability: the status for ``version`` (None: not parsable, ``why`` says why)."""
-        if scheme is None:
-            return {vuln: GroupResult("unknown", why, None) for vuln, _c, _e in self.statements}
-        results: dict[int, GroupResult] = {}
-        for vuln, st in self.compiled(scheme).items():
-            results[vuln] = GroupResult(
-                *_status(st, version, why, self.product_name), _first_fixed(st, version)
-            )
-        return results
-
 
 def _status(  # noqa: C901, PLR0911 - the rules of the module docstring, in order
     st: _Statements, version: Version | None, why: str | None, product: str

@@ -1,9 +1,14 @@
 """Findings per device, kept up to date as devices and the catalog change.
 
-Devices that report the same (vendor, product, firmware) share one result tuple, so a full match
-costs one evaluation per distinct combination plus a dictionary step per device. One device's
-re-match costs the advisories filed under its product keys. A catalog change re-evaluates only the
-combinations whose keys the changed advisory is filed under.
+Results depend only on the device's identity (vendor, firmware family, model) and its parsed
+release, so devices that differ only in build ids share one result tuple: a full match costs one
+evaluation per distinct (identity, release) plus a dictionary step per device. A *plan* (one
+advisory plus the product groups that cover an identity) is shared by identities alike and caches
+its verdict per release. One device's re-match costs the plans filed under its product keys. A
+catalog change re-evaluates only the results whose index keys the changed advisory is filed under;
+a KEV change re-evaluates everything.
+
+Not thread-safe: use one Matcher from one thread (the controller's event loop).
 """
 
 from __future__ import annotations
