@@ -24,8 +24,12 @@ def _run(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
     return rows
 
 
-def test_match_reproduces_every_expected_row(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = _run(capsys)
+def test_match_reproduces_every_expected_row() -> None:
+    argv = [sys.executable, "-m", "fernwart_cli.main", "catalog", "match", "--advisories", str(CSAF_DIR)]
+    argv += ["--kev", str(KEV_FILE), "--inventory", str(CATALOG_DATA / "inventory.json"), "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows: list[dict[str, object]] = json.loads(proc.stdout)
     expected = json.loads((CATALOG_DATA / "expected.json").read_text())
     got = {(r["device_id"], r["advisory_id"]): r for r in rows}
     assert len(got) == len(rows), "one entry per device and advisory"
