@@ -65,10 +65,7 @@ def run_match(args: argparse.Namespace) -> int:  # noqa: C901 - one command, rea
             catalog.set_kev(kev)
             for err in kev.errors:
                 _error(f"skipped KEV entry: {err}")
-        inventory = json.loads(args.inventory.read_text(encoding="utf-8"))
-        if not isinstance(inventory, list):
-            raise CatalogError(f"{args.inventory}: expected a JSON array of devices")  # noqa: TRY301
-        devices = [Device.from_dict(item) for item in inventory]
+        devices = _read_inventory(args.inventory)
     except (CatalogError, OSError, ValueError, KeyError, TypeError) as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -106,6 +103,22 @@ def run_match(args: argparse.Namespace) -> int:  # noqa: C901 - one command, rea
                 rec = matcher.recommend(device)
                 sys.stdout.write(f"{rec.device_id}\ttarget {rec.target or '-'}\t{rec.reason or ''}\n")
     return EXIT_FINDINGS_REJECTED if report.errors else EXIT_OK
+
+
+def _read_inventory(path: Path) -> list[Device]:
+    """The offline inventory: a JSON array of {device_id, vendor, product, software_version}."""
+    inventory = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(inventory, list):
+        raise CatalogError(f"{path}: expected a JSON array of devices")
+    devices = []
+    for index, item in enumerate(inventory):
+        if not isinstance(item, dict) or not isinstance(item.get("device_id"), str) or not item["device_id"]:
+            raise CatalogError(f"{path}: [{index}].device_id: expected a non-empty string")
+        for field in ("vendor", "product", "software_version"):
+            if not isinstance(item.get(field, ""), str):
+                raise CatalogError(f"{path}: [{index}].{field}: expected a string")
+        devices.append(Device.from_dict(item))
+    return devices
 
 
 def _base_url(args: argparse.Namespace) -> str:

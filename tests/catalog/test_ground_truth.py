@@ -124,3 +124,10 @@ def test_a_rejected_document_is_reported_and_the_rest_matched(
     captured = capsys.readouterr()
     assert "broken.json: $: not JSON" in captured.err
     assert len(json.loads(captured.out)) >= 66
+
+
+def test_a_bad_inventory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps([{"vendor": "Cisco"}]))
+    assert main(["catalog", "match", "--advisories", str(CSAF_DIR), "--inventory", str(inventory)]) == 2
+    assert "[0].device_id: expected a non-empty string" in capsys.readouterr().err
