@@ -56,7 +56,7 @@ def _error(message: str) -> None:
     sys.stderr.write(f"fernwart catalog: {message}\n")
 
 
-def run_match(args: argparse.Namespace) -> int:  # noqa: C901 - one command, read top to bottom
+def run_match(args: argparse.Namespace) -> int:
     catalog = Catalog()
     try:
         report = catalog.import_path(args.advisories)
