@@ -113,6 +113,8 @@ class Matcher:
         if old is not None:
             self._forget(device.device_id, old)
         self._store(device)
+        if len(self._profiles) > 4 * max(len(self._devices), 10_000):
+            self._compact()
         return self.findings(device.device_id)
 
     def remove_device(self, device_id: str) -> None:
@@ -145,6 +147,17 @@ class Matcher:
         return out
 
     # -- internals ------------------------------------------------------------------------------
+    def _compact(self) -> None:
+        """Forget parsed combinations no device reports any more (firmware strings churn over years)."""
+        used = {_combo(device) for device in self._devices.values()}
+        self._profiles = {combo: p for combo, p in self._profiles.items() if combo in used}
+        live = {p.result_id for p in self._profiles.values()}
+        for result_id in set(self._results) - live:
+            del self._results[result_id]
+            self._unmapped.discard(result_id)
+        for ids in self._by_key.values():
+            ids.intersection_update(live)
+
     def _store(self, device: Device) -> None:
         profile = self._profile(_combo(device))
         key = profile.result_id

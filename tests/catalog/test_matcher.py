@@ -96,3 +96,12 @@ def test_findings_serialise(real_documents: dict[str, dict[str, Any]]) -> None:
     assert data["device_id"] == "p1"
     assert data["cves"] == ["CVE-2020-3161"]
     assert data["first_fixed"] == "11.7(1)"
+
+
+def test_many_firmware_changes_do_not_grow_without_bound(real_documents: dict[str, dict[str, Any]]) -> None:
+    matcher = Matcher(_catalog(real_documents, VOIP))
+    matcher.set_devices([PHONE])
+    for build in range(45_000):
+        matcher.set_device(Device("p1", "Cisco", "CP-8845", f"sip88xx.12-5-1-{build}"))
+    assert len(matcher._profiles) <= 40_001
+    assert _status(matcher, "p1") == {VOIP: "fixed"}
