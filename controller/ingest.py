@@ -100,8 +100,10 @@ class Ingest:
                     self.connected.set()
                     delay = 0.5
                     await self._session(client, stop)
-            except aiomqtt.MqttError as err:
-                log.warning("mqtt_disconnected", error=str(err), retry_in_s=round(delay, 2))
+            except* aiomqtt.MqttError as group:
+                # A lost connection surfaces inside the session's TaskGroup, so it comes grouped.
+                errors = "; ".join(str(err) for err in group.exceptions)
+                log.warning("mqtt_disconnected", error=errors, retry_in_s=round(delay, 2))
             finally:
                 self.connected.clear()
                 self._metrics.connected.set(0)

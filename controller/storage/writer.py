@@ -97,6 +97,32 @@ def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
     return parts
 
 
+_FIRMWARE_BY_KEYS_PG = sa.text(
+    "SELECT d.site_id, d.device_id, d.firmware_version FROM devices AS d "
+    "JOIN unnest(:sites, :devices) AS k(site_id, device_id) "
+    "ON d.site_id = k.site_id AND d.device_id = k.device_id"
+).bindparams(
+    sa.bindparam("sites", type_=postgresql.ARRAY(sa.String())),
+    sa.bindparam("devices", type_=postgresql.ARRAY(sa.String())),
+)
+
+
+async def _current_firmware(conn: AsyncConnection, keys: list[tuple[str, str]]) -> sa.CursorResult[Any]:
+    """Stored firmware of the devices ``keys`` (site, device). On PostgreSQL one prepared statement
+    over two arrays: a row-value IN list of thousands of pairs took 140 ms to plan each flush."""
+    if conn.dialect.name == "postgresql":
+        found: sa.CursorResult[Any] = await conn.execute(
+            _FIRMWARE_BY_KEYS_PG, {"sites": [k[0] for k in keys], "devices": [k[1] for k in keys]}
+        )
+        return found
+    devices = m.DEVICES
+    return await conn.execute(
+        sa.select(devices.c.site_id, devices.c.device_id, devices.c.firmware_version).where(
+            sa.tuple_(devices.c.site_id, devices.c.device_id).in_(keys)
+        )
+    )
+
+
 class FlushWriter:
     """Writes flushes; keeps the (permanent) site → agent ownership cached after commits."""
 
@@ -376,11 +402,7 @@ class FlushWriter:
                 per_device.setdefault((batch.site_id, obs.device_id), []).append((obs, batch.agent_id))
         await _insert_observations(conn, obs_rows)
         devices = m.DEVICES
-        current = await conn.execute(
-            sa.select(devices.c.site_id, devices.c.device_id, devices.c.firmware_version).where(
-                sa.tuple_(devices.c.site_id, devices.c.device_id).in_(list(per_device))
-            )
-        )
+        current = await _current_firmware(conn, list(per_device))
         firmware: dict[tuple[str, str], str | None] = {
             (row.site_id, row.device_id): row.firmware_version for row in current
         }
