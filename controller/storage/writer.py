@@ -107,20 +107,23 @@ _FIRMWARE_BY_KEYS_PG = sa.text(
 )
 
 
-async def _current_firmware(conn: AsyncConnection, keys: list[tuple[str, str]]) -> sa.CursorResult[Any]:
+async def _current_firmware(
+    conn: AsyncConnection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], str | None]:
     """Stored firmware of the devices ``keys`` (site, device). On PostgreSQL one prepared statement
     over two arrays: a row-value IN list of thousands of pairs took 140 ms to plan each flush."""
     if conn.dialect.name == "postgresql":
-        found: sa.CursorResult[Any] = await conn.execute(
+        found = await conn.execute(
             _FIRMWARE_BY_KEYS_PG, {"sites": [k[0] for k in keys], "devices": [k[1] for k in keys]}
         )
-        return found
-    devices = m.DEVICES
-    return await conn.execute(
-        sa.select(devices.c.site_id, devices.c.device_id, devices.c.firmware_version).where(
-            sa.tuple_(devices.c.site_id, devices.c.device_id).in_(keys)
+    else:
+        devices = m.DEVICES
+        found = await conn.execute(
+            sa.select(devices.c.site_id, devices.c.device_id, devices.c.firmware_version).where(
+                sa.tuple_(devices.c.site_id, devices.c.device_id).in_(keys)
+            )
         )
-    )
+    return {(row.site_id, row.device_id): row.firmware_version for row in found}
 
 
 class FlushWriter:
@@ -402,10 +405,7 @@ class FlushWriter:
                 per_device.setdefault((batch.site_id, obs.device_id), []).append((obs, batch.agent_id))
         await _insert_observations(conn, obs_rows)
         devices = m.DEVICES
-        current = await _current_firmware(conn, list(per_device))
-        firmware: dict[tuple[str, str], str | None] = {
-            (row.site_id, row.device_id): row.firmware_version for row in current
-        }
+        firmware = await _current_firmware(conn, list(per_device))
         history: list[dict[str, Any]] = []
         device_rows: list[dict[str, Any]] = []
         for key, entries in per_device.items():
