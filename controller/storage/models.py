@@ -179,3 +179,92 @@ FIRMWARE_HISTORY = _table(FirmwareHistory)
 GAPS = _table(Gap)
 DEAD_LETTERS = _table(DeadLetter)
 COMMAND_RESULTS = _table(CommandResultRow)
+
+
+# --- advisory catalog (controller.matching) --------------------------------------------------
+
+
+class AdvisoryRow(Base):
+    """One CSAF advisory as imported (the newest revision); ``document`` is the raw JSON text."""
+
+    __tablename__ = "advisories"
+    id: Mapped[str] = mapped_column(sa.String(512), primary_key=True)  # document.tracking.id
+    title: Mapped[str] = mapped_column(sa.Text())
+    publisher: Mapped[str] = mapped_column(sa.String(1024))
+    tracking_version: Mapped[str] = mapped_column(sa.String(256))
+    initial_release_date: Mapped[str] = mapped_column(sa.String(64))
+    current_release_date: Mapped[str] = mapped_column(sa.String(64))
+    url: Mapped[str | None] = mapped_column(sa.Text())
+    max_cvss: Mapped[float | None]
+    cves: Mapped[list[str]] = mapped_column(sa.JSON(), default=list)
+    products: Mapped[int]
+    kev: Mapped[bool]  # one of its CVEs is in the KEV catalog (as of the last KEV import)
+    source: Mapped[str] = mapped_column(sa.Text())
+    document: Mapped[str] = mapped_column(sa.Text())
+    imported_at: Mapped[datetime]
+
+
+class KevEntryRow(Base):
+    """The CISA KEV catalog as last imported (replaced as a whole by each import)."""
+
+    __tablename__ = "kev_entries"
+    cve: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    date_added: Mapped[str] = mapped_column(sa.String(16))
+    due_date: Mapped[str | None] = mapped_column(sa.String(16))
+    ransomware: Mapped[bool]
+    vendor: Mapped[str] = mapped_column(sa.String(256))
+    product: Mapped[str] = mapped_column(sa.String(256))
+    name: Mapped[str] = mapped_column(sa.String(1024))
+    catalog_version: Mapped[str] = mapped_column(sa.String(64))
+    imported_at: Mapped[datetime]
+
+
+class FindingRow(Base):
+    """What one advisory says about one device; a device's rows are replaced together."""
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        sa.UniqueConstraint("site_id", "device_id", "advisory_id", name="uq_findings_device_advisory"),
+        sa.Index("ix_findings_tenant_status", "tenant", "status"),
+        sa.Index("ix_findings_advisory", "advisory_id"),
+        sa.Index("ix_findings_rank", "kev", "cvss"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    device_pk: Mapped[int] = mapped_column(sa.BigInteger())  # devices.id, for links to the device
+    tenant: Mapped[str] = mapped_column(sa.String(128))
+    advisory_id: Mapped[str] = mapped_column(sa.String(512))
+    cves: Mapped[list[str]] = mapped_column(sa.JSON(), default=list)
+    status: Mapped[str] = mapped_column(sa.String(16))  # affected | fixed | not_affected | unknown
+    first_fixed: Mapped[str | None] = mapped_column(sa.String(256))
+    kev: Mapped[bool]
+    kev_due_date: Mapped[str | None] = mapped_column(sa.String(16))
+    kev_ransomware: Mapped[bool]
+    cvss: Mapped[float | None]
+    severity: Mapped[str] = mapped_column(sa.String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(sa.Text())
+    products: Mapped[list[str]] = mapped_column(sa.JSON(), default=list)
+    fix_url: Mapped[str | None] = mapped_column(sa.Text())
+    updated_at: Mapped[datetime]
+
+
+class RecommendationRow(Base):
+    """Per device: the recommended target version (or why there is none) and why it cannot be matched."""
+
+    __tablename__ = "device_recommendations"
+    site_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    current: Mapped[str] = mapped_column(sa.String(1024))
+    target: Mapped[str | None] = mapped_column(sa.String(256))
+    reason: Mapped[str | None] = mapped_column(sa.Text())
+    advisories: Mapped[list[str]] = mapped_column(sa.JSON(), default=list)
+    # Set when the device cannot be matched at all (unknown product, unparsable version).
+    match_problem: Mapped[str | None] = mapped_column(sa.Text())
+    updated_at: Mapped[datetime]
+
+
+ADVISORIES = _table(AdvisoryRow)
+KEV_ENTRIES = _table(KevEntryRow)
+FINDINGS = _table(FindingRow)
+RECOMMENDATIONS = _table(RecommendationRow)

@@ -13,6 +13,7 @@ Guarantees, also across restarts and several controller instances sharing one da
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -107,22 +108,25 @@ _FIRMWARE_BY_KEYS_PG = sa.text(
 )
 
 
+_FIRMWARE_BY_KEYS_SQLITE = sa.text(
+    "SELECT d.site_id, d.device_id, d.firmware_version FROM json_each(:keys) AS k "
+    "JOIN devices AS d ON d.site_id = json_extract(k.value, '$[0]') "
+    "AND d.device_id = json_extract(k.value, '$[1]')"
+)
+
+
 async def _current_firmware(
     conn: AsyncConnection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], str | None]:
-    """Stored firmware of the devices ``keys`` (site, device). On PostgreSQL one prepared statement
-    over two arrays: a row-value IN list of thousands of pairs took 140 ms to plan each flush."""
+    """Stored firmware of the devices ``keys`` (site, device), with one statement that stays
+    prepared (two arrays on PostgreSQL, a JSON array on SQLite): a row-value IN list of thousands
+    of pairs, a new statement each flush, took 140 ms to plan on PostgreSQL."""
     if conn.dialect.name == "postgresql":
         found = await conn.execute(
             _FIRMWARE_BY_KEYS_PG, {"sites": [k[0] for k in keys], "devices": [k[1] for k in keys]}
         )
     else:
-        devices = m.DEVICES
-        found = await conn.execute(
-            sa.select(devices.c.site_id, devices.c.device_id, devices.c.firmware_version).where(
-                sa.tuple_(devices.c.site_id, devices.c.device_id).in_(keys)
-            )
-        )
+        found = await conn.execute(_FIRMWARE_BY_KEYS_SQLITE, {"keys": json.dumps(keys)})
     return {(row.site_id, row.device_id): row.firmware_version for row in found}
 
 
