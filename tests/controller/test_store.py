@@ -1,0 +1,51 @@
+"""The store without MQTT: firmware history across flushes, gaps filled across flushes, ownership."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.wire import encode
+from controller.storage import DeviceFilter, Received, Store
+from tests.controller.conftest import make_batch, make_observation, obs_age
+
+
+def _received(message: Any) -> Received:
+    return Received(f"fernwart/v1/{message.site_id}/obs", encode(message), datetime.now(UTC), message=message)
+
+
+async def test_firmware_history_only_on_change_across_flushes(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        versions = ["1.0", "1.0", None, "1.1", "1.1", "1.0"]
+        for seq, version in enumerate(versions):
+            obs = make_observation("dev", firmware=version, observed_at=obs_age(100 - seq))
+            await store.write_flush([_received(make_batch("s", "a", seq, [obs]))])
+        rows, _ = await store.list_devices(DeviceFilter())
+        device = await store.get_device(rows[0]["id"])
+        assert device is not None
+        assert [h["version"] for h in device["firmware_history"]] == ["1.0", "1.1", "1.0"]
+        assert device["firmware_version"] == "1.0"
+
+
+async def test_late_batches_fill_gaps_across_flushes(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        for seq in (0, 5):
+            await store.write_flush([_received(make_batch("s", "a", seq, [make_observation("d")]))])
+        assert [(g["from_seq"], g["to_seq"]) for g in await store.list_gaps()] == [(1, 4)]
+        result = await store.write_flush([_received(make_batch("s", "a", 3, [make_observation("d")]))])
+        assert (result.late_batches, result.filled) == (1, 1)
+        assert [(g["from_seq"], g["to_seq"]) for g in await store.list_gaps()] == [(1, 2), (4, 4)]
+        for seq in (1, 2, 4):
+            await store.write_flush([_received(make_batch("s", "a", seq, [make_observation("d")]))])
+        assert await store.list_gaps() == []
+
+
+async def test_first_agent_owns_the_site_across_restarts(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        await store.write_flush([_received(make_batch("s", "agent-1", 0, [make_observation("d")]))])
+    async with Store.open(database_url) as store:  # a new process: nothing cached
+        result = await store.write_flush([_received(make_batch("s", "agent-2", 0, [make_observation("d")]))])
+        assert [(r.code, r.reason) for r in result.rejected] == [
+            ("agent_mismatch", "agent_id: site 's' belongs to agent 'agent-1', not 'agent-2'")
+        ]
+        assert result.stored_batches == 0
