@@ -17,6 +17,7 @@ from aiohttp import web
 
 from controller.ingest import Ingest
 from controller.inventory import run_stale_marker
+from controller.matching import MatchingService
 from controller.metrics import Metrics
 from controller.notify import sd_notify, watchdog_interval_s
 from controller.settings import ControllerSettings
@@ -63,7 +64,10 @@ async def run(
         pool_size=settings.database.pool_size,
     ) as store:
         ingest = Ingest(settings, store, metrics)
-        app = make_app(AppState(store, metrics, ingest.connected.is_set))
+        matching = MatchingService(store, metrics.registry)
+        await matching.start()  # the catalog and findings as stored, before the API answers
+        store.add_flush_listener(matching.on_flush)
+        app = make_app(AppState(store, metrics, ingest.connected.is_set, matching))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
@@ -75,6 +79,7 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
                 tg.create_task(run_stale_marker(settings, store, metrics, stop), name="stale")
+                tg.create_task(matching.run(stop), name="matching")
                 watchdog = watchdog_interval_s()
                 if watchdog is not None:
                     tg.create_task(_watchdog(stop, watchdog), name="watchdog")

@@ -73,6 +73,11 @@ class Store:
         self.engine = engine
         self.write_engine = engine.execution_options(**WRITE)  # same pool; BEGIN IMMEDIATE on SQLite
         self._writer = writer
+        self._flush_listeners: list[Callable[[list[Received]], None]] = []
+
+    def add_flush_listener(self, listener: Callable[[list[Received]], None]) -> None:
+        """Call ``listener(items)`` after each committed flush (on the event loop; keep it cheap)."""
+        self._flush_listeners.append(listener)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -102,6 +107,8 @@ class Store:
         async with self.write_engine.begin() as conn:
             result, owners = await self._writer.write(conn, items)
         self._writer.committed(owners)
+        for listener in self._flush_listeners:
+            listener(items)
         return result
 
     async def mark_stale(self, *, now_epoch: float, after_intervals: float, default_interval_s: float) -> int:

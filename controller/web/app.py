@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from controller.storage import DeviceFilter
-from controller.web import fleet
+from controller.web import catalog_api, fleet
 from controller.web.schemas import AgentList, AgentOut, DeviceDetail, DeviceOut, DevicePage, DeviceQuery
 from controller.web.state import STATE, AppState
 
@@ -104,4 +104,5 @@ def make_app(state: AppState) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", fleet.page)
+    catalog_api.add_routes(app)
     return app

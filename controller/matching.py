@@ -1,0 +1,392 @@
+"""Firmware vs advisory catalog: the controller's matching service.
+
+One :class:`MatchingService` per controller process owns a :class:`firmware_catalog.Catalog` and
+its :class:`firmware_catalog.Matcher`. At start it loads advisories, the KEV catalog and every
+device from the database, matches the whole fleet once and rewrites the stored findings (so a
+newer matcher, or a change another instance made, is reflected after a restart). After that it
+recomputes incrementally:
+
+* ingest: :meth:`on_flush` runs after each committed flush and only compares each observation's
+  vendor, model and firmware with what it knows (a dictionary lookup, no catalog work). Devices
+  that are new or changed are queued; :meth:`run` re-reads them from the database, re-matches
+  them and replaces their findings, batched;
+* catalog: :meth:`add_advisory`, :meth:`remove_advisory` and :meth:`set_kev` change the catalog
+  and persist, in the same transaction as the advisory, the findings of exactly the devices the
+  advisory concerns (or concerned before); a KEV change rewrites every device's findings.
+
+Every change of matcher state and the write that persists it happen under one lock, so the stored
+findings always match one catalog state. Matching runs on the event loop (the Matcher is not
+thread-safe); it is cheap per device because results are shared by devices alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from collector.wire import AgentState, AgentStatus, ObservationBatch
+from controller.storage.catalog_store import CatalogStore, DeviceRecord, DeviceResult, severity
+from firmware_catalog import (
+    Advisory,
+    Catalog,
+    Device,
+    DocumentError,
+    KevCatalog,
+    Matcher,
+    VersionParseError,
+    identify_device,
+    parse_advisory,
+    parse_kev,
+    parse_version,
+)
+from firmware_catalog.csaf import decode_document
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from controller.storage import Received, Store
+
+log = structlog.get_logger(__name__)
+
+_WRITE_CHUNK = 1000  # devices per transaction when the whole fleet is rewritten
+
+
+def match_problem(vendor: str, model: str, firmware: str | None) -> str | None:
+    """Why a device cannot be matched at all (every advisory is then ``unknown`` for it), or None."""
+    if not firmware:
+        return "no firmware version reported"
+    identity = identify_device(vendor, model, firmware)
+    if not identity.mapped or identity.scheme is None:
+        return f"product cannot be mapped: {identity.reason}"
+    try:
+        parse_version(identity.scheme, firmware)
+    except VersionParseError as err:
+        return f"software version {firmware!r} cannot be parsed: {err.reason}"
+    return None
+
+
+class CatalogMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.imports = Counter(
+            "fernwart_catalog_imports_total",
+            "CSAF documents received by the API, by result (added, replaced, unchanged, rejected)",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("added", "replaced", "unchanged", "rejected"):
+            self.imports.labels(result=result)
+        self.kev_imports = Counter(
+            "fernwart_catalog_kev_imports_total",
+            "KEV catalogs received by the API, by result (accepted, rejected)",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("accepted", "rejected"):
+            self.kev_imports.labels(result=result)
+        self.advisories = Gauge(
+            "fernwart_catalog_advisories", "Advisories in this instance's catalog", registry=registry
+        )
+        self.recomputed = Counter(
+            "fernwart_findings_recomputed_devices_total",
+            "Devices whose findings were recomputed and stored, by cause (start, device, advisory, kev)",
+            ["cause"],
+            registry=registry,
+        )
+        for cause in ("start", "device", "advisory", "kev"):
+            self.recomputed.labels(cause=cause)
+        self.failures = Counter(
+            "fernwart_findings_store_failures_total",
+            "Recomputations whose findings could not be stored (retried)",
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "fernwart_findings_recompute_seconds",
+            "Duration of one recompute and its write",
+            ["cause"],
+            registry=registry,
+        )
+
+
+class MatchingService:
+    def __init__(self, store: Store, registry: CollectorRegistry) -> None:
+        self._store = CatalogStore(store)
+        self.metrics = CatalogMetrics(registry)
+        self.catalog = Catalog()
+        self.matcher = Matcher(self.catalog)
+        self._lock = asyncio.Lock()
+        self._devices: dict[int, DeviceRecord] = {}
+        self._known: dict[tuple[str, str], DeviceRecord] = {}
+        self._pending: set[tuple[str, str]] = set()
+        self._wake = asyncio.Event()
+
+    @property
+    def store(self) -> CatalogStore:
+        return self._store
+
+    # --- start ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load catalog, KEV and devices from the database; match and store the whole fleet."""
+        started = time.monotonic()
+        catalog = Catalog()
+        skipped = 0
+        for advisory_id, source, text in await self._store.advisory_documents():
+            try:
+                catalog.add(json.loads(text), source, validate=False)  # validated when imported
+            except (DocumentError, ValueError) as err:
+                skipped += 1
+                log.warning("stored_advisory_unusable", advisory=advisory_id, error=str(err)[:500])
+        catalog.set_kev(await self._store.kev())
+        async with self._lock:
+            self.catalog = catalog
+            self.matcher = Matcher(catalog)
+            devices = await self._store.devices()
+            self._devices = {d.pk: d for d in devices}
+            self._known = {d.key: d for d in devices}
+            self.matcher.set_devices(_device(d) for d in devices)
+            await self._persist(list(self._devices), cause="start", chunked=True)
+        self.metrics.advisories.set(len(catalog))
+        log.info(
+            "catalog_loaded",
+            advisories=len(catalog),
+            skipped=skipped,
+            kev_entries=len(catalog.kev),
+            devices=len(devices),
+            duration_s=round(time.monotonic() - started, 3),
+        )
+
+    # --- ingest ---------------------------------------------------------------------------------
+
+    def on_flush(self, items: list[Received]) -> None:
+        """After a committed flush: queue devices that are new or report another product or firmware.
+
+        Never raises: the flush is committed, and an error here must not make ingest retry it.
+        """
+        try:
+            self._queue_changed(items)
+        except Exception:
+            log.exception("flush_listener_failed", messages=len(items))
+
+    def _queue_changed(self, items: list[Received]) -> None:
+        known = self._known
+        pending = self._pending
+        before = len(pending)
+        for item in items:
+            message = item.message
+            if isinstance(message, ObservationBatch):
+                site = message.site_id
+                for obs in message.observations:
+                    key = (site, obs.device_id)
+                    record = known.get(key)
+                    if record is None:
+                        pending.add(key)
+                        continue
+                    firmware = obs.firmware_version()
+                    identity = obs.identity
+                    if (
+                        (firmware is not None and firmware != record.firmware_version)
+                        or identity.vendor != record.vendor
+                        or identity.model != record.model
+                    ):
+                        pending.add(key)
+            elif isinstance(message, AgentStatus) and message.state is AgentState.ONLINE:
+                for device_id in {*message.devices, *message.intervals_s}:
+                    if (message.site_id, device_id) not in known:
+                        pending.add((message.site_id, device_id))
+        if len(pending) > before:
+            self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Recompute queued devices until ``stop`` is set; a failed write is retried."""
+        while not stop.is_set():
+            if not self._pending:
+                waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+                self._wake.clear()
+                continue
+            keys, self._pending = self._pending, set()
+            try:
+                await self.recompute_devices(keys)
+            except Exception as err:  # the database may be briefly away: keep the keys, try again
+                self._pending |= keys
+                self.metrics.failures.inc()
+                log.warning("findings_store_failed", devices=len(keys), error=str(err)[:500])
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await stop.wait()
+
+    async def recompute_devices(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Re-read the devices ``keys`` (site, device) from the database, re-match and store them."""
+        records = await self._store.devices_by_keys(keys)
+        async with self._lock:
+            self._remember(records)
+            await self._persist([r.pk for r in records], cause="device")
+        return len(records)
+
+    def _remember(self, records: Iterable[DeviceRecord]) -> None:
+        for record in records:
+            self._devices[record.pk] = record
+            self._known[record.key] = record
+            self.matcher.set_device(_device(record))
+
+    # --- catalog changes ------------------------------------------------------------------------
+
+    async def add_advisory(self, body: bytes | str, source: str) -> tuple[Advisory, str, int]:
+        """Add or replace one CSAF document and store it with the findings it changes.
+
+        Returns (advisory, "added" | "replaced" | "unchanged", devices recomputed). Raises
+        :class:`DocumentError` for a document the catalog rejects (nothing changes then).
+        """
+        try:
+            data = decode_document(body, source)
+            parsed = parse_advisory(data, source)
+        except DocumentError:
+            self.metrics.imports.labels(result="rejected").inc()
+            raise
+        async with self._lock:
+            old = self.catalog.get(parsed.id)
+            advisory, change = self.catalog.add(data, source, validate=False)
+            if change == "unchanged":
+                self.metrics.imports.labels(result=change).inc()
+                return advisory, change, 0
+            try:
+                pks = await self._concerned(advisory.id)
+                results = self._results(pks)
+                kev = any(cve in self.catalog.kev for cve in advisory.cves)
+                await self._store.save_advisory(advisory, kev=kev, now=datetime.now(UTC), results=results)
+            except BaseException:
+                self._restore(advisory.id, old)
+                raise
+        self.metrics.imports.labels(result=change).inc()
+        self.metrics.recomputed.labels(cause="advisory").inc(len(results))
+        self.metrics.advisories.set(len(self.catalog))
+        log.info("advisory_imported", advisory=advisory.id, result=change, devices=len(results))
+        return advisory, change, len(results)
+
+    async def remove_advisory(self, advisory_id: str) -> int | None:
+        """Remove an advisory and its findings; None if there is no such advisory."""
+        async with self._lock:
+            old = self.catalog.get(advisory_id)
+            stored = await self._store.device_pks_with_findings_of(advisory_id)
+            if old is None and not stored:
+                return None
+            self.catalog.remove(advisory_id)
+            try:
+                results = self._results(stored)
+                await self._store.delete_advisory(advisory_id, results)
+            except BaseException:
+                self._restore(advisory_id, old)
+                raise
+        self.metrics.advisories.set(len(self.catalog))
+        self.metrics.recomputed.labels(cause="advisory").inc(len(results))
+        log.info("advisory_removed", advisory=advisory_id, devices=len(results))
+        return len(results)
+
+    async def set_kev(self, body: bytes | str, source: str) -> KevCatalog:
+        """Replace the KEV catalog; every device's findings are rewritten. Raises :class:`DocumentError`."""
+        try:
+            kev = parse_kev(body, source)
+        except DocumentError:
+            self.metrics.kev_imports.labels(result="rejected").inc()
+            raise
+        async with self._lock:
+            old = self.catalog.kev
+            self.catalog.set_kev(kev)
+            flagged = {a.id for a in self.catalog if any(cve in kev for cve in a.cves)}
+            try:
+                await self._store.save_kev(kev, flagged, datetime.now(UTC))
+            except BaseException:
+                self.catalog.set_kev(old)
+                raise
+            await self._persist(list(self._devices), cause="kev", chunked=True)
+        self.metrics.kev_imports.labels(result="accepted").inc()
+        log.info("kev_imported", version=kev.version, entries=len(kev), skipped=len(kev.errors))
+        return kev
+
+    def _restore(self, advisory_id: str, old: Advisory | None) -> None:
+        """Undo an in-memory catalog change whose write failed."""
+        if old is None:
+            self.catalog.remove(advisory_id)
+        else:
+            self.catalog.add(old.document, old.source, validate=False)
+
+    async def _concerned(self, advisory_id: str) -> set[int]:
+        """Devices the advisory concerns now, plus those with stored findings about it (replaced
+        revisions may concern fewer products). Their rows are re-read first: another controller
+        instance may have stored a newer firmware than this one knows."""
+        pks = {int(did) for did, _verdict in self.matcher.devices_affected_by(advisory_id)}
+        pks |= await self._store.device_pks_with_findings_of(advisory_id)
+        fresh = [r for r in await self._store.devices_by_pks(pks) if self._devices.get(r.pk) != r]
+        self._remember(fresh)
+        return {pk for pk in pks if pk in self._devices}
+
+    # --- results --------------------------------------------------------------------------------
+
+    async def _persist(self, pks: list[int], *, cause: str, chunked: bool = False) -> None:
+        started = time.monotonic()
+        step = _WRITE_CHUNK if chunked else max(len(pks), 1)
+        for start in range(0, len(pks), step):
+            await self._store.replace_results(self._results(pks[start : start + step]))
+        self.metrics.recomputed.labels(cause=cause).inc(len(pks))
+        self.metrics.seconds.labels(cause=cause).observe(time.monotonic() - started)
+
+    def _results(self, pks: Iterable[int]) -> list[DeviceResult]:
+        now = datetime.now(UTC)
+        return [self._result(self._devices[pk], now) for pk in sorted(pks) if pk in self._devices]
+
+    def _result(self, record: DeviceRecord, now: datetime) -> DeviceResult:
+        device = _device(record)
+        base: dict[str, Any] = {
+            "site_id": record.site_id,
+            "device_id": record.device_id,
+            "device_pk": record.pk,
+            "tenant": record.tenant,
+            "updated_at": now,
+        }
+        findings = [
+            {
+                **base,
+                "advisory_id": f.advisory_id,
+                "cves": list(f.cves),
+                "status": f.status,
+                "first_fixed": f.first_fixed,
+                "kev": f.kev,
+                "kev_due_date": f.kev_due_date,
+                "kev_ransomware": f.kev_ransomware,
+                "cvss": f.cvss,
+                "severity": severity(f.cvss),
+                "reason": f.reason,
+                "products": list(f.products),
+                "fix_url": f.fix_url,
+            }
+            for f in self.matcher.findings(device.device_id)
+        ]
+        problem = match_problem(record.vendor, record.model, record.firmware_version)
+        rec = self.matcher.recommend(device)
+        recommendation = {
+            "site_id": record.site_id,
+            "device_id": record.device_id,
+            "current": (record.firmware_version or "")[:1024],
+            "target": rec.target,
+            "reason": problem if problem is not None else rec.reason,
+            "advisories": list(rec.advisories),
+            "match_problem": problem,
+            "updated_at": now,
+        }
+        return DeviceResult(record, findings, recommendation)
+
+
+def _device(record: DeviceRecord) -> Device:
+    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "")

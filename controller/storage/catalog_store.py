@@ -1,0 +1,372 @@
+"""Queries of the advisory catalog tables (advisories, KEV entries, findings, recommendations).
+
+Writes run on the store's write engine (``BEGIN IMMEDIATE`` on SQLite), reads on the plain one.
+A device's findings and recommendation are always replaced together, in one transaction, so a
+reader sees either the old or the new set, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+from controller.storage import models as m
+from firmware_catalog import KevCatalog, KevEntry
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from controller.storage.repository import Store
+    from firmware_catalog import Advisory
+
+_CHUNK = 500  # (site, device) pairs per IN list
+Severity = Literal["critical", "high", "medium", "low", "none", "unscored"]
+
+
+def severity(cvss: float | None) -> Severity:
+    """CVSS v3/v4 qualitative rating of a base score; ``unscored`` when the advisory gives none."""
+    if cvss is None:
+        return "unscored"
+    if cvss >= 9.0:
+        return "critical"
+    if cvss >= 7.0:
+        return "high"
+    if cvss >= 4.0:
+        return "medium"
+    return "low" if cvss > 0 else "none"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """The columns of a device the matcher needs."""
+
+    pk: int
+    site_id: str
+    device_id: str
+    tenant: str
+    vendor: str
+    model: str
+    firmware_version: str | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.site_id, self.device_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceResult:
+    """A device's findings (rows ready to insert) and its recommendation row."""
+
+    device: DeviceRecord
+    findings: list[dict[str, Any]]
+    recommendation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    tenant: str | None = None
+    site: str | None = None
+    device: str | None = None
+    severity: str | None = None
+    kev: bool | None = None
+    status: str | None = None
+    advisory: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]  # noqa: SLF001 (SQLAlchemy API)
+
+
+def _chunks(keys: Sequence[tuple[str, str]]) -> Iterable[list[tuple[str, str]]]:
+    for start in range(0, len(keys), _CHUNK):
+        yield list(keys[start : start + _CHUNK])
+
+
+_DEVICE_COLUMNS = (
+    m.DEVICES.c.id,
+    m.DEVICES.c.site_id,
+    m.DEVICES.c.device_id,
+    m.DEVICES.c.tenant,
+    m.DEVICES.c.vendor,
+    m.DEVICES.c.model,
+    m.DEVICES.c.firmware_version,
+)
+
+
+def _record(row: Any) -> DeviceRecord:
+    return DeviceRecord(
+        row.id, row.site_id, row.device_id, row.tenant, row.vendor, row.model, row.firmware_version
+    )
+
+
+class CatalogStore:
+    def __init__(self, store: Store) -> None:
+        self._engine = store.engine
+        self._write = store.write_engine
+
+    # --- loading at start -----------------------------------------------------------------------
+
+    async def advisory_documents(self) -> list[tuple[str, str, str]]:
+        """(id, source, document JSON text) of every stored advisory."""
+        table = m.ADVISORIES
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(table.c.id, table.c.source, table.c.document).order_by(table.c.id)
+            )
+            return [(row.id, row.source, row.document) for row in found]
+
+    async def kev(self) -> KevCatalog:
+        table = m.KEV_ENTRIES
+        async with self._engine.connect() as conn:
+            found = list(await conn.execute(sa.select(table)))
+        entries = {
+            row.cve: KevEntry(
+                cve=row.cve,
+                date_added=row.date_added,
+                due_date=row.due_date,
+                ransomware=row.ransomware,
+                vendor=row.vendor,
+                product=row.product,
+                name=row.name,
+            )
+            for row in found
+        }
+        version = found[0].catalog_version if found else ""
+        return KevCatalog(version, entries)
+
+    async def devices(self) -> list[DeviceRecord]:
+        async with self._engine.connect() as conn:
+            found = await conn.execute(sa.select(*_DEVICE_COLUMNS).order_by(m.DEVICES.c.id))
+            return [_record(row) for row in found]
+
+    async def devices_by_keys(self, keys: Iterable[tuple[str, str]]) -> list[DeviceRecord]:
+        devices = m.DEVICES
+        out: list[DeviceRecord] = []
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(sorted(set(keys))):
+                found = await conn.execute(
+                    sa.select(*_DEVICE_COLUMNS).where(
+                        sa.tuple_(devices.c.site_id, devices.c.device_id).in_(chunk)
+                    )
+                )
+                out.extend(_record(row) for row in found)
+        return out
+
+    async def devices_by_pks(self, pks: Iterable[int]) -> list[DeviceRecord]:
+        wanted = sorted(set(pks))
+        out: list[DeviceRecord] = []
+        async with self._engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                found = await conn.execute(
+                    sa.select(*_DEVICE_COLUMNS).where(m.DEVICES.c.id.in_(wanted[start : start + _CHUNK]))
+                )
+                out.extend(_record(row) for row in found)
+        return out
+
+    async def device_pks_with_findings_of(self, advisory_id: str) -> set[int]:
+        table = m.FINDINGS
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(table.c.device_pk).where(table.c.advisory_id == advisory_id).distinct()
+            )
+            return {int(pk) for pk in found.scalars()}
+
+    # --- writing --------------------------------------------------------------------------------
+
+    async def save_advisory(
+        self, advisory: Advisory, *, kev: bool, now: datetime, results: list[DeviceResult]
+    ) -> None:
+        """Upsert the advisory and replace the results of the devices it concerns, in one transaction."""
+        row = {
+            "id": advisory.id,
+            "title": advisory.title,
+            "publisher": advisory.publisher,
+            "tracking_version": advisory.tracking_version,
+            "initial_release_date": advisory.initial_release_date,
+            "current_release_date": advisory.current_release_date,
+            "url": advisory.url,
+            "max_cvss": advisory.max_cvss,
+            "cves": list(advisory.cves),
+            "products": len(advisory.products),
+            "kev": kev,
+            "source": advisory.source,
+            "document": json.dumps(advisory.document, ensure_ascii=False, separators=(",", ":")),
+            "imported_at": now,
+        }
+        async with self._write.begin() as conn:
+            await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory.id))
+            await conn.execute(sa.insert(m.ADVISORIES), [row])
+            await _replace_results(conn, results)
+
+    async def delete_advisory(self, advisory_id: str, results: list[DeviceResult]) -> None:
+        async with self._write.begin() as conn:
+            await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory_id))
+            await conn.execute(sa.delete(m.FINDINGS).where(m.FINDINGS.c.advisory_id == advisory_id))
+            await _replace_results(conn, results)
+
+    async def save_kev(self, kev: KevCatalog, kev_advisories: set[str], now: datetime) -> None:
+        """Replace the KEV entries and the advisories' KEV flags (findings follow separately)."""
+        rows = [
+            {
+                "cve": e.cve,
+                "date_added": e.date_added,
+                "due_date": e.due_date,
+                "ransomware": e.ransomware,
+                "vendor": e.vendor,
+                "product": e.product,
+                "name": e.name,
+                "catalog_version": kev.version[:64],
+                "imported_at": now,
+            }
+            for e in kev.entries.values()
+        ]
+        async with self._write.begin() as conn:
+            await conn.execute(sa.delete(m.KEV_ENTRIES))
+            for start in range(0, len(rows), 1000):
+                await conn.execute(sa.insert(m.KEV_ENTRIES), rows[start : start + 1000])
+            advisories = m.ADVISORIES
+            await conn.execute(sa.update(advisories).values(kev=advisories.c.id.in_(sorted(kev_advisories))))
+
+    async def replace_results(self, results: list[DeviceResult]) -> None:
+        async with self._write.begin() as conn:
+            await _replace_results(conn, results)
+
+    # --- API reads ------------------------------------------------------------------------------
+
+    async def list_findings(self, flt: FindingFilter) -> tuple[list[dict[str, Any]], int]:
+        table = m.FINDINGS
+        conditions = [
+            column == value
+            for column, value in (
+                (table.c.tenant, flt.tenant),
+                (table.c.site_id, flt.site),
+                (table.c.device_id, flt.device),
+                (table.c.severity, flt.severity),
+                (table.c.kev, flt.kev),
+                (table.c.status, flt.status),
+                (table.c.advisory_id, flt.advisory),
+            )
+            if value is not None
+        ]
+        async with self._engine.connect() as conn:
+            total = (
+                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions))
+            ).scalar_one()
+            found = await conn.execute(
+                sa.select(table)
+                .where(*conditions)
+                .order_by(*_finding_order(table))
+                .limit(flt.limit)
+                .offset(flt.offset)
+            )
+            return _rows(found), int(total)
+
+    async def list_advisories(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        advisories = m.ADVISORIES
+        counts = _device_counts()
+        columns = [c for c in advisories.c if c.name != "document"]
+        async with self._engine.connect() as conn:
+            total = (await conn.execute(sa.select(sa.func.count()).select_from(advisories))).scalar_one()
+            found = await conn.execute(
+                sa.select(
+                    *columns,
+                    sa.func.coalesce(counts.c.affected, 0).label("affected_devices"),
+                    sa.func.coalesce(counts.c.devices, 0).label("devices"),
+                )
+                .select_from(advisories.outerjoin(counts, counts.c.advisory_id == advisories.c.id))
+                .order_by(advisories.c.current_release_date.desc(), advisories.c.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            return _rows(found), int(total)
+
+    async def get_advisory(self, advisory_id: str) -> dict[str, Any] | None:
+        """The advisory row (with the document text) and every finding about it, most urgent first."""
+        advisories = m.ADVISORIES
+        findings = m.FINDINGS
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(advisories).where(advisories.c.id == advisory_id))).first()
+            if row is None:
+                return None
+            advisory = dict(row._mapping)  # noqa: SLF001 (SQLAlchemy API)
+            found = await conn.execute(
+                sa.select(findings)
+                .where(findings.c.advisory_id == advisory_id)
+                .order_by(*_finding_order(findings))
+            )
+            advisory["findings"] = _rows(found)
+            return advisory
+
+    async def device_findings(
+        self, site_id: str, device_id: str
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        findings = m.FINDINGS
+        recs = m.RECOMMENDATIONS
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(findings)
+                .where(findings.c.site_id == site_id, findings.c.device_id == device_id)
+                .order_by(*_finding_order(findings))
+            )
+            rows = _rows(found)
+            rec = (
+                await conn.execute(
+                    sa.select(recs).where(recs.c.site_id == site_id, recs.c.device_id == device_id)
+                )
+            ).first()
+            return rows, dict(rec._mapping) if rec is not None else None  # noqa: SLF001
+
+
+_STATUS_ORDER = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
+
+
+def _finding_order(table: sa.Table) -> list[Any]:
+    """KEV first, then the highest CVSS (unscored last), then affected before unknown before fixed."""
+    status_rank = sa.case(_STATUS_ORDER, value=table.c.status, else_=4)
+    return [
+        table.c.kev.desc(),
+        sa.func.coalesce(table.c.cvss, -1.0).desc(),
+        status_rank,
+        table.c.tenant,
+        table.c.site_id,
+        table.c.device_id,
+        table.c.advisory_id,
+    ]
+
+
+def _device_counts() -> Any:
+    findings = m.FINDINGS
+    affected = sa.func.sum(sa.case((findings.c.status == "affected", 1), else_=0))
+    return (
+        sa.select(
+            findings.c.advisory_id,
+            affected.label("affected"),
+            sa.func.count().label("devices"),
+        )
+        .group_by(findings.c.advisory_id)
+        .subquery()
+    )
+
+
+async def _replace_results(conn: AsyncConnection, results: list[DeviceResult]) -> None:
+    keys = [r.device.key for r in results]
+    findings = m.FINDINGS
+    recs = m.RECOMMENDATIONS
+    for chunk in _chunks(keys):
+        await conn.execute(
+            sa.delete(findings).where(sa.tuple_(findings.c.site_id, findings.c.device_id).in_(chunk))
+        )
+        await conn.execute(sa.delete(recs).where(sa.tuple_(recs.c.site_id, recs.c.device_id).in_(chunk)))
+    rows = [row for r in results for row in r.findings]
+    for start in range(0, len(rows), 1000):
+        await conn.execute(sa.insert(findings), rows[start : start + 1000])
+    rec_rows = [r.recommendation for r in results]
+    for start in range(0, len(rec_rows), 1000):
+        await conn.execute(sa.insert(recs), rec_rows[start : start + 1000])
