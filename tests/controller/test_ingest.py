@@ -22,6 +22,7 @@ from tests.controller.conftest import (
     make_observation,
     make_status,
     obs_age,
+    publisher_client,
     wait_until,
 )
 
@@ -261,3 +262,38 @@ async def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stor
     else:  # SQLite stores the NUL as it came
         assert await _count(h, m.BATCHES) == 3
     assert await _count(h, m.OBSERVATIONS) == (2 if refused else 3)
+
+
+@pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "share_group",
+    [
+        "",
+        pytest.param(
+            "fwtest",
+            marks=pytest.mark.xfail(
+                reason="Mosquitto 2.0.11 delivers nothing to a $share subscription restored from its "
+                "persistence file after a broker restart (also after unsubscribe + subscribe); "
+                "a plain subscription of the same persistent session works",
+                strict=True,
+            ),
+        ),
+    ],
+)
+async def test_controller_reconnects_after_a_broker_restart(make_harness, broker, share_group) -> None:
+    h = await make_harness(mqtt={"share_group": share_group})
+    for seq in range(20):
+        await h.send_batch(make_batch("site-1", "agent-1", seq, [make_observation("dev-a")]))
+    await _stored(h, 20)
+    await asyncio.to_thread(broker.server.restart)
+    async with publisher_client(broker) as publisher:
+        for seq in range(20, 40):
+            batch = make_batch("site-1", "agent-1", seq, [make_observation("dev-a")])
+            await publisher.publish(h.topic("site-1"), encode(batch), qos=1, timeout=30)
+
+    async def all_stored() -> bool:
+        return await _count(h, m.BATCHES) >= 40
+
+    await wait_until(all_stored, timeout_s=15, what="40 batches stored after the broker restart")
+    assert await h.store.list_gaps() == []
