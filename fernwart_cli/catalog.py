@@ -7,6 +7,7 @@ inventory, and prints findings. ``import`` and ``list`` talk to the controller's
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_catalog import Catalog, CatalogError, Device, Matcher, parse_kev
+from firmware_catalog.provider import fetch_provider
 
 EXIT_OK = 0
 EXIT_FINDINGS_REJECTED = 1  # some documents were rejected, the rest was matched
@@ -40,8 +42,19 @@ def register(subparsers: Any) -> None:
     match.set_defaults(func=run_match)
 
     controller_help = f"controller base URL (default $FERNWART_CONTROLLER_URL or {DEFAULT_CONTROLLER})"
-    imp = commands.add_parser("import", help="send CSAF documents to the controller")
-    imp.add_argument("source", help="CSAF file or directory")
+    imp = commands.add_parser(
+        "import",
+        help="send CSAF documents (file, directory, provider URL) and/or a KEV feed to the controller",
+    )
+    imp.add_argument(
+        "source",
+        nargs="?",
+        help="CSAF file, directory, or the https URL of a trusted provider's provider-metadata.json",
+    )
+    imp.add_argument("--kev", type=Path, help="CISA KEV JSON feed to install (replaces the current one)")
+    imp.add_argument(
+        "--state", type=Path, help="provider URL only: JSON file remembering what was fetched (incremental)"
+    )
     imp.add_argument("--controller", help=controller_help)
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=run_import)
@@ -125,11 +138,13 @@ def _base_url(args: argparse.Namespace) -> str:
     return (args.controller or os.environ.get("FERNWART_CONTROLLER_URL") or DEFAULT_CONTROLLER).rstrip("/")
 
 
-def _request(method: str, url: str, body: bytes | None = None) -> tuple[int, Any]:
+def _request(method: str, url: str, body: bytes | None = None, source: str | None = None) -> tuple[int, Any]:
     if not url.startswith(("http://", "https://")):
         raise CatalogError(f"controller URL must be http(s): {url}")
     request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - scheme checked above
     request.add_header("Accept", "application/json")
+    if source is not None:  # shown as the advisory's source by the controller
+        request.add_header("X-Fernwart-Source", source.encode("ascii", "replace").decode("ascii")[:1024])
     if body is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -146,8 +161,70 @@ def _request(method: str, url: str, body: bytes | None = None) -> tuple[int, Any
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """POST each document to ``/api/v1/advisories``; ``--kev`` PUTs the feed to ``/api/v1/kev``.
+
+    A provider URL is fetched here (firmware_catalog.provider: hashes verified, conditional GETs
+    with ``--state``), not by the controller, so the controller never fetches URLs on request.
+    Exit 0 when all went in, 1 when some were rejected, 2 for usage errors, 3 when the controller
+    (or the provider's metadata) cannot be reached.
+    """
+    if args.source is None and args.kev is None:
+        _error("give a CSAF file, directory or provider URL, and/or --kev FILE")
+        return EXIT_USAGE
     base = _base_url(args)
-    root = Path(args.source)
+    sends: list[tuple[str, str, str, bytes]] = []  # method, URL, name, body
+    failed = 0
+    if args.source is not None:
+        loaded = _load_documents(args.source, args.state)
+        if isinstance(loaded, int):
+            return loaded
+        documents, fetch_errors = loaded
+        for message in fetch_errors:
+            _error(message)
+        failed += len(fetch_errors)
+        sends.extend(("POST", f"{base}/api/v1/advisories", name, data) for name, data in documents)
+    if args.kev is not None:
+        try:
+            sends.append(("PUT", f"{base}/api/v1/kev", str(args.kev), args.kev.read_bytes()))
+        except OSError as err:
+            _error(f"{args.kev}: cannot read: {err.strerror}")
+            return EXIT_USAGE
+    try:
+        results = _send(sends, quiet=args.json)
+    except CatalogError as err:
+        _error(str(err))
+        return EXIT_CONTROLLER
+    failed += sum(1 for r in results if not 200 <= r["status"] < 300)
+    if args.json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    return EXIT_FINDINGS_REJECTED if failed else EXIT_OK
+
+
+def _send(sends: list[tuple[str, str, str, bytes]], *, quiet: bool) -> list[dict[str, Any]]:
+    """Send each (method, URL, name, body); one line per answer unless ``quiet``. Raises CatalogError
+    when the controller cannot be reached."""
+    results = []
+    for method, url, name, data in sends:
+        status, payload = _request(method, url, data, source=name)
+        ok = 200 <= status < 300
+        results.append({"file": name, "status": status, "response": payload})
+        if not quiet:
+            sys.stdout.write(f"{name}\t{'ok' if ok else 'rejected'}\t{status}\t{json.dumps(payload)[:300]}\n")
+    return results
+
+
+def _load_documents(source: str, state: Path | None) -> tuple[list[tuple[str, bytes]], list[str]] | int:
+    """(name, bytes) of every document to send and the fetch errors, or an exit code."""
+    if source.startswith(("https://", "http://")):
+        try:
+            report = asyncio.run(fetch_provider(source, state))
+        except CatalogError as err:
+            _error(str(err))
+            return EXIT_CONTROLLER
+        for url in report.unchanged:
+            sys.stderr.write(f"unchanged since the last fetch: {url}\n")
+        return [(doc.url, doc.data) for doc in report.documents], [str(err) for err in report.errors]
+    root = Path(source)
     if root.is_dir():
         files = sorted(p for p in root.rglob("*.json") if p.is_file())
     elif root.is_file():
@@ -155,39 +232,43 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         _error(f"{root}: no such file or directory")
         return EXIT_USAGE
-    results = []
-    failed = 0
+    documents: list[tuple[str, bytes]] = []
+    errors: list[str] = []
     for file in files:
         try:
-            status, payload = _request("POST", f"{base}/api/v1/advisories", file.read_bytes())
-        except (CatalogError, OSError) as err:
-            _error(str(err))
-            return EXIT_CONTROLLER
-        ok = 200 <= status < 300
-        failed += not ok
-        results.append({"file": str(file), "status": status, "response": payload})
-        if not args.json:
-            sys.stdout.write(f"{file}\t{'ok' if ok else 'rejected'}\t{status}\t{json.dumps(payload)[:300]}\n")
-    if args.json:
-        sys.stdout.write(json.dumps(results, indent=2) + "\n")
-    return EXIT_FINDINGS_REJECTED if failed else EXIT_OK
+            documents.append((str(file), file.read_bytes()))
+        except OSError as err:
+            errors.append(f"{file}: cannot read: {err.strerror}")
+    return documents, errors
 
 
 def run_list(args: argparse.Namespace) -> int:
-    try:
-        status, payload = _request("GET", f"{_base_url(args)}/api/v1/advisories")
-    except CatalogError as err:
-        _error(str(err))
-        return EXIT_CONTROLLER
-    if not 200 <= status < 300:
-        _error(f"controller answered {status}: {json.dumps(payload)[:300]}")
-        return EXIT_CONTROLLER
+    """Every advisory of the controller (all pages of ``GET /api/v1/advisories``)."""
+    base = _base_url(args)
+    items: list[Any] = []
+    offset: int | None = 0
+    while offset is not None:
+        try:
+            status, payload = _request("GET", f"{base}/api/v1/advisories?limit=1000&offset={offset}")
+        except CatalogError as err:
+            _error(str(err))
+            return EXIT_CONTROLLER
+        if not 200 <= status < 300 or not isinstance(payload, dict):
+            _error(f"controller answered {status}: {json.dumps(payload)[:300]}")
+            return EXIT_CONTROLLER
+        page = payload.get("items")
+        items.extend(page if isinstance(page, list) else [])
+        next_offset = payload.get("next_offset")
+        offset = next_offset if isinstance(next_offset, int) and next_offset > offset else None
     if args.json:
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"items": items, "total": len(items)}, indent=2) + "\n")
         return EXIT_OK
-    items = payload.get("items", payload) if isinstance(payload, dict) else payload
-    for item in items if isinstance(items, list) else []:
+    for item in items:
         if isinstance(item, dict):
             cves = ",".join(item.get("cves", []))
-            sys.stdout.write(f"{item.get('id')}\t{cves}\t{item.get('cvss')}\t{item.get('title', '')}\n")
+            kev = "KEV" if item.get("kev") else "-"
+            affected = item.get("affected_devices", "-")
+            sys.stdout.write(
+                f"{item.get('id')}\t{cves}\t{item.get('cvss')}\t{kev}\t{affected}\t{item.get('title', '')}\n"
+            )
     return EXIT_OK
