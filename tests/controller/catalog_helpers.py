@@ -1,4 +1,4 @@
-"""Lab-like devices and the real advisories (/work/shared/catalog) for the catalog tests."""
+"""Lab-like devices and the real advisories (shared/catalog beside the repository) for the catalog tests."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import aiohttp
 
 from collector.model import Identity, Observation, SoftwareComponent
 from lab.devices import LAB_DEVICES
+from tests.catalog.conftest import CATALOG_DATA, CSAF_DIR
 
-SHARED = Path("/work/shared/catalog")
-CSAF = SHARED / "csaf"
-KEV = SHARED / "kev" / "known_exploited_vulnerabilities.json"
+CSAF = CSAF_DIR  # the real advisories in the shared folder beside the repository
+KEV = CATALOG_DATA / "kev" / "known_exploited_vulnerabilities.json"
 
 VOIP = "cisco-sa-voip-phones-rce-dos-rB6EeRXs"  # CVE-2020-3161, in KEV; first fixed 11.7(1)
 CSRF = "cisco-sa-20190320-ip-phone-csrf"  # first fixed 12.5(1)SR1
