@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -225,7 +226,8 @@ async def make_harness(
             harness.stop.set()
             async with asyncio.timeout(30):
                 await harness.task
-            await harness.publisher.__aexit__(None, None, None)
+            with contextlib.suppress(aiomqtt.MqttError):  # the broker may have been restarted
+                await harness.publisher.__aexit__(None, None, None)
             await store_cm.__aexit__(None, None, None)
 
 
