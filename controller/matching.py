@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _WRITE_CHUNK = 1000  # devices per transaction when the whole fleet is rewritten
+_SETTLE_S = 0.2  # pause after a recompute of changed devices, so that the next one batches more
+_RETRY_S = 1.0  # pause after a failed write before trying again
+_PROBLEM_CACHE = 100_000  # (vendor, model, firmware) combinations whose match problem is kept
 
 
 def match_problem(vendor: str, model: str, firmware: str | None) -> str | None:
@@ -126,6 +129,7 @@ class MatchingService:
         self._known: dict[tuple[str, str], DeviceRecord] = {}
         self._pending: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
+        self._problems: dict[tuple[str, str, str | None], str | None] = {}
 
     @property
     def store(self) -> CatalogStore:
@@ -217,15 +221,18 @@ class MatchingService:
                 self._wake.clear()
                 continue
             keys, self._pending = self._pending, set()
+            pause = _SETTLE_S
             try:
                 await self.recompute_devices(keys)
             except Exception as err:  # the database may be briefly away: keep the keys, try again
                 self._pending |= keys
                 self.metrics.failures.inc()
                 log.warning("findings_store_failed", devices=len(keys), error=str(err)[:500])
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await stop.wait()
+                pause = _RETRY_S
+            # Let changes gather: under heavy ingest one write covers many flushes.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await stop.wait()
 
     async def recompute_devices(self, keys: Iterable[tuple[str, str]]) -> int:
         """Re-read the devices ``keys`` (site, device) from the database, re-match and store them."""
@@ -373,7 +380,13 @@ class MatchingService:
             }
             for f in self.matcher.findings(device.device_id)
         ]
-        problem = match_problem(record.vendor, record.model, record.firmware_version)
+        combo = (record.vendor, record.model, record.firmware_version)
+        if combo in self._problems:
+            problem = self._problems[combo]
+        else:
+            if len(self._problems) > _PROBLEM_CACHE:  # firmware strings churn over the years
+                self._problems.clear()
+            problem = self._problems[combo] = match_problem(*combo)
         rec = self.matcher.recommend(device)
         recommendation = {
             "site_id": record.site_id,
