@@ -106,6 +106,18 @@ def _record(row: Any) -> DeviceRecord:
     )
 
 
+# Findings writers of several controller instances take turns (PostgreSQL): each replaces a
+# device's rows by DELETE + INSERT, and two of those interleaved would collide on the unique key.
+# A transaction-scoped advisory lock does it without touching rows ingest locks. SQLite writers
+# are serialised by BEGIN IMMEDIATE already.
+_FINDINGS_LOCK = 0x66_77_63_61  # "fwca"
+
+
+async def _take_turn(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FINDINGS_LOCK})
+
+
 class CatalogStore:
     def __init__(self, store: Store) -> None:
         self._engine = store.engine
@@ -201,12 +213,14 @@ class CatalogStore:
             "imported_at": now,
         }
         async with self._write.begin() as conn:
+            await _take_turn(conn)
             await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory.id))
             await conn.execute(sa.insert(m.ADVISORIES), [row])
             await _replace_results(conn, results)
 
     async def delete_advisory(self, advisory_id: str, results: list[DeviceResult]) -> None:
         async with self._write.begin() as conn:
+            await _take_turn(conn)
             await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory_id))
             await conn.execute(sa.delete(m.FINDINGS).where(m.FINDINGS.c.advisory_id == advisory_id))
             await _replace_results(conn, results)
@@ -228,6 +242,7 @@ class CatalogStore:
             for e in kev.entries.values()
         ]
         async with self._write.begin() as conn:
+            await _take_turn(conn)
             await conn.execute(sa.delete(m.KEV_ENTRIES))
             for start in range(0, len(rows), 1000):
                 await conn.execute(sa.insert(m.KEV_ENTRIES), rows[start : start + 1000])
@@ -236,6 +251,7 @@ class CatalogStore:
 
     async def replace_results(self, results: list[DeviceResult]) -> None:
         async with self._write.begin() as conn:
+            await _take_turn(conn)
             await _replace_results(conn, results)
 
     # --- API reads ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from controller.web.catalog_api import MAX_BODY_BYTES
 from firmware_catalog import parse_advisory
 from tests.controller.catalog_helpers import (
     CSRF,
+    DEVICES,
     IPPHONE,
     KEV,
     NEW_8851,
@@ -334,3 +335,28 @@ async def test_without_matching_the_catalog_endpoints_answer_503(store: Store) -
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         resp = await client.get("/api/v1/findings")
         assert resp.status == 503
+
+
+async def test_two_instances_share_the_catalog_and_write_findings_in_turn(
+    store: Store, database_url: str
+) -> None:
+    env, client = await _start(store)
+    try:
+        await _import(client, VOIP, CSRF)
+        async with Store.open(database_url, tenant_of=lambda _site: "acme") as other_store:
+            second = MatchingService(other_store, CollectorRegistry())
+            await second.start()  # loads what the first instance imported
+            assert {advisory.id for advisory in second.catalog} == {VOIP, CSRF}
+            await env.observe(observation("sep-enterprise-8851", "cisco", "enterprise", "CP-8851", NEW_8851))
+            # Both instances rewrite the same devices at the same time (each heard of a change).
+            keys = [("site-1", device[0]) for device in DEVICES]
+            async with asyncio.timeout(60):
+                await asyncio.gather(
+                    *(service.recompute_devices(keys) for service in (env.matching, second) for _ in range(3))
+                )
+        mine = by_device(await _findings(client))["sep-enterprise-8851"]
+        assert {advisory: f["status"] for advisory, f in mine.items()} == {VOIP: "fixed", CSRF: "fixed"}
+        findings = await _findings(client)
+        assert len({(f["device_id"], f["advisory_id"]) for f in findings}) == len(findings)
+    finally:
+        await _stop(env)
