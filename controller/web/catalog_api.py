@@ -238,8 +238,8 @@ async def device_findings(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/advisories", list_advisories)
     app.router.add_post("/api/v1/advisories", post_advisory)
-    app.router.add_get("/api/v1/advisories/{id}", get_advisory)
-    app.router.add_delete("/api/v1/advisories/{id}", delete_advisory)
+    app.router.add_get("/api/v1/advisories/{id:.+}", get_advisory)  # tracking ids may hold "/"
+    app.router.add_delete("/api/v1/advisories/{id:.+}", delete_advisory)
     app.router.add_get("/api/v1/kev", get_kev)
     app.router.add_put("/api/v1/kev", put_kev)
     app.router.add_get("/api/v1/findings", list_findings)

@@ -263,6 +263,15 @@ async def test_advisory_imported_later_concerns_existing_devices(env: Env) -> No
     await _json(client, "GET", f"/api/v1/advisories/{VOIP}", 404)
     await _json(client, "DELETE", f"/api/v1/advisories/{VOIP}", 404)
 
+    # Tracking ids are free text: one with slashes is served at its own path.
+    slashed = json.loads(advisory_files(TP)[0].read_text())
+    slashed["document"]["tracking"]["id"] = "ACME/2026/0001"
+    await _json(client, "POST", "/api/v1/advisories", 201, data=json.dumps(slashed))
+    detail = await _json(client, "GET", "/api/v1/advisories/ACME/2026/0001", 200)
+    assert detail["id"] == "ACME/2026/0001"
+    assert {f["device_id"] for f in detail["findings"]} == {"muc-raum-1-04"}
+    await _json(client, "DELETE", "/api/v1/advisories/ACME/2026/0001", 204)
+
 
 async def test_hostile_documents_are_rejected_and_the_rest_imports(env: Env) -> None:
     client = env.client
