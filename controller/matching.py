@@ -259,6 +259,7 @@ class MatchingService:
         try:
             data = decode_document(body, source)
             parsed = parse_advisory(data, source)
+            _refuse_nul(data, parsed.id)
         except DocumentError:
             self.metrics.imports.labels(result="rejected").inc()
             raise
@@ -399,6 +400,23 @@ class MatchingService:
             "updated_at": now,
         }
         return DeviceResult(record, findings, recommendation)
+
+
+def _refuse_nul(document: Any, name: str) -> None:
+    """PostgreSQL text cannot hold NUL; a document with one is rejected here, naming where."""
+    stack: list[tuple[str, Any]] = [("$", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise DocumentError(name, path, "NUL character (\\u0000) in a string")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise DocumentError(name, path, "NUL character (\\u0000) in a key")
+                stack.append((key if path == "$" else f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
 
 
 def _device(record: DeviceRecord) -> Device:

@@ -113,6 +113,10 @@ def _record(row: Any) -> DeviceRecord:
 _FINDINGS_LOCK = 0x66_77_63_61  # "fwca"
 
 
+def _clean(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
+
+
 async def _take_turn(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FINDINGS_LOCK})
@@ -233,9 +237,9 @@ class CatalogStore:
                 "date_added": e.date_added,
                 "due_date": e.due_date,
                 "ransomware": e.ransomware,
-                "vendor": e.vendor,
-                "product": e.product,
-                "name": e.name,
+                "vendor": _clean(e.vendor),  # free text of the feed; PostgreSQL text holds no NUL
+                "product": _clean(e.product),
+                "name": _clean(e.name),
                 "catalog_version": kev.version[:64],
                 "imported_at": now,
             }

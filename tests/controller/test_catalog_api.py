@@ -287,14 +287,32 @@ async def test_hostile_documents_are_rejected_and_the_rest_imports(env: Env) -> 
     nested = await _json(client, "POST", "/api/v1/advisories", 422, data=b"[" * 100_000)
     assert nested["errors"][0]["document"]
     await _json(client, "POST", "/api/v1/advisories", 413, data=b" " * (MAX_BODY_BYTES + 1))
+    nul = json.loads(advisory_files(TP)[0].read_text())
+    nul["document"]["notes"][0]["text"] = "zero \u0000 byte"
+    error = await _json(client, "POST", "/api/v1/advisories", 422, data=json.dumps(nul))
+    assert error["errors"][0] == {
+        "document": TP,
+        "path": "document.notes[0].text",
+        "reason": "NUL character (\\u0000) in a string",
+    }
     bad_kev = await _json(client, "PUT", "/api/v1/kev", 422, data=b'{"vulnerabilities": 3}')
+    odd_kev = {
+        "catalogVersion": "test",
+        "vulnerabilities": [
+            {"cveID": "CVE-2020-3161", "dateAdded": "2021-11-03", "vendorProject": "Cis\u0000co"},
+            {"cveID": "not a CVE", "dateAdded": "2021-11-03"},
+        ],
+    }
+    kev = await _json(client, "PUT", "/api/v1/kev", 200, data=json.dumps(odd_kev))
+    assert kev["entries"] == 1
+    assert kev["skipped"][0]["path"] == "vulnerabilities[1].cveID"
     assert bad_kev["errors"][0]["path"] == "vulnerabilities"
 
     await _import(client, VOIP, TCE)
     listing = await _json(client, "GET", "/api/v1/advisories", 200)
     assert {item["id"] for item in listing["items"]} == {VOIP, TCE}
     exposition = (await (await client.get("/metrics")).text()).splitlines()
-    assert 'fernwart_catalog_imports_total{result="rejected"} 3.0' in exposition
+    assert 'fernwart_catalog_imports_total{result="rejected"} 4.0' in exposition
     assert 'fernwart_catalog_kev_imports_total{result="rejected"} 1.0' in exposition
 
 
