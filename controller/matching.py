@@ -288,7 +288,7 @@ class MatchingService:
         async with self._lock:
             old = self.catalog.get(advisory_id)
             stored = await self._store.device_pks_with_findings_of(advisory_id)
-            if old is None and not stored:
+            if old is None and not stored and not await self._store.has_advisory(advisory_id):
                 return None
             self.catalog.remove(advisory_id)
             try:

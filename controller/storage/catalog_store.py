@@ -186,6 +186,12 @@ class CatalogStore:
                 out.extend(_record(row) for row in found)
         return out
 
+    async def has_advisory(self, advisory_id: str) -> bool:
+        table = m.ADVISORIES
+        async with self._engine.connect() as conn:
+            found = await conn.execute(sa.select(table.c.id).where(table.c.id == advisory_id))
+            return found.first() is not None
+
     async def device_pks_with_findings_of(self, advisory_id: str) -> set[int]:
         table = m.FINDINGS
         async with self._engine.connect() as conn:

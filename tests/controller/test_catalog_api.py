@@ -381,8 +381,20 @@ async def test_two_instances_share_the_catalog_and_write_findings_in_turn(
                 await asyncio.gather(
                     *(service.recompute_devices(keys) for service in (env.matching, second) for _ in range(3))
                 )
+            # An advisory the first instance imported later, concerning none of the devices, can
+            # be deleted through the second one, which never loaded it.
+            document = json.loads(advisory_files(IPPHONE)[0].read_text())
+            products = parse_advisory(document).products
+            small_business = [pid for pid, entry in products.items() if "Small Business" in entry.product]
+            document["document"]["tracking"]["id"] = "fw-test-small-business"
+            document["vulnerabilities"][0]["product_status"] = {"known_affected": small_business}
+            added = await _json(client, "POST", "/api/v1/advisories", 201, data=json.dumps(document))
+            assert added["devices_recomputed"] == 0
+            assert await second.remove_advisory("fw-test-small-business") == 0
+            assert await second.remove_advisory("fw-test-small-business") is None
         mine = by_device(await _findings(client))["sep-enterprise-8851"]
         assert {advisory: f["status"] for advisory, f in mine.items()} == {VOIP: "fixed", CSRF: "fixed"}
+        await _json(client, "GET", "/api/v1/advisories/fw-test-small-business", 404)
         findings = await _findings(client)
         assert len({(f["device_id"], f["advisory_id"]) for f in findings}) == len(findings)
     finally:
