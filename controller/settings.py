@@ -51,8 +51,11 @@ class MqttSettings(_Section):
     # messages) under this id while the controller is down.
     client_id: str = Field(default_factory=lambda: f"fernwart-controller-{socket.gethostname()}")
     prefix: str = DEFAULT_PREFIX
-    # MQTT 5 shared subscription group; "" subscribes without $share (MQTT 3.1.1 brokers).
-    share_group: str = "fernwart-controllers"
+    # MQTT 5 shared subscription group, so several controllers split the load; "" subscribes
+    # without $share (one controller, or MQTT 3.1.1 brokers). Off by default: with Mosquitto 2.0.11
+    # the controller's resumed $share subscription stayed silent after a broker restart (see
+    # tests/controller/test_ingest.py::test_controller_reconnects_after_a_broker_restart).
+    share_group: str = ""
     protocol: Literal["5", "3.1.1"] = "5"
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
     # Unacknowledged QoS 1 messages the broker may send ahead (MQTT 5 Receive Maximum).

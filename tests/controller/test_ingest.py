@@ -273,9 +273,10 @@ async def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stor
         pytest.param(
             "fwtest",
             marks=pytest.mark.xfail(
-                reason="Mosquitto 2.0.11 delivers nothing to a $share subscription restored from its "
-                "persistence file after a broker restart (also after unsubscribe + subscribe); "
-                "a plain subscription of the same persistent session works",
+                reason="after a Mosquitto 2.0.11 restart (persistence on) the controller's resumed "
+                "$share subscription stays silent, also after unsubscribe + subscribe; a plain "
+                "subscription works, and so do mosquitto_sub and an aiomqtt client without manual "
+                "acknowledgement on $share: root cause not isolated yet",
                 strict=True,
             ),
         ),
@@ -295,5 +296,5 @@ async def test_controller_reconnects_after_a_broker_restart(make_harness, broker
     async def all_stored() -> bool:
         return await _count(h, m.BATCHES) >= 40
 
-    await wait_until(all_stored, timeout_s=15, what="40 batches stored after the broker restart")
+    await wait_until(all_stored, timeout_s=10, what="40 batches stored after the broker restart")
     assert await h.store.list_gaps() == []

@@ -18,7 +18,7 @@ def test_example_config_is_valid() -> None:
     settings = load_settings(EXAMPLE)
     assert settings.tenant_of("site-1") == "acme"
     assert settings.tenant_of("site-9") == "default"
-    assert settings.mqtt.share_group == "fernwart-controllers"
+    assert settings.mqtt.share_group == ""
     assert settings.database.url.get_secret_value().startswith("sqlite+aiosqlite://")
 
 
