@@ -43,7 +43,7 @@ def _write_configs(
     controller.write_text(
         f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nprefix = "{prefix}"\n'
-        f'client_id = "ctl-{prefix.split("/", maxsplit=1)[0]}"\nreconnect_max_s = 1.0\nshare_group = ""\n'
+        f'client_id = "ctl-{prefix.split("/", maxsplit=1)[0]}"\nreconnect_max_s = 1.0\n'
         f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n'
     )
     lines = [
