@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from agent import sdnotify
 from agent.batcher import Batcher
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.publisher import Publisher
+from collector import sdnotify
 from collector.model import utcnow
 from collector.registry import load_driver
 from collector.wire.messages import AgentState, AgentStatus

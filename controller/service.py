@@ -15,11 +15,12 @@ import signal
 import structlog
 from aiohttp import web
 
+from collector.sdnotify import notify as sd_notify
+from collector.sdnotify import watchdog_interval_s
 from controller.ingest import Ingest
 from controller.inventory import run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics
-from controller.notify import sd_notify, watchdog_interval_s
 from controller.settings import ControllerSettings
 from controller.storage import Store
 from controller.web import AppState, make_app

@@ -1,4 +1,8 @@
-"""sd_notify(3) without a dependency: one datagram to ``$NOTIFY_SOCKET`` when it is set."""
+"""sd_notify(3) without a dependency: one datagram to ``$NOTIFY_SOCKET`` when it is set.
+
+Shared by both daemons (like logconfig): Type=notify units need READY=1, STOPPING=1 and the
+watchdog pings.
+"""
 
 from __future__ import annotations
 
