@@ -9,20 +9,25 @@ the console URL and stops everything, in reverse order, on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import aiomqtt
+
 from lab.devices import lab_devices
 from lab.snmpsim import start_snmpsim
 
+CATALOG = Path(__file__).resolve().parents[1] / "lab" / "catalog"
 SITE_ID = "lab-berlin"
 TENANT = "demo-customer"
 
@@ -38,10 +43,20 @@ def _free_tcp_port(preferred: int) -> int:
     raise OSError("no free TCP port on 127.0.0.1")
 
 
-def _wait_tcp(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+async def _mqtt_answers(port: int) -> bool:
+    try:
+        async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V311, timeout=1):
+            return True
+    except aiomqtt.MqttError:
+        return False
+
+
+def _wait_mqtt(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+    # A real CONNECT, not a bare TCP probe: amqtt logs an error for every connection that
+    # closes without speaking MQTT.
     deadline = time.monotonic() + timeout_s
     while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        if asyncio.run(_mqtt_answers(port)):
             return
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on {port}")
@@ -61,6 +76,32 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} does not answer {url} after {timeout_s}s")
         time.sleep(0.2)
+
+
+def _send(method: str, url: str, body: bytes) -> int:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def import_lab_catalog(url: str) -> str:
+    """Load the demo advisories and the KEV excerpt through the REST API, as an operator would
+    with `fernwart catalog import`. Returns a one-line summary."""
+    accepted = rejected = 0
+    for path in sorted((CATALOG / "csaf").glob("*.json")):
+        status = _send("POST", f"{url}/api/v1/advisories", path.read_bytes())
+        if 200 <= status < 300:
+            accepted += 1
+        else:
+            rejected += 1
+            sys.stderr.write(f"advisory {path.name} rejected with HTTP {status}\n")
+    kev = _send("PUT", f"{url}/api/v1/kev", (CATALOG / "kev.json").read_bytes())
+    return f"catalog: {accepted} advisories imported, {rejected} rejected; KEV excerpt: HTTP {kev}"
 
 
 def controller_config(state: Path, broker_port: int, http_port: int) -> str:
@@ -173,7 +214,7 @@ def run_demo(args: argparse.Namespace) -> int:
         broker = stack.start(
             "broker", [python, "-m", "lab.broker", "--port", str(broker_port)], state / "broker.log"
         )
-        _wait_tcp(broker_port, broker, "the amqtt broker")
+        _wait_mqtt(broker_port, broker, "the amqtt broker")
         sim = start_snmpsim(None)
         sys.stdout.write(f"lab: {len(lab_devices())} simulated devices on udp 127.0.0.1:{sim.port}\n")
 
@@ -186,6 +227,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         url = f"http://127.0.0.1:{http_port}"
         _wait_http(f"{url}/healthz", controller, "the controller")
+        sys.stdout.write(import_lab_catalog(url) + "\n")
         agent_argv = [python, "-m", "agent", "--config", str(state / "agent.toml")]
         stack.start("agent", agent_argv, state / "agent.log")
 
@@ -193,6 +235,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"\nfernwart demo is running.\n"
             f"  console:  {url}/\n"
             f"  REST API: {url}/api/v1/devices\n"
+            f"  findings: {url}/api/v1/findings\n"
             f"  metrics:  {url}/metrics\n"
             f"  logs and configs: {state}/\n"
             f"Press Ctrl-C to stop.\n"

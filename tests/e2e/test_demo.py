@@ -67,6 +67,10 @@ def test_demo_shows_every_lab_device_within_60s(tmp_path: Path) -> None:
             assert row["model"] == device.model, row
             assert row["serial"] == device.serial, row
             assert row["firmware_version"] == device.firmware, row
+        # The demo loads its advisory catalog: the Room Kit Pro on RoomOS 11.14 is affected.
+        with urllib.request.urlopen(f"{url}/api/v1/findings?status=affected&limit=100", timeout=5) as resp:
+            affected = {(item["device_id"], item["advisory_id"]) for item in json.load(resp)["items"]}
+        assert ("ber-konf-2-12", "cisco-sa-tce-roomos-dos-9V9jrC2q") in affected
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 4  # broker, snmpsim, controller, agent
     finally:
