@@ -157,6 +157,27 @@ _UPSERT_DEVICES_SQLITE = (
 )
 
 
+_DEVICE_ARRAY_TYPES: dict[str, Any] = {
+    "reachable": sa.Boolean(),
+    "interval_s": sa.Float(),
+    "first_seen": sa.DateTime(timezone=True),
+    "last_seen": sa.DateTime(timezone=True),
+    "last_seen_epoch": sa.Float(),
+}
+_UPSERT_DEVICES_PG = sa.text(
+    f"INSERT INTO devices ({', '.join(_DEVICE_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f':{name}' for name in _DEVICE_COLUMNS)}) "
+    "ON CONFLICT (site_id, device_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _DEVICE_UPDATED)
+    + " WHERE devices.last_seen_epoch IS NULL OR devices.last_seen_epoch <= excluded.last_seen_epoch"
+).bindparams(
+    *(
+        sa.bindparam(name, type_=postgresql.ARRAY(_DEVICE_ARRAY_TYPES.get(name, sa.String())))
+        for name in _DEVICE_COLUMNS
+    )
+)
+
+
 def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
     """What remains of ``gap`` once ``seq`` arrived."""
     parts = []
@@ -468,7 +489,6 @@ class FlushWriter:
                 obs_rows.append((batch.site_id, obs.device_id, batch_id, obs.observed_at, body))
                 per_device.setdefault((batch.site_id, obs.device_id), []).append((obs, batch.agent_id))
         await _insert_observations(conn, obs_rows)
-        devices = m.DEVICES
         firmware = await _current_firmware(conn, list(per_device))
         history: list[dict[str, Any]] = []
         device_rows: list[dict[str, Any]] = []
@@ -522,18 +542,10 @@ class FlushWriter:
                 for row in device_rows
             ]
             await conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, params)
-        else:
-            stmt = _insert(conn, devices)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["site_id", "device_id"],
-                set_={name: stmt.excluded[name] for name in _DEVICE_UPDATED},
-                where=sa.or_(
-                    devices.c.last_seen_epoch.is_(None),
-                    devices.c.last_seen_epoch <= stmt.excluded.last_seen_epoch,
-                ),
-            )
+        else:  # PostgreSQL: one statement per chunk over column arrays, prepared once
             for chunk in _chunks(device_rows):
-                await conn.execute(stmt, chunk)
+                arrays = {name: [row[name] for row in chunk] for name in _DEVICE_COLUMNS}
+                await conn.execute(_UPSERT_DEVICES_PG, arrays)
         if history:
             await conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
         return len(obs_rows)
