@@ -400,7 +400,7 @@ async def main() -> None:
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--max-batch-messages", type=int, default=500)
-    parser.add_argument("--flush-interval-ms", type=float, default=0)
+    parser.add_argument("--flush-interval-ms", type=float, default=20)
     parser.add_argument("--receive-maximum", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(

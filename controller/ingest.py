@@ -5,13 +5,9 @@ subscription QoS 1, and acknowledgements manual: a message is PUBACKed only afte
 that stored it (or its dead letter) committed. A controller killed before a commit gets those
 messages again after it reconnects, and the batch-id key turns a redelivery into a no-op.
 
-Reading and writing overlap, and the flush size adapts to the load: the reader decodes messages as
-they arrive and hands what it has to the writer (through a queue of one) as soon as the writer is
-idle, or when ``max_batch_messages`` are waiting. While a flush is being written the next one
-accumulates, so a slow commit makes the next transaction larger instead of the backlog longer, and
-a message arriving at an idle writer is stored at once (``flush_interval_ms`` > 0 adds a fixed
-linger before an idle writer's flush, for fewer, larger transactions at a low rate). The writer
-acknowledges in arrival order.
+Reading and writing overlap: the reader gathers up to ``max_batch_messages`` (or what arrives within
+``flush_interval_ms``), decodes them and hands the flush to the writer through a queue of one, so the
+next flush is decoded while the previous one is written. The writer acknowledges in arrival order.
 """
 
 from __future__ import annotations
@@ -123,11 +119,10 @@ class Ingest:
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None] = asyncio.Queue(maxsize=1)
-        idle = asyncio.Event()  # set while the writer waits for a flush
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._write_loop(client, flushes, idle), name="ingest:write")
+            tg.create_task(self._write_loop(client, flushes), name="ingest:write")
             try:
-                await self._read_loop(client, stop, flushes, idle)
+                await self._read_loop(client, stop, flushes)
             finally:
                 await flushes.put(None)  # the writer finishes what it has, then ends
 
@@ -136,37 +131,23 @@ class Ingest:
         client: aiomqtt.Client,
         stop: asyncio.Event,
         flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None],
-        idle: asyncio.Event,
     ) -> None:
         queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001 (a cancel-safe read, see _next)
         disconnected = client._disconnected  # noqa: SLF001
         limit = self._settings.ingest.max_batch_messages
         linger = self._settings.ingest.flush_interval_ms / 1000
-        messages: list[aiomqtt.Message] = []
-        items: list[Received] = []
-        while True:
-            if stop.is_set():
-                if messages:  # taken off the queue: store (and acknowledge) them before leaving
-                    items.extend(self._decode(messages[len(items) :]))
-                    await flushes.put((items, messages))
+        while not stop.is_set():
+            first = await _next(queue, stop, disconnected)
+            if first is None:
+                if disconnected.done():
+                    raise aiomqtt.MqttError("disconnected from the broker")
                 return
-            # Wait for a message; with messages in hand, also for the writer to become idle.
-            message = await _next(queue, stop, disconnected, idle if messages else None)
-            if message is not None:
-                messages.append(message)
-            elif disconnected.done():
-                raise aiomqtt.MqttError("disconnected from the broker")
-            elif stop.is_set():
-                continue
+            messages = [first]
             _drain(queue, messages, limit)
-            if linger > 0 and idle.is_set() and len(messages) < limit and not items:
-                await asyncio.sleep(linger)  # the first message of an idle writer's flush
+            if len(messages) < limit and linger > 0:
+                await asyncio.sleep(linger)
                 _drain(queue, messages, limit)
-            items.extend(self._decode(messages[len(items) :]))
-            if idle.is_set() or len(messages) >= limit:
-                await flushes.put((items, messages))
-                idle.clear()  # the writer sets it again once it has written this flush
-                messages, items = [], []
+            await flushes.put((self._decode(messages), messages))
 
     def _decode(self, messages: list[aiomqtt.Message]) -> list[Received]:
         now = datetime.now(UTC)
@@ -194,14 +175,8 @@ class Ingest:
         self,
         client: aiomqtt.Client,
         flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None],
-        idle: asyncio.Event,
     ) -> None:
-        while True:
-            if flushes.empty():
-                idle.set()
-            flush = await flushes.get()
-            if flush is None:
-                return
+        while (flush := await flushes.get()) is not None:
             items, messages = flush
             await self._write(items)
             paho = client._client  # noqa: SLF001 (manual acknowledgement, see run)
@@ -306,33 +281,22 @@ def _drain(queue: asyncio.Queue[aiomqtt.Message], into: list[aiomqtt.Message], l
 
 
 async def _next(
-    queue: asyncio.Queue[aiomqtt.Message],
-    stop: asyncio.Event,
-    disconnected: asyncio.Future[None],
-    wake: asyncio.Event | None = None,
+    queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event, disconnected: asyncio.Future[None]
 ) -> aiomqtt.Message | None:
-    """The next message, or None once ``stop`` or ``wake`` is set or the connection is gone.
+    """The next message, or None once ``stop`` is set or the connection is gone.
 
     Unlike cancelling ``async for message in client.messages``, this never drops a message that
     was taken off the queue at the moment of the stop.
     """
     if not queue.empty():
         return queue.get_nowait()
-    if stop.is_set() or (wake is not None and wake.is_set()):
-        return None
     getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
     stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     waiting: set[asyncio.Future[Any]] = {getter, stopper, disconnected}
-    waker: asyncio.Future[Any] | None = None
-    if wake is not None:
-        waker = asyncio.ensure_future(wake.wait())
-        waiting.add(waker)
     try:
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
-        if waker is not None:
-            waker.cancel()
         if not getter.done():
             getter.cancel()
             await asyncio.wait({getter})

@@ -71,12 +71,10 @@ class HttpSettings(_Section):
 
 
 class IngestSettings(_Section):
-    # A flush writes up to this many messages in one transaction: what arrived while the previous
-    # flush was being written, handed over as soon as the writer is idle. flush_interval_ms > 0
-    # makes an idle writer wait that long after a flush's first message (fewer, larger
-    # transactions at a low rate, for that much more latency); 0 (the default) does not wait.
+    # A flush writes up to this many messages in one transaction, or whatever arrived within
+    # flush_interval_ms after the first message of the flush.
     max_batch_messages: int = Field(500, ge=1, le=10_000)
-    flush_interval_ms: float = Field(0.0, ge=0)
+    flush_interval_ms: float = Field(20.0, ge=0)
     dead_letter_max_bytes: int = Field(64 * 1024, ge=0)
 
 
