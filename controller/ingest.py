@@ -119,12 +119,21 @@ class Ingest:
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None] = asyncio.Queue(maxsize=1)
+        lost: aiomqtt.MqttError | None = None
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._write_loop(client, flushes), name="ingest:write")
             try:
                 await self._read_loop(client, stop, flushes)
+            except aiomqtt.MqttError as err:
+                # Not raised here: inside the TaskGroup it would cancel the writer in the middle of
+                # a transaction (on SQLite that can leave the write lock held). The writer commits
+                # what it has; its acks are lost with the connection, so the broker redelivers those
+                # messages and batch_id makes them duplicates.
+                lost = err
             finally:
                 await flushes.put(None)  # the writer finishes what it has, then ends
+        if lost is not None:
+            raise lost
 
     async def _read_loop(
         self,
