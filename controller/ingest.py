@@ -149,7 +149,9 @@ class Ingest:
             first = await _next(queue, stop, disconnected)
             if first is None:
                 if disconnected.done():
-                    raise aiomqtt.MqttError("disconnected from the broker")
+                    # Retrieve the cause, or asyncio logs "Future exception was never retrieved".
+                    cause = None if disconnected.cancelled() else disconnected.exception()
+                    raise aiomqtt.MqttError(f"disconnected from the broker: {cause}") from cause
                 return
             messages = [first]
             _drain(queue, messages, limit)
