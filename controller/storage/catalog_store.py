@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from controller.storage import models as m
+from controller.storage.paging import equal_to, fetch_page
 from firmware_catalog import KevCatalog, KevEntry
 
 if TYPE_CHECKING:
@@ -268,9 +269,8 @@ class CatalogStore:
 
     async def list_findings(self, flt: FindingFilter) -> tuple[list[dict[str, Any]], int]:
         table = m.FINDINGS
-        conditions = [
-            column == value
-            for column, value in (
+        conditions = equal_to(
+            (
                 (table.c.tenant, flt.tenant),
                 (table.c.site_id, flt.site),
                 (table.c.device_id, flt.device),
@@ -279,20 +279,9 @@ class CatalogStore:
                 (table.c.status, flt.status),
                 (table.c.advisory_id, flt.advisory),
             )
-            if value is not None
-        ]
-        async with self._engine.connect() as conn:
-            total = (
-                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions))
-            ).scalar_one()
-            found = await conn.execute(
-                sa.select(table)
-                .where(*conditions)
-                .order_by(*_finding_order(table))
-                .limit(flt.limit)
-                .offset(flt.offset)
-            )
-            return _rows(found), int(total)
+        )
+        order = _finding_order(table)
+        return await fetch_page(self._engine, table, conditions, order, limit=flt.limit, offset=flt.offset)
 
     async def list_advisories(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         advisories = m.ADVISORIES

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from controller.storage import migrate
 from controller.storage import models as m
+from controller.storage.paging import equal_to, fetch_page
 from controller.storage.records import FlushResult, Received
 from controller.storage.writer import FlushWriter
 
@@ -134,28 +135,16 @@ class Store:
 
     async def list_devices(self, flt: DeviceFilter) -> tuple[list[dict[str, Any]], int]:
         devices = m.DEVICES
-        conditions = [
-            column == value
-            for column, value in (
+        conditions = equal_to(
+            (
                 (devices.c.tenant, flt.tenant),
                 (devices.c.site_id, flt.site),
                 (devices.c.vendor, flt.vendor),
                 (devices.c.status, flt.status),
             )
-            if value is not None
-        ]
-        async with self.engine.connect() as conn:
-            total = (
-                await conn.execute(sa.select(sa.func.count()).select_from(devices).where(*conditions))
-            ).scalar_one()
-            rows = await conn.execute(
-                sa.select(devices)
-                .where(*conditions)
-                .order_by(devices.c.tenant, devices.c.site_id, devices.c.device_id)
-                .limit(flt.limit)
-                .offset(flt.offset)
-            )
-            return [dict(row._mapping) for row in rows], int(total)  # noqa: SLF001 (SQLAlchemy API)
+        )
+        order = (devices.c.tenant, devices.c.site_id, devices.c.device_id)
+        return await fetch_page(self.engine, devices, conditions, order, limit=flt.limit, offset=flt.offset)
 
     async def get_device(self, device_pk: int) -> dict[str, Any] | None:
         """The device with its firmware history (oldest first), or None."""

@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
 
 from controller.storage import DeviceFilter
 from controller.web import catalog_api, fleet
+from controller.web.responses import error as _error
+from controller.web.responses import json_model as _json
+from controller.web.responses import parse_query as _query
 from controller.web.schemas import AgentList, AgentOut, DeviceDetail, DeviceOut, DevicePage, DeviceQuery
 from controller.web.state import STATE, AppState
 
 log = structlog.get_logger(__name__)
-
-
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
-
-
-def _error(status: int, errors: list[dict[str, Any]]) -> web.Response:
-    return web.json_response({"errors": errors}, status=status)
-
-
-def _query(request: web.Request, model: type[DeviceQuery]) -> DeviceQuery | web.Response:
-    """Validate the query string; 400 for a repeated parameter, 422 listing every bad field."""
-    repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
-    if repeated:
-        return _error(
-            400, [{"loc": ["query", key], "msg": "given more than once; give it once"} for key in repeated]
-        )
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as err:
-        return _error(
-            422,
-            [
-                {"loc": ["query", *item["loc"]], "msg": item["msg"], "input": item.get("input")}
-                for item in err.errors(include_url=False, include_context=False)
-            ],
-        )
 
 
 async def list_devices(request: web.Request) -> web.Response:

@@ -13,11 +13,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from controller.storage.catalog_store import FindingFilter
 from controller.web.catalog_schemas import (
@@ -30,40 +29,15 @@ from controller.web.catalog_schemas import (
     FindingQuery,
     summarize,
 )
+from controller.web.responses import error as _error
+from controller.web.responses import json_model as _json
+from controller.web.responses import parse_query as _query
 from controller.web.state import STATE
 from firmware_catalog import Advisory, DocumentError, parse_advisory
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-Q = TypeVar("Q", bound=BaseModel)
-
-
-def _error(status: int, errors: list[dict[str, Any]]) -> web.Response:
-    return web.json_response({"errors": errors}, status=status)
-
-
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
-
-
-def _query(request: web.Request, model: type[Q]) -> Q | web.Response:
-    """Validate the query string as web.app does: 400 for a repeated parameter, 422 per bad field."""
-    repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
-    if repeated:
-        return _error(
-            400, [{"loc": ["query", key], "msg": "given more than once; give it once"} for key in repeated]
-        )
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as err:
-        return _error(
-            422,
-            [
-                {"loc": ["query", *item["loc"]], "msg": item["msg"], "input": item.get("input")}
-                for item in err.errors(include_url=False, include_context=False)
-            ],
-        )
 
 
 def _unavailable() -> web.Response:
