@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Self
 
@@ -99,37 +100,24 @@ class _Page(_Out):
     offset: int
     next_offset: int | None
 
-    @staticmethod
-    def _next(count: int, total: int, offset: int) -> int | None:
-        return offset + count if offset + count < total else None
+    @classmethod
+    def of(cls, items: Sequence[_Out], total: int, limit: int, offset: int) -> Self:
+        following = offset + len(items)
+        return cls(
+            items=list(items),
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=following if following < total else None,
+        )
 
 
 class AdvisoryPage(_Page):
     items: list[AdvisorySummary]
 
-    @classmethod
-    def of(cls, items: list[AdvisorySummary], total: int, limit: int, offset: int) -> Self:
-        return cls(
-            items=items,
-            total=total,
-            limit=limit,
-            offset=offset,
-            next_offset=cls._next(len(items), total, offset),
-        )
-
 
 class FindingPage(_Page):
     items: list[FindingOut]
-
-    @classmethod
-    def of(cls, items: list[FindingOut], total: int, limit: int, offset: int) -> Self:
-        return cls(
-            items=items,
-            total=total,
-            limit=limit,
-            offset=offset,
-            next_offset=cls._next(len(items), total, offset),
-        )
 
 
 class RecommendationOut(_Out):
