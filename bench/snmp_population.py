@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.snmpd import start_snmpd, stop_process, write_config
+from tests.fixtures.net import terminate
+from tests.fixtures.snmpd import start_snmpd, write_config
 
 COMMUNITY = "bench-public"
 PORT = 16100
@@ -89,7 +90,7 @@ class Population:
 
     def stop(self) -> None:
         for proc in self.procs:
-            stop_process(proc)
+            terminate(proc)
         self.procs.clear()
 
     @property
