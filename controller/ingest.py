@@ -5,9 +5,11 @@ subscription QoS 1, and acknowledgements manual: a message is PUBACKed only afte
 that stored it (or its dead letter) committed. A controller killed before a commit gets those
 messages again after it reconnects, and the batch-id key turns a redelivery into a no-op.
 
-Reading and writing overlap: the reader gathers up to ``max_batch_messages`` (or what arrives within
-``flush_interval_ms``), decodes them and hands the flush to the writer through a queue of one, so the
-next flush is decoded while the previous one is written. The writer acknowledges in arrival order.
+Reading, decoding and writing overlap: the reader gathers up to ``max_batch_messages`` (or what
+arrives within ``flush_interval_ms``), hands them to the decode workers (:mod:`controller.decode_pool`)
+and queues the pending flush for the writer, so one flush is written while the next is decoded in
+another process and a third is gathered. The writer takes flushes in arrival order and acknowledges
+in arrival order.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +28,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import exc as sa_exc
 
-from collector import wire
-from collector.wire import AgentStatus, CommandResult, ObservationBatch, TopicKind
+from collector.wire import TopicKind
 from collector.wire.topics import subscription
-from controller.decode import decode
+from controller.decode_pool import DecodePool, default_workers
+from controller.prepare import Outcome, PreparedBatch
 from controller.storage.records import STORE_FAILED, FlushResult, Received
 
 if TYPE_CHECKING:
@@ -48,6 +51,12 @@ class Ingest:
         self._store = store
         self._metrics = metrics
         self.connected = asyncio.Event()
+        workers = settings.ingest.decode_workers
+        self._pool = DecodePool(
+            default_workers() if workers is None else workers,
+            prefix=self._mqtt.prefix,
+            max_payload=self._mqtt.max_payload,
+        )
 
     def subscriptions(self) -> list[str]:
         group = self._mqtt.share_group or None
@@ -82,6 +91,13 @@ class Ingest:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive until ``stop`` is set; reconnect with capped, jittered backoff."""
+        await self._pool.start()
+        try:
+            await self._run(stop)
+        finally:
+            await asyncio.to_thread(self._pool.close)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         delay = 0.5
         while not stop.is_set():
             try:
@@ -118,7 +134,7 @@ class Ingest:
             delay = min(delay * 2, self._mqtt.reconnect_max_s)
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None] = asyncio.Queue(maxsize=1)
+        flushes: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=1)
         lost: aiomqtt.MqttError | None = None
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._write_loop(client, flushes), name="ingest:write")
@@ -139,7 +155,7 @@ class Ingest:
         self,
         client: aiomqtt.Client,
         stop: asyncio.Event,
-        flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None],
+        flushes: asyncio.Queue[_Pending | None],
     ) -> None:
         queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001 (a cancel-safe read, see _next)
         disconnected = client._disconnected  # noqa: SLF001
@@ -158,40 +174,27 @@ class Ingest:
             if len(messages) < limit and linger > 0:
                 await asyncio.sleep(linger)
                 _drain(queue, messages, limit)
-            await flushes.put((self._decode(messages), messages))
+            jobs = [(message.topic.value, _payload(message)) for message in messages]
+            decoding = asyncio.ensure_future(self._pool.prepare(jobs))
+            await flushes.put(_Pending(jobs, decoding, datetime.now(UTC), messages))
 
-    def _decode(self, messages: list[aiomqtt.Message]) -> list[Received]:
-        now = datetime.now(UTC)
-        prefix, limit = self._mqtt.prefix, self._mqtt.max_payload
+    async def _received(self, pending: _Pending) -> list[Received]:
+        outcomes = await pending.decoding
+        at = pending.received_at
         items = []
-        for message in messages:
-            topic = message.topic.value
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            try:
-                parsed, decoded = decode(topic, payload, prefix=prefix, max_payload=limit)
-            except wire.DecodeError as err:
-                self._metrics.messages.labels(kind="invalid").inc()
-                items.append(Received(topic, bytes(payload), now, code=err.code, reason=err.reason))
-                continue
-            self._metrics.messages.labels(kind=parsed.kind.value).inc()
-            if isinstance(decoded, ObservationBatch | AgentStatus | CommandResult):
-                items.append(Received(topic, bytes(payload), now, message=decoded))
-            else:  # a command on our own command topic: not ours to store
-                items.append(Received(topic, bytes(payload), now, code="wrong_type", reason="type: cmd"))
+        for (topic, payload), outcome in zip(pending.jobs, outcomes, strict=True):
+            self._metrics.messages.labels(kind=outcome.kind).inc()
+            if outcome.message is None:
+                items.append(Received(topic, payload, at, code=outcome.code, reason=outcome.reason))
+            else:
+                items.append(Received(topic, payload, at, message=outcome.message))
         return items
 
-    async def _write_loop(
-        self,
-        client: aiomqtt.Client,
-        flushes: asyncio.Queue[tuple[list[Received], list[aiomqtt.Message]] | None],
-    ) -> None:
+    async def _write_loop(self, client: aiomqtt.Client, flushes: asyncio.Queue[_Pending | None]) -> None:
         while (flush := await flushes.get()) is not None:
-            items, messages = flush
-            await self._write(items)
+            await self._write(await self._received(flush))
             paho = client._client  # noqa: SLF001 (manual acknowledgement, see run)
-            for message in messages:
+            for message in flush.messages:
                 if message.qos > 0:
                     paho.ack(message.mid, message.qos)
 
@@ -247,7 +250,7 @@ class Ingest:
         m.observations.inc(result.observations)
         m.gaps_filled.inc(result.filled)
         for item in items:
-            if isinstance(item.message, ObservationBatch):
+            if isinstance(item.message, PreparedBatch):
                 m.lag_seconds.observe(max(0.0, (now - item.message.sent_at).total_seconds()))
         for gap in result.detected:
             m.gaps.inc()
@@ -272,6 +275,25 @@ class Ingest:
         for agent in result.offline_agents:
             m.agents_offline.inc()
             log.info("agent_offline", agent=agent)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A gathered flush on its way from the reader to the writer, decoding meanwhile."""
+
+    jobs: list[tuple[str, bytes]]  # (topic, payload) of each message
+    decoding: asyncio.Future[list[Outcome]]
+    received_at: datetime
+    messages: list[aiomqtt.Message]  # to acknowledge after the commit
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    payload = message.payload
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray):
+        return bytes(payload)
+    return str(payload).encode()
 
 
 def _transient(err: Exception) -> bool:

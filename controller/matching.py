@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from collector.wire import AgentState, AgentStatus, ObservationBatch
+from collector.wire import AgentState, AgentStatus
+from controller.prepare import PreparedBatch
 from controller.storage.catalog_store import CatalogStore, DeviceRecord, DeviceResult, severity
 from firmware_catalog import (
     Advisory,
@@ -185,7 +186,7 @@ class MatchingService:
         before = len(pending)
         for item in items:
             message = item.message
-            if isinstance(message, ObservationBatch):
+            if isinstance(message, PreparedBatch):
                 site = message.site_id
                 for obs in message.observations:
                     key = (site, obs.device_id)
@@ -193,12 +194,11 @@ class MatchingService:
                     if record is None:
                         pending.add(key)
                         continue
-                    firmware = obs.firmware_version()
-                    identity = obs.identity
+                    firmware = obs.firmware
                     if (
                         (firmware is not None and firmware != record.firmware_version)
-                        or identity.vendor != record.vendor
-                        or identity.model != record.model
+                        or obs.vendor != record.vendor
+                        or obs.model != record.model
                     ):
                         pending.add(key)
             elif isinstance(message, AgentStatus) and message.state is AgentState.ONLINE:

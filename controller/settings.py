@@ -76,6 +76,9 @@ class IngestSettings(_Section):
     max_batch_messages: int = Field(500, ge=1, le=10_000)
     flush_interval_ms: float = Field(20.0, ge=0)
     dead_letter_max_bytes: int = Field(64 * 1024, ge=0)
+    # Processes that validate and shape messages beside the event loop; unset: one per spare
+    # core, at most four; 0: decode on the event loop (a single-core host).
+    decode_workers: int | None = Field(None, ge=0, le=64)
 
 
 class SiteSettings(_Section):

@@ -2,6 +2,13 @@
 
 import gc
 
+from hypothesis import HealthCheck, settings
+
+# No timing limits in tests: on a busy 2-core CI machine hypothesis' deadline and its "input
+# generation too slow" check fail for reasons that say nothing about the code.
+settings.register_profile("fernwart", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fernwart")
+
 pytest_plugins = [
     "tests.fixtures.mqtt",
     "tests.fixtures.postgres",

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.wire import AgentStatus, CommandResult, ObservationBatch
+from controller.prepare import PreparedBatch, prepare_batch
 
 AGENT_MISMATCH = "agent_mismatch"
 STORE_FAILED = "store_failed"  # valid on the wire, refused by the database
 
-Accepted = ObservationBatch | AgentStatus | CommandResult
+# An ObservationBatch is accepted too (tests, tools); the store prepares it first (see prepared()).
+Accepted = PreparedBatch | ObservationBatch | AgentStatus | CommandResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,18 @@ class Received:
     message: Accepted | None = None
     code: str = ""
     reason: str = ""
+
+
+def prepared(items: list[Received]) -> list[Received]:
+    """``items`` with every :class:`ObservationBatch` replaced by its :class:`PreparedBatch`."""
+    if not any(isinstance(item.message, ObservationBatch) for item in items):
+        return items
+    return [
+        Received(item.topic, item.payload, item.received_at, message=prepare_batch(item.message))
+        if isinstance(item.message, ObservationBatch)
+        else item
+        for item in items
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from controller.storage import migrate
 from controller.storage import models as m
 from controller.storage.paging import equal_to, fetch_page
-from controller.storage.records import FlushResult, Received
+from controller.storage.records import FlushResult, Received, prepared
 from controller.storage.writer import FlushWriter
 
 
@@ -44,6 +44,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # flush's reads would not belong to it; we issue BEGIN ourselves (see _sqlite_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # 16 KiB pages (effective for a new file only): a flush dirties a leaf of the observation
+    # index per device it saw, and every dirty page is one WAL frame; fewer, larger pages made
+    # the commit 40 % cheaper (bench/ingest.py). Then a 64 MiB page cache instead of SQLite's
+    # 2 MiB: the index outgrows 2 MiB within minutes and every insert read its leaf again.
+    cursor.execute("PRAGMA page_size=16384")
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -105,6 +111,7 @@ class Store:
 
     async def write_flush(self, items: list[Received]) -> FlushResult:
         """Store ``items`` in one transaction; on return everything is committed."""
+        items = prepared(items)
         async with self.write_engine.begin() as conn:
             result, owners = await self._writer.write(conn, items)
         self._writer.committed(owners)

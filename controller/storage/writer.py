@@ -13,17 +13,19 @@ Guarantees, also across restarts and several controller instances sharing one da
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from collector.wire import AgentState, AgentStatus, CommandResult, ObservationBatch
+from collector.wire import AgentState, AgentStatus, CommandResult
+from controller.prepare import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
 from controller.storage import models as m
 from controller.storage.records import (
     AGENT_MISMATCH,
@@ -32,6 +34,8 @@ from controller.storage.records import (
     Received,
     Rejection,
 )
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 (SQLite stores naive UTC)
 
 # Rows per multi-VALUES statement: far below SQLite's and PostgreSQL's bound-parameter limits.
 _CHUNK = 1000
@@ -65,26 +69,21 @@ class _AgentRow:
 _AGENT_FIELDS = tuple(f.name for f in fields(_AgentRow))
 
 
-ObservationRow = tuple[str, str, str, datetime, str]  # site, device, batch id, observed_at, body
+# site, device, batch id, observed_at as the column stores it (see _stamp), body
+ObservationRow = tuple[str, str, str, Any, str]
 
 
 async def _insert_observations(conn: AsyncConnection, rows: list[ObservationRow]) -> None:
     """The hot insert, straight to the driver (SQLAlchemy's per-row processing cost a fifth of the
-    flush). Timestamps go in exactly as the ``UtcDateTime`` column stores them: naive UTC text on
-    SQLite, ``timestamptz`` on PostgreSQL."""
+    flush)."""
     columns = "site_id, device_id, batch_id, observed_at, body"
     if conn.dialect.name == "sqlite":
-        sql = f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)"
-        params: list[tuple[Any, ...]] = [
-            (site, device, batch, _sqlite_time(at), body) for site, device, batch, at, body in rows
-        ]
-        await conn.exec_driver_sql(sql, params)
+        await conn.exec_driver_sql(f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
         return
     # PostgreSQL: COPY on the transaction's own connection, several times faster than executemany.
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # asyncpg.Connection
-    records = [(site, device, batch, at.astimezone(UTC), body) for site, device, batch, at, body in rows]
-    await driver.copy_records_to_table("observations", records=records, columns=columns.split(", "))
+    await driver.copy_records_to_table("observations", records=rows, columns=columns.split(", "))
 
 
 _BATCH_COLUMNS = "batch_id, site_id, agent_id, boot, seq, sent_at, stored_at, observations"
@@ -137,6 +136,24 @@ async def _insert_batch_rows(conn: AsyncConnection, rows: list[tuple[Any, ...]])
 def _sqlite_time(at: datetime) -> str:
     """``at`` as SQLAlchemy's DateTime stores it on SQLite: naive UTC, microseconds always written."""
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@functools.lru_cache(maxsize=4096)
+def _sqlite_second(second: int) -> str:
+    return (_EPOCH_NAIVE + timedelta(seconds=second)).isoformat(" ")
+
+
+def _sqlite_stamp(us: int) -> str:
+    """Microseconds since the epoch as :func:`_sqlite_time` writes them (the seconds part cached:
+    a flush's observations share a few seconds; this cost a tenth of the flush per datetime)."""
+    second, micro = divmod(us, 1_000_000)
+    return f"{_sqlite_second(second)}.{micro:06d}"
+
+
+def _stamp(conn: AsyncConnection) -> Callable[[int], Any]:
+    """Microseconds since the epoch → a ``UtcDateTime`` column's value straight for the driver:
+    naive UTC text on SQLite, an aware datetime (``timestamptz``) on PostgreSQL."""
+    return _sqlite_stamp if conn.dialect.name == "sqlite" else utc_from_us
 
 
 _DEVICE_COLUMNS = (
@@ -243,14 +260,14 @@ class FlushWriter:
         accepted = [item for item in items if item.message is not None]
         owners = await self._resolve_owners(conn, accepted, now)
         kept = self._check_owners(accepted, owners, dead)
-        batches = [item for item in kept if isinstance(item.message, ObservationBatch)]
+        batches = [item for item in kept if isinstance(item.message, PreparedBatch)]
         # Agents first, locked (PostgreSQL): flushes of one agent on several controllers take turns,
         # so each sees the (boot, seq) the previous one committed.
         agents = await self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
         new_ids = await self._insert_batches(conn, batches, now)
-        new_batches: list[ObservationBatch] = []
+        new_batches: list[PreparedBatch] = []
         gaps: list[GapRecord] = []
-        late: list[ObservationBatch] = []
+        late: list[PreparedBatch] = []
         births: list[AgentStatus] = []
         results: list[tuple[CommandResult, datetime]] = []
         for item in kept:
@@ -262,11 +279,11 @@ class FlushWriter:
                     births.append(message)
             elif isinstance(message, CommandResult):
                 results.append((message, item.received_at))
-            elif isinstance(message, ObservationBatch):
-                if str(message.batch_id) not in new_ids:
+            elif isinstance(message, PreparedBatch):
+                if message.batch_id not in new_ids:
                     result.duplicate_batches += 1
                     continue
-                new_ids.discard(str(message.batch_id))  # a second copy in this flush is a duplicate
+                new_ids.discard(message.batch_id)  # a second copy in this flush is a duplicate
                 new_batches.append(message)
                 if self._track_seq(agents, message, item.received_at, gaps):
                     result.late_batches += 1
@@ -282,7 +299,7 @@ class FlushWriter:
         await self._write_command_results(conn, results)
         result.rejected = await self._write_dead_letters(conn, dead)
         if new_batches:  # stored_at: the end of the transaction, for publish-to-stored latency
-            batch_ids = [str(batch.batch_id) for batch in new_batches]
+            batch_ids = [batch.batch_id for batch in new_batches]
             for start in range(0, len(batch_ids), _CHUNK):
                 await conn.execute(
                     sa.update(m.BATCHES)
@@ -340,8 +357,8 @@ class FlushWriter:
         rows: dict[str, tuple[Any, ...]] = {}
         for item in batches:
             batch = item.message
-            assert isinstance(batch, ObservationBatch)
-            batch_id = str(batch.batch_id)
+            assert isinstance(batch, PreparedBatch)
+            batch_id = batch.batch_id
             if batch_id not in rows:
                 rows[batch_id] = (
                     batch_id,
@@ -415,7 +432,7 @@ class FlushWriter:
 
     @staticmethod
     def _track_seq(
-        agents: dict[str, _AgentRow], batch: ObservationBatch, received_at: datetime, gaps: list[GapRecord]
+        agents: dict[str, _AgentRow], batch: PreparedBatch, received_at: datetime, gaps: list[GapRecord]
     ) -> bool:
         """Update the agent's (boot, seq); record a gap; return True for a late (out-of-order) batch."""
         row = agents.get(batch.agent_id)
@@ -474,78 +491,73 @@ class FlushWriter:
     async def _write_observations(
         self,
         conn: AsyncConnection,
-        batches: list[ObservationBatch],
+        batches: list[PreparedBatch],
         agents: dict[str, _AgentRow],
         now: datetime,
     ) -> int:
         if not batches:
             return 0
+        stamp = _stamp(conn)
         obs_rows: list[ObservationRow] = []
-        per_device: dict[tuple[str, str], list[tuple[Any, str]]] = {}
+        per_device: dict[tuple[str, str], list[tuple[PreparedObservation, str, Any]]] = {}
         for batch in batches:
-            batch_id = str(batch.batch_id)
+            batch_id, site, agent_id = batch.batch_id, batch.site_id, batch.agent_id
             for obs in batch.observations:
-                body = obs.model_dump_json(exclude_none=True)
-                obs_rows.append((batch.site_id, obs.device_id, batch_id, obs.observed_at, body))
-                per_device.setdefault((batch.site_id, obs.device_id), []).append((obs, batch.agent_id))
+                at = stamp(obs.observed_us)
+                obs_rows.append((site, obs.device_id, batch_id, at, obs.body))
+                per_device.setdefault((site, obs.device_id), []).append((obs, agent_id, at))
         await _insert_observations(conn, obs_rows)
         firmware = await _current_firmware(conn, list(per_device))
         history: list[dict[str, Any]] = []
-        device_rows: list[dict[str, Any]] = []
+        device_rows: list[tuple[Any, ...]] = []  # in _DEVICE_COLUMNS order
+        first_seen = stamp(epoch_us(now))
         for key, entries in per_device.items():
-            entries.sort(key=lambda entry: entry[0].observed_at)
+            entries.sort(key=lambda entry: entry[0].observed_us)
             version = firmware.get(key)
-            for obs, _agent in entries:
-                seen = obs.firmware_version()
+            for obs, _agent, _at in entries:
+                seen = obs.firmware
                 if seen is not None and seen != version:
                     history.append(
                         {
                             "site_id": key[0],
                             "device_id": key[1],
                             "version": seen,
-                            "first_seen": obs.observed_at,
+                            "first_seen": utc_from_us(obs.observed_us),
                         }
                     )
                     version = seen
-            newest, agent_id = entries[-1]
+            newest, agent_id, newest_at = entries[-1]
             agent = agents.get(agent_id)
             device_rows.append(
-                {
-                    "site_id": key[0],
-                    "device_id": key[1],
-                    "tenant": self._tenant_of(key[0]),
-                    "agent_id": agent_id,
-                    "vendor": newest.identity.vendor,
-                    "family": newest.identity.family,
-                    "model": newest.identity.model,
-                    "serial": newest.identity.serial,
-                    "hostname": newest.identity.hostname,
-                    "driver": newest.driver,
-                    "firmware_version": version,
-                    "health": newest.health.status.value,
-                    "reachable": newest.reachable,
-                    "status": "active",
-                    "interval_s": agent.intervals_s.get(key[1]) if agent else None,
-                    "first_seen": now,
-                    "last_seen": newest.observed_at,
-                    "last_seen_epoch": newest.observed_at.timestamp(),
-                }
+                (
+                    key[0],
+                    key[1],
+                    self._tenant_of(key[0]),
+                    agent_id,
+                    newest.vendor,
+                    newest.family,
+                    newest.model,
+                    newest.serial,
+                    newest.hostname,
+                    newest.driver,
+                    version,
+                    newest.health,
+                    newest.reachable,
+                    "active",
+                    agent.intervals_s.get(key[1]) if agent else None,
+                    first_seen,
+                    newest_at,
+                    newest.observed_us / 1e6,
+                )
             )
         if conn.dialect.name == "sqlite":
             # Straight to the driver: SQLAlchemy's per-row bind processing of thousands of device
             # rows per flush cost more than the upsert itself.
-            params = [
-                tuple(
-                    _sqlite_time(row[name]) if name in {"first_seen", "last_seen"} else row[name]
-                    for name in _DEVICE_COLUMNS
-                )
-                for row in device_rows
-            ]
-            await conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, params)
+            await conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, device_rows)
         else:  # PostgreSQL: one statement per chunk over column arrays, prepared once
-            for chunk in _chunks(device_rows):
-                arrays = {name: [row[name] for row in chunk] for name in _DEVICE_COLUMNS}
-                await conn.execute(_UPSERT_DEVICES_PG, arrays)
+            for start in range(0, len(device_rows), _CHUNK):
+                columns = map(list, zip(*device_rows[start : start + _CHUNK], strict=True))
+                await conn.execute(_UPSERT_DEVICES_PG, dict(zip(_DEVICE_COLUMNS, columns, strict=True)))
         if history:
             await conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
         return len(obs_rows)
@@ -562,7 +574,7 @@ class FlushWriter:
         await conn.execute(stmt, rows)
 
     async def _fill_gaps(
-        self, conn: AsyncConnection, gaps: list[GapRecord], late: list[ObservationBatch]
+        self, conn: AsyncConnection, gaps: list[GapRecord], late: list[PreparedBatch]
     ) -> int:
         """A late batch inside a recorded gap shrinks (or splits, or removes) it: the gaps table
         holds the ranges still missing. Returns how many late batches filled a gap."""

@@ -1,0 +1,116 @@
+"""Decode flushes in worker processes, so the event loop only receives, writes and acknowledges.
+
+Validation and shaping (:mod:`controller.prepare`) cost about two thirds of the controller's CPU
+per observation; with one worker process that work runs on another core beside the event loop
+(and beside SQLite's thread, which releases the GIL while it steps), which is what lets one
+controller store more than one core's worth of observations.
+
+Robustness: :meth:`DecodePool.prepare` never raises. If a worker dies (OOM killer, a crash) the
+pool is replaced and the flush is decoded inline, so nothing is lost and the next flush uses the
+new pool. Workers end by themselves when the controller process is gone (even after SIGKILL),
+instead of lingering as orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import structlog
+
+from controller.prepare import Outcome, prepare_many
+
+log = structlog.get_logger(__name__)
+
+# Below this many messages a flush is not split across workers (the hand-over costs more).
+_MIN_CHUNK = 16
+
+
+def default_workers() -> int:
+    """One worker per spare core, at most four: the event loop keeps one core."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _init_worker(parent: int) -> None:
+    gc.freeze()  # as the controller does (controller.__main__.tune_gc), for the same reason
+    gc.set_threshold(200_000, 50, 1000)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _warm_up() -> int:
+    return os.getpid()
+
+
+class DecodePool:
+    """``workers`` processes running :func:`controller.prepare.prepare_many`; 0 decodes inline."""
+
+    def __init__(self, workers: int, *, prefix: str, max_payload: int) -> None:
+        self.workers = workers
+        self._prefix = prefix
+        self._max_payload = max_payload
+        self._executor: ProcessPoolExecutor | None = None
+        self.restarts = 0
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the controller has threads (aiosqlite, the executor's own) by now.
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+        )
+
+    async def start(self) -> None:
+        """Start the workers and wait until each has imported what it needs (about 0.5 s)."""
+        if self.workers <= 0:
+            return
+        self._executor = self._new_executor()
+        loop = asyncio.get_running_loop()
+        pids = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers))
+        )
+        log.info("decode_workers_started", workers=self.workers, pids=sorted(set(pids)))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    async def prepare(self, jobs: list[tuple[str, bytes]]) -> list[Outcome]:
+        """Outcomes for ``jobs`` (topic, payload), in order."""
+        executor = self._executor
+        if executor is None or not jobs:
+            return prepare_many(jobs, self._prefix, self._max_payload)
+        loop = asyncio.get_running_loop()
+        parts = max(1, min(self.workers, len(jobs) // _MIN_CHUNK))
+        size = -(-len(jobs) // parts)
+        try:
+            chunks = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        executor, prepare_many, jobs[start : start + size], self._prefix, self._max_payload
+                    )
+                    for start in range(0, len(jobs), size)
+                )
+            )
+        except BrokenProcessPool as err:
+            self.restarts += 1
+            log.exception("decode_worker_died", error=str(err), messages=len(jobs), action="decoding inline")
+            if self._executor is executor:  # the first flush to notice replaces the pool
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
+            return prepare_many(jobs, self._prefix, self._max_payload)
+        return [outcome for chunk in chunks for outcome in chunk]
