@@ -375,6 +375,13 @@ async def run_backend(
             publisher.join(60)
             first_sent = min(r.sent_at for r in rows)
             last_stored = max(r.stored_at for r in rows)
+            if args.dump_latency:  # one line per batch: seconds since the first send, latency
+                lines = [
+                    f"{(r.sent_at - first_sent).total_seconds():.3f},"
+                    f"{(r.stored_at - r.sent_at).total_seconds():.3f}\n"
+                    for r in sorted(rows, key=lambda r: r.sent_at)
+                ]
+                await asyncio.to_thread(Path(f"{args.dump_latency}.{name}.csv").write_text, "".join(lines))
             latencies = sorted((r.stored_at - r.sent_at).total_seconds() for r in rows)
             elapsed = (last_stored - first_sent).total_seconds()
             del started
@@ -418,6 +425,9 @@ async def main() -> None:
         type=float,
         default=0,
         help="offered load in observations/s (default 0: as fast as possible)",
+    )
+    parser.add_argument(
+        "--dump-latency", metavar="PREFIX", help="write PREFIX.<backend>.csv: send time, latency"
     )
     parser.add_argument(
         "--pg-options", default="", help="extra server options, e.g. '-c synchronous_commit=off'"
