@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collector.wire import AgentState, AgentStatus, CommandResult
 from controller.prepare import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
@@ -41,15 +40,20 @@ _EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 (SQLite stores naive UTC)
 _CHUNK = 1000
 
 
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 
 
-def _one_of(
-    conn: AsyncConnection, column: sa.ColumnElement[str], values: list[str]
-) -> sa.ColumnElement[bool]:
+def _on_driver(conn: sa.Connection, call: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``call(asyncpg connection)`` inside the flush's transaction (PostgreSQL: the writer
+    runs as synchronous code in SQLAlchemy's greenlet, see Store.write_flush)."""
+    dbapi: Any = conn.connection.dbapi_connection
+    return dbapi.run_async(call)
+
+
+def _one_of(conn: sa.Connection, column: sa.ColumnElement[str], values: list[str]) -> sa.ColumnElement[bool]:
     """``column IN values`` as one statement text whatever the number of values (an array on
     PostgreSQL, a JSON array on SQLite): an IN list is a new statement for every length, which
     PostgreSQL prepared and planned anew in most flushes (5 ms each)."""
@@ -87,17 +91,20 @@ _AGENT_FIELDS = tuple(f.name for f in fields(_AgentRow))
 ObservationRow = tuple[str, str, str, Any, str]
 
 
-async def _insert_observations(conn: AsyncConnection, rows: list[ObservationRow]) -> None:
+def _insert_observations(conn: sa.Connection, rows: list[ObservationRow]) -> None:
     """The hot insert, straight to the driver (SQLAlchemy's per-row processing cost a fifth of the
     flush)."""
     columns = "site_id, device_id, batch_id, observed_at, body"
     if conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql(f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
+        conn.exec_driver_sql(f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
         return
     # PostgreSQL: COPY on the transaction's own connection, several times faster than executemany.
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection  # asyncpg.Connection
-    await driver.copy_records_to_table("observations", records=rows, columns=columns.split(", "))
+    _on_driver(
+        conn,
+        lambda driver: driver.copy_records_to_table(
+            "observations", records=rows, columns=columns.split(", ")
+        ),
+    )
 
 
 _BATCH_COLUMNS = "batch_id, site_id, agent_id, boot, seq, sent_at, stored_at, observations"
@@ -118,7 +125,7 @@ _INSERT_BATCHES_PG = sa.text(
 )
 
 
-async def _insert_batch_rows(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> set[str]:
+def _insert_batch_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> set[str]:
     """Insert-or-ignore the batch rows, returning the ids this statement inserted, with statements
     that compile once: SQLAlchemy compiled the multi-VALUES insert anew for every flush (a
     millisecond per ten rows). Timestamps as in :func:`_insert_observations`."""
@@ -130,7 +137,7 @@ async def _insert_batch_rows(conn: AsyncConnection, rows: list[tuple[Any, ...]])
             arrays = {name: [row[i] for row in chunk] for i, name in enumerate(names)}
             arrays["sent"] = [at.astimezone(UTC) for at in arrays["sent"]]
             arrays["stored"] = [at.astimezone(UTC) for at in arrays["stored"]]
-            inserted.update((await conn.execute(_INSERT_BATCHES_PG, arrays)).scalars())
+            inserted.update((conn.execute(_INSERT_BATCHES_PG, arrays)).scalars())
         return inserted
     # SQLite: a multi-VALUES statement straight to the driver (which caches it by its text).
     for start in range(0, len(rows), 100):
@@ -143,7 +150,7 @@ async def _insert_batch_rows(conn: AsyncConnection, rows: list[tuple[Any, ...]])
         params: list[Any] = []
         for batch_id, site, agent, boot, seq, sent, stored, count in chunk:
             params += (batch_id, site, agent, boot, seq, _sqlite_time(sent), _sqlite_time(stored), count)
-        inserted.update((await conn.exec_driver_sql(sql, tuple(params))).scalars())
+        inserted.update((conn.exec_driver_sql(sql, tuple(params))).scalars())
     return inserted
 
 
@@ -164,7 +171,7 @@ def _sqlite_stamp(us: int) -> str:
     return f"{_sqlite_second(second)}.{micro:06d}"
 
 
-def _stamp(conn: AsyncConnection) -> Callable[[int], Any]:
+def _stamp(conn: sa.Connection) -> Callable[[int], Any]:
     """Microseconds since the epoch → a ``UtcDateTime`` column's value straight for the driver:
     naive UTC text on SQLite, an aware datetime (``timestamptz``) on PostgreSQL."""
     return _sqlite_stamp if conn.dialect.name == "sqlite" else utc_from_us
@@ -204,19 +211,20 @@ _UPSERT_DEVICES_PG = (
 )
 
 
-async def _upsert_devices(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+def _upsert_devices(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Upsert device rows (tuples in _DEVICE_COLUMNS order; one per device)."""
     if conn.dialect.name == "sqlite":
         # Straight to the driver: SQLAlchemy's per-row bind processing of thousands of device
         # rows per flush cost more than the upsert itself.
-        await conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, rows)
+        conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, rows)
         return
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection  # asyncpg.Connection, inside the flush's transaction
     # Every flush, not once per connection: a rolled-back first flush takes the table with it.
-    await driver.execute(_DEVICE_STAGE_PG)
-    await driver.copy_records_to_table("device_stage", records=rows, columns=_DEVICE_COLUMNS)
-    await driver.execute(_UPSERT_DEVICES_PG)
+    _on_driver(conn, lambda driver: driver.execute(_DEVICE_STAGE_PG))
+    _on_driver(
+        conn,
+        lambda driver: driver.copy_records_to_table("device_stage", records=rows, columns=_DEVICE_COLUMNS),
+    )
+    _on_driver(conn, lambda driver: driver.execute(_UPSERT_DEVICES_PG))
 
 
 def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
@@ -229,13 +237,10 @@ def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
     return parts
 
 
-_FIRMWARE_BY_KEYS_PG = sa.text(
+_FIRMWARE_BY_KEYS_PG = (
     "SELECT d.site_id, d.device_id, d.firmware_version FROM devices AS d "
-    "JOIN unnest(:sites, :devices) AS k(site_id, device_id) "
+    "JOIN unnest($1::text[], $2::text[]) AS k(site_id, device_id) "
     "ON d.site_id = k.site_id AND d.device_id = k.device_id"
-).bindparams(
-    sa.bindparam("sites", type_=postgresql.ARRAY(sa.String())),
-    sa.bindparam("devices", type_=postgresql.ARRAY(sa.String())),
 )
 
 
@@ -246,18 +251,15 @@ _FIRMWARE_BY_KEYS_SQLITE = sa.text(
 )
 
 
-async def _current_firmware(
-    conn: AsyncConnection, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], str | None]:
+def _current_firmware(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
     """Stored firmware of the devices ``keys`` (site, device), with one statement that stays
     prepared (two arrays on PostgreSQL, a JSON array on SQLite): a row-value IN list of thousands
     of pairs, a new statement each flush, took 140 ms to plan on PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        found = await conn.execute(
-            _FIRMWARE_BY_KEYS_PG, {"sites": [k[0] for k in keys], "devices": [k[1] for k in keys]}
-        )
-    else:
-        found = await conn.execute(_FIRMWARE_BY_KEYS_SQLITE, {"keys": json.dumps(keys)})
+    if conn.dialect.name == "postgresql":  # asyncpg's own records: a third of SQLAlchemy's cost
+        sites, devices = [k[0] for k in keys], [k[1] for k in keys]
+        records = _on_driver(conn, lambda driver: driver.fetch(_FIRMWARE_BY_KEYS_PG, sites, devices))
+        return {(r[0], r[1]): r[2] for r in records}
+    found = conn.execute(_FIRMWARE_BY_KEYS_SQLITE, {"keys": json.dumps(keys)})
     return {(row.site_id, row.device_id): row.firmware_version for row in found}
 
 
@@ -272,7 +274,7 @@ class FlushWriter:
     def committed(self, owners: dict[str, str]) -> None:
         self._owners.update(owners)
 
-    async def write(self, conn: AsyncConnection, items: list[Received]) -> tuple[FlushResult, dict[str, str]]:
+    def write(self, conn: sa.Connection, items: list[Received]) -> tuple[FlushResult, dict[str, str]]:
         """Write ``items`` on ``conn`` (inside the caller's transaction).
 
         Returns the result and the site owners it resolved, to pass to :meth:`committed` after
@@ -282,13 +284,13 @@ class FlushWriter:
         result = FlushResult()
         dead: list[Received] = [item for item in items if item.message is None]
         accepted = [item for item in items if item.message is not None]
-        owners = await self._resolve_owners(conn, accepted, now)
+        owners = self._resolve_owners(conn, accepted, now)
         kept = self._check_owners(accepted, owners, dead)
         batches = [item for item in kept if isinstance(item.message, PreparedBatch)]
         # Agents first, locked (PostgreSQL): flushes of one agent on several controllers take turns,
         # so each sees the (boot, seq) the previous one committed.
-        agents = await self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
-        new_ids = await self._insert_batches(conn, batches, now)
+        agents = self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
+        new_ids = self._insert_batches(conn, batches, now)
         new_batches: list[PreparedBatch] = []
         gaps: list[GapRecord] = []
         late: list[PreparedBatch] = []
@@ -314,17 +316,17 @@ class FlushWriter:
                     late.append(message)
         result.stored_batches = len(new_batches)
         result.gaps = gaps
-        await self._upsert_announced_devices(conn, births, now)
-        result.observations = await self._write_observations(conn, new_batches, agents, now)
-        await self._write_agents(conn, agents)
+        self._upsert_announced_devices(conn, births, now)
+        result.observations = self._write_observations(conn, new_batches, agents, now)
+        self._write_agents(conn, agents)
         result.detected = list(gaps)
-        result.filled = await self._fill_gaps(conn, gaps, late)
-        await self._write_gaps(conn, gaps, now)
-        await self._write_command_results(conn, results)
-        result.rejected = await self._write_dead_letters(conn, dead)
+        result.filled = self._fill_gaps(conn, gaps, late)
+        self._write_gaps(conn, gaps, now)
+        self._write_command_results(conn, results)
+        result.rejected = self._write_dead_letters(conn, dead)
         if new_batches:  # stored_at: the end of the transaction, for publish-to-stored latency
             ids = _one_of(conn, m.BATCHES.c.batch_id, [batch.batch_id for batch in new_batches])
-            await conn.execute(sa.update(m.BATCHES).where(ids).values(stored_at=datetime.now(UTC)))
+            conn.execute(sa.update(m.BATCHES).where(ids).values(stored_at=datetime.now(UTC)))
         return result, owners
 
     @staticmethod
@@ -348,9 +350,7 @@ class FlushWriter:
             )
         return kept
 
-    async def _resolve_owners(
-        self, conn: AsyncConnection, accepted: list[Received], now: datetime
-    ) -> dict[str, str]:
+    def _resolve_owners(self, conn: sa.Connection, accepted: list[Received], now: datetime) -> dict[str, str]:
         owners: dict[str, str] = {}
         claims: dict[str, str] = {}
         for item in accepted:
@@ -363,16 +363,14 @@ class FlushWriter:
         if claims:
             table = m.SITES
             rows = [{"site_id": s, "agent_id": a, "registered_at": now} for s, a in claims.items()]
-            await conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=["site_id"]), rows)
-            found = await conn.execute(
+            conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=["site_id"]), rows)
+            found = conn.execute(
                 sa.select(table.c.site_id, table.c.agent_id).where(table.c.site_id.in_(list(claims)))
             )
             owners.update({row.site_id: row.agent_id for row in found})
         return owners
 
-    async def _insert_batches(
-        self, conn: AsyncConnection, batches: list[Received], now: datetime
-    ) -> set[str]:
+    def _insert_batches(self, conn: sa.Connection, batches: list[Received], now: datetime) -> set[str]:
         rows: dict[str, tuple[Any, ...]] = {}
         for item in batches:
             batch = item.message
@@ -391,13 +389,13 @@ class FlushWriter:
                 )
         if not rows:
             return set()
-        return await _insert_batch_rows(conn, list(rows.values()))
+        return _insert_batch_rows(conn, list(rows.values()))
 
-    async def _load_agents(self, conn: AsyncConnection, agent_ids: set[str]) -> dict[str, _AgentRow]:
+    def _load_agents(self, conn: sa.Connection, agent_ids: set[str]) -> dict[str, _AgentRow]:
         if not agent_ids:
             return {}
         table = m.AGENTS
-        found = await conn.execute(
+        found = conn.execute(
             sa.select(table)
             .where(_one_of(conn, table.c.agent_id, sorted(agent_ids)))
             .order_by(table.c.agent_id)  # one lock order for every flush: no deadlocks
@@ -475,8 +473,8 @@ class FlushWriter:
         row.last_seq = batch.seq
         return False
 
-    async def _upsert_announced_devices(
-        self, conn: AsyncConnection, births: list[AgentStatus], now: datetime
+    def _upsert_announced_devices(
+        self, conn: sa.Connection, births: list[AgentStatus], now: datetime
     ) -> None:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for birth in births:
@@ -505,11 +503,11 @@ class FlushWriter:
             },
         )
         for chunk in _chunks(list(rows.values())):
-            await conn.execute(stmt, chunk)
+            conn.execute(stmt, chunk)
 
-    async def _write_observations(
+    def _write_observations(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         batches: list[PreparedBatch],
         agents: dict[str, _AgentRow],
         now: datetime,
@@ -525,8 +523,8 @@ class FlushWriter:
                 at = stamp(obs.observed_us)
                 obs_rows.append((site, obs.device_id, batch_id, at, obs.body))
                 per_device.setdefault((site, obs.device_id), []).append((obs, agent_id, at))
-        await _insert_observations(conn, obs_rows)
-        firmware = await _current_firmware(conn, list(per_device))
+        _insert_observations(conn, obs_rows)
+        firmware = _current_firmware(conn, list(per_device))
         history: list[dict[str, Any]] = []
         device_rows: list[tuple[Any, ...]] = []  # in _DEVICE_COLUMNS order
         first_seen = stamp(epoch_us(now))
@@ -569,12 +567,12 @@ class FlushWriter:
                     newest.observed_us / 1e6,
                 )
             )
-        await _upsert_devices(conn, device_rows)
+        _upsert_devices(conn, device_rows)
         if history:
-            await conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
+            conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
         return len(obs_rows)
 
-    async def _write_agents(self, conn: AsyncConnection, agents: dict[str, _AgentRow]) -> None:
+    def _write_agents(self, conn: sa.Connection, agents: dict[str, _AgentRow]) -> None:
         if not agents:
             return
         rows = [{c: getattr(row, c) for c in _AGENT_FIELDS} for row in agents.values()]
@@ -583,11 +581,9 @@ class FlushWriter:
             index_elements=["agent_id"],
             set_={name: stmt.excluded[name] for name in _AGENT_FIELDS if name != "agent_id"},
         )
-        await conn.execute(stmt, rows)
+        conn.execute(stmt, rows)
 
-    async def _fill_gaps(
-        self, conn: AsyncConnection, gaps: list[GapRecord], late: list[PreparedBatch]
-    ) -> int:
+    def _fill_gaps(self, conn: sa.Connection, gaps: list[GapRecord], late: list[PreparedBatch]) -> int:
         """A late batch inside a recorded gap shrinks (or splits, or removes) it: the gaps table
         holds the ranges still missing. Returns how many late batches filled a gap."""
         filled = 0
@@ -602,7 +598,7 @@ class FlushWriter:
                 filled += 1
                 continue
             row = (
-                await conn.execute(
+                conn.execute(
                     sa.select(table).where(
                         table.c.agent_id == batch.agent_id,
                         table.c.boot == batch.boot,
@@ -614,10 +610,10 @@ class FlushWriter:
             if row is None:
                 continue
             filled += 1
-            await conn.execute(sa.delete(table).where(table.c.id == row.id))
+            conn.execute(sa.delete(table).where(table.c.id == row.id))
             rest = _split(GapRecord(row.agent_id, row.site_id, row.boot, row.from_seq, row.to_seq), batch.seq)
             if rest:
-                await conn.execute(
+                conn.execute(
                     sa.insert(table),
                     [
                         {
@@ -633,7 +629,7 @@ class FlushWriter:
                 )
         return filled
 
-    async def _write_gaps(self, conn: AsyncConnection, gaps: list[GapRecord], now: datetime) -> None:
+    def _write_gaps(self, conn: sa.Connection, gaps: list[GapRecord], now: datetime) -> None:
         if gaps:
             rows = [
                 {
@@ -646,10 +642,10 @@ class FlushWriter:
                 }
                 for g in gaps
             ]
-            await conn.execute(sa.insert(m.GAPS), rows)
+            conn.execute(sa.insert(m.GAPS), rows)
 
-    async def _write_command_results(
-        self, conn: AsyncConnection, results: list[tuple[CommandResult, datetime]]
+    def _write_command_results(
+        self, conn: sa.Connection, results: list[tuple[CommandResult, datetime]]
     ) -> None:
         if results:
             rows = [
@@ -664,9 +660,9 @@ class FlushWriter:
                 }
                 for r, at in results
             ]
-            await conn.execute(sa.insert(m.COMMAND_RESULTS), rows)
+            conn.execute(sa.insert(m.COMMAND_RESULTS), rows)
 
-    async def _write_dead_letters(self, conn: AsyncConnection, dead: list[Received]) -> list[Rejection]:
+    def _write_dead_letters(self, conn: sa.Connection, dead: list[Received]) -> list[Rejection]:
         if not dead:
             return []
         limit = self._dead_letter_max_bytes
@@ -681,5 +677,5 @@ class FlushWriter:
             }
             for item in dead
         ]
-        await conn.execute(sa.insert(m.DEAD_LETTERS), rows)
+        conn.execute(sa.insert(m.DEAD_LETTERS), rows)
         return [Rejection(item.topic, item.code, item.reason, len(item.payload)) for item in dead]
