@@ -5,11 +5,13 @@ subscription QoS 1, and acknowledgements manual: a message is PUBACKed only afte
 that stored it (or its dead letter) committed. A controller killed before a commit gets those
 messages again after it reconnects, and the batch-id key turns a redelivery into a no-op.
 
-Reading, decoding and writing overlap: the reader gathers up to ``max_batch_messages`` (or what
-arrives within ``flush_interval_ms``), hands them to the decode workers (:mod:`controller.decode_pool`)
-and queues the pending flush for the writer, so one flush is written while the next is decoded in
-another process and a third is gathered. The writer takes flushes in arrival order and acknowledges
-in arrival order.
+Reading, decoding and writing overlap, and a flush is as large as the load makes it: the reader
+cuts the stream into chunks (what arrives within ``flush_interval_ms``, at most
+``max_batch_messages``) and hands each to the decode workers (:mod:`controller.decode_pool`) at
+once; whenever the writer is free it takes every chunk waiting (up to ``max_batch_messages``
+messages), mostly decoded by then, and writes them in one transaction. A quiet stream is written
+within about ``flush_interval_ms``; under load a message waits for at most the flush being written
+and its own. Everything is written and acknowledged in arrival order.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _KINDS = (TopicKind.OBS, TopicKind.STATUS, TopicKind.CMD_RESULT)
+_MAX_CHUNKS = 64  # gathered chunks waiting for the writer
 
 
 class Ingest:
@@ -134,12 +137,14 @@ class Ingest:
             delay = min(delay * 2, self._mqtt.reconnect_max_s)
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        flushes: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=1)
+        # Bounded: while the database is slow or away, the reader stops taking messages and the
+        # broker holds the rest (at most receive_maximum in flight to us).
+        chunks: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=_MAX_CHUNKS)
         lost: aiomqtt.MqttError | None = None
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._write_loop(client, flushes), name="ingest:write")
+            tg.create_task(self._write_loop(client, chunks), name="ingest:write")
             try:
-                await self._read_loop(client, stop, flushes)
+                await self._read_loop(client, stop, chunks)
             except aiomqtt.MqttError as err:
                 # Not raised here: inside the TaskGroup it would cancel the writer in the middle of
                 # a transaction (on SQLite that can leave the write lock held). The writer commits
@@ -147,7 +152,7 @@ class Ingest:
                 # messages and batch_id makes them duplicates.
                 lost = err
             finally:
-                await flushes.put(None)  # the writer finishes what it has, then ends
+                await chunks.put(None)  # the writer finishes what it has, then ends
         if lost is not None:
             raise lost
 
@@ -155,7 +160,7 @@ class Ingest:
         self,
         client: aiomqtt.Client,
         stop: asyncio.Event,
-        flushes: asyncio.Queue[_Pending | None],
+        chunks: asyncio.Queue[_Pending | None],
     ) -> None:
         queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001 (a cancel-safe read, see _next)
         disconnected = client._disconnected  # noqa: SLF001
@@ -176,7 +181,7 @@ class Ingest:
                 _drain(queue, messages, limit)
             jobs = [(message.topic.value, _payload(message)) for message in messages]
             decoding = asyncio.ensure_future(self._pool.prepare(jobs))
-            await flushes.put(_Pending(jobs, decoding, datetime.now(UTC), messages))
+            await chunks.put(_Pending(jobs, decoding, datetime.now(UTC), messages))
 
     async def _received(self, pending: _Pending) -> list[Received]:
         outcomes = await pending.decoding
@@ -190,13 +195,42 @@ class Ingest:
                 items.append(Received(topic, payload, at, message=outcome.message))
         return items
 
-    async def _write_loop(self, client: aiomqtt.Client, flushes: asyncio.Queue[_Pending | None]) -> None:
-        while (flush := await flushes.get()) is not None:
-            await self._write(await self._received(flush))
+    async def _write_loop(self, client: aiomqtt.Client, chunks: asyncio.Queue[_Pending | None]) -> None:
+        carry: _Pending | None = None  # a chunk that did not fit into the previous flush
+        ending = False
+        while not ending:
+            flush, carry, ending = await self._next_flush(chunks, carry)
+            if not flush:
+                continue
+            items = [item for chunk in flush for item in await self._received(chunk)]
+            await self._write(items)
             paho = client._client  # noqa: SLF001 (manual acknowledgement, see run)
-            for message in flush.messages:
-                if message.qos > 0:
-                    paho.ack(message.mid, message.qos)
+            for chunk in flush:
+                for message in chunk.messages:
+                    if message.qos > 0:
+                        paho.ack(message.mid, message.qos)
+
+    async def _next_flush(
+        self, chunks: asyncio.Queue[_Pending | None], carry: _Pending | None
+    ) -> tuple[list[_Pending], _Pending | None, bool]:
+        """The chunks of the next flush: the first to arrive, then every one already waiting up
+        to ``max_batch_messages``; also the chunk that did not fit, and whether the reader ended."""
+        limit = self._settings.ingest.max_batch_messages
+        first = carry if carry is not None else await chunks.get()
+        if first is None:
+            return [], None, True
+        flush, count = [first], len(first.messages)
+        while True:
+            try:
+                chunk = chunks.get_nowait()
+            except asyncio.QueueEmpty:
+                return flush, None, False
+            if chunk is None:
+                return flush, None, True
+            if count + len(chunk.messages) > limit:
+                return flush, chunk, False
+            flush.append(chunk)
+            count += len(chunk.messages)
 
     async def _write(self, items: list[Received]) -> None:
         """Store until it works: nothing is acknowledged before it is committed.
