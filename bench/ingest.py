@@ -400,6 +400,7 @@ async def run_backend(
                 / max(1, metrics["fernwart_ingest_flush_seconds_count"]),
                 "msgs_per_flush": metrics["fernwart_ingest_flush_messages_sum"]
                 / max(1, metrics["fernwart_ingest_flush_messages_count"]),
+                "rematched": metrics['fernwart_findings_recomputed_devices_total{cause="device"}'],
             }
         finally:
             ctl.send_signal(signal.SIGTERM)
@@ -465,7 +466,8 @@ async def main() -> None:
                 f"{r['obs_per_s']:9,.0f} obs/s ({r['msgs_per_s']:7,.0f} msg/s)  "
                 f"latency p50 {r['p50_ms']:7.0f} ms  p99 {r['p99_ms']:7.0f} ms  max {r['max_ms']:7.0f} ms   "
                 f"| controller CPU (with its decode workers): {r['obs_per_cpu_s']:,.0f} obs per CPU-second; "
-                f"{r['flushes']:.0f} flushes, {r['msgs_per_flush']:.1f} msg and {r['flush_ms']:.0f} ms each"
+                f"{r['flushes']:.0f} flushes, {r['msgs_per_flush']:.1f} msg and {r['flush_ms']:.0f} ms each; "
+                f"findings recomputed for {r['rematched']:.0f} devices"
             )
 
 
