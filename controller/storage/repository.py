@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -38,6 +40,8 @@ class DeviceFilter:
     offset: int = 0
 
 
+log = structlog.get_logger(__name__)
+
 WRITE = {"fernwart_write": True}
 
 
@@ -55,7 +59,43 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoints run beside the writer (_checkpoints); a commit checkpoints only as a backstop,
+    # when the WAL passed 10,000 pages (160 MiB), e.g. while a long read holds the WAL.
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
+
+
+_CHECKPOINT_S = 1.0
+
+
+async def _checkpoints(path: str) -> None:
+    """Copy the WAL back into the database file every second, in a thread and connection of
+    their own, PASSIVE (never waits for, nor blocks, the writer or readers). With SQLite's
+    automatic checkpoint the committing flush did it, fsync included, and paid for it in latency
+    (bench/ingest.py: p99 rose over a run as the file grew)."""
+    thread = ThreadPoolExecutor(1, thread_name_prefix="fernwart-checkpoint")
+    local: dict[str, sqlite3.Connection] = {}
+
+    def checkpoint() -> None:
+        if "conn" not in local:
+            local["conn"] = sqlite3.connect(path, timeout=30, isolation_level=None)
+        local["conn"].execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close() -> None:
+        if "conn" in local:
+            local["conn"].close()
+
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            await asyncio.sleep(_CHECKPOINT_S)
+            try:
+                await loop.run_in_executor(thread, checkpoint)
+            except sqlite3.Error as err:  # busy, say: the next round tries again
+                log.warning("sqlite_checkpoint_failed", error=str(err))
+    finally:
+        await loop.run_in_executor(thread, close)
+        thread.shutdown(wait=False)
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
@@ -129,12 +169,19 @@ class Store:
         engine = create_engine(url, pool_size=pool_size)
         flush_engine = _flush_engine(url)
         store = None
+        checkpoints = None
         try:
             await migrate.upgrade(engine)
             writer = FlushWriter(tenant_of=tenant_of, dead_letter_max_bytes=dead_letter_max_bytes)
             store = cls(engine, writer, flush_engine)
+            if flush_engine is not None and flush_engine.url.database:
+                checkpoints = asyncio.create_task(_checkpoints(flush_engine.url.database), name="checkpoints")
             yield store
         finally:
+            if checkpoints is not None:
+                checkpoints.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checkpoints
             if store is not None and store._flush_thread is not None:
                 store._flush_thread.shutdown(wait=True)  # a flush in progress commits first
             if flush_engine is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from collector.wire import encode
 from controller.storage import DeviceFilter, Received, Store
+from controller.storage import models as m
 from tests.controller.conftest import make_batch, make_observation, obs_age
 
 
@@ -49,3 +52,19 @@ async def test_first_agent_owns_the_site_across_restarts(database_url: str) -> N
             ("agent_mismatch", "agent_id: site 's' belongs to agent 'agent-1', not 'agent-2'")
         ]
         assert result.stored_batches == 0
+
+
+async def test_sqlite_wal_is_copied_back_beside_the_writer(tmp_path: Path) -> None:
+    """Commits no longer checkpoint (below the 10,000-page backstop): the background checkpoint
+    must copy the WAL into the database file, or the file would never grow."""
+    db = tmp_path / "fernwart.db"
+    async with Store.open(f"sqlite+aiosqlite:///{db}") as store:
+        before = db.stat().st_size
+        for seq in range(20):
+            observations = [make_observation(f"d{seq}-{i}", padding=2000) for i in range(20)]
+            await store.write_flush([_received(make_batch("s", "a", seq, observations))])
+        deadline = asyncio.get_running_loop().time() + 30
+        while db.stat().st_size < before + 800_000:  # 400 observations of 2 KB
+            assert asyncio.get_running_loop().time() < deadline, "the WAL was not checkpointed"
+            await asyncio.sleep(0.1)
+        assert await store.count(m.OBSERVATIONS) == 400
