@@ -7,8 +7,9 @@ controller store more than one core's worth of observations.
 
 Robustness: :meth:`DecodePool.prepare` never raises. If a worker dies (OOM killer, a crash) the
 pool is replaced and the flush is decoded inline, so nothing is lost and the next flush uses the
-new pool. Workers end by themselves when the controller process is gone (even after SIGKILL),
-instead of lingering as orphans.
+new pool. Workers ignore SIGINT and SIGTERM (the controller closes the pool when it stops) and end by
+themselves when the controller process is gone (even after SIGKILL), instead of lingering as
+orphans.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -45,6 +47,10 @@ def _watch_parent(parent: int) -> None:
 
 
 def _init_worker(parent: int) -> None:
+    # The controller decides when workers end (it closes the pool on its way out): Ctrl-C in a
+    # terminal or systemd's SIGTERM to the whole control group must not kill them mid-flush.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     gc.freeze()  # as the controller does (controller.__main__.tune_gc), for the same reason
     gc.set_threshold(200_000, 50, 1000)
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
