@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -63,11 +64,14 @@ def _warm_up() -> int:
 class DecodePool:
     """``workers`` processes running :func:`controller.prepare.prepare_many`; 0 decodes inline."""
 
-    def __init__(self, workers: int, *, prefix: str, max_payload: int) -> None:
+    def __init__(
+        self, workers: int, *, prefix: str, max_payload: int, on_restart: Callable[[], object] | None = None
+    ) -> None:
         self.workers = workers
         self._prefix = prefix
         self._max_payload = max_payload
         self._executor: ProcessPoolExecutor | None = None
+        self._on_restart = on_restart
         self.restarts = 0
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -114,6 +118,8 @@ class DecodePool:
             )
         except BrokenProcessPool as err:
             self.restarts += 1
+            if self._on_restart is not None:
+                self._on_restart()
             log.exception("decode_worker_died", error=str(err), messages=len(jobs), action="decoding inline")
             if self._executor is executor:  # the first flush to notice replaces the pool
                 executor.shutdown(wait=False, cancel_futures=True)

@@ -59,6 +59,7 @@ class Ingest:
             default_workers() if workers is None else workers,
             prefix=self._mqtt.prefix,
             max_payload=self._mqtt.max_payload,
+            on_restart=metrics.decode_restarts.inc,
         )
 
     def subscriptions(self) -> list[str]:

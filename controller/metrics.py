@@ -61,6 +61,11 @@ class Metrics:
         self.store_errors = Counter(
             "fernwart_ingest_store_errors_total", "Flushes that failed and will be redelivered", registry=r
         )
+        self.decode_restarts = Counter(
+            "fernwart_ingest_decode_worker_restarts_total",
+            "Decode worker pools replaced after a worker died (that flush was decoded inline)",
+            registry=r,
+        )
         self.connected = Gauge("fernwart_mqtt_connected", "1 while connected to the broker", registry=r)
         self.agents_offline = Counter(
             "fernwart_agents_offline_total", "Last wills (offline) received", registry=r

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from collector import wire
 from collector.wire import encode
+from collector.wire.codec import WRONG_TYPE
 from controller.decode_pool import DecodePool
 from controller.prepare import PreparedBatch, epoch_us, prepare, prepare_batch, prepare_many, utc_from_us
 from controller.storage.writer import _sqlite_stamp, _sqlite_time
@@ -68,6 +69,7 @@ def test_prepared_batch_carries_what_the_writer_stores() -> None:
 def test_prepare_rejects_with_the_codecs_reason() -> None:
     for topic, payload in _jobs():
         outcome = prepare(topic, payload, prefix=PREFIX, max_payload=MAX)
+        rejected: tuple[str, str, str] | None
         try:
             wire.decode(topic, payload, prefix=PREFIX, max_payload=MAX)
         except wire.DecodeError as err:
@@ -77,7 +79,7 @@ def test_prepare_rejects_with_the_codecs_reason() -> None:
         if rejected is not None:
             assert (outcome.kind, outcome.code, outcome.reason) == rejected
         elif topic.endswith("/cmd"):
-            assert (outcome.kind, outcome.code) == ("invalid", wire.WRONG_TYPE)
+            assert (outcome.kind, outcome.code) == ("invalid", WRONG_TYPE)
         else:
             assert outcome.message is not None
             assert outcome.kind == topic.rsplit("/", 1)[1]
@@ -123,13 +125,15 @@ def _worker_pids(pool: DecodePool) -> list[int]:
 async def test_a_dead_worker_loses_nothing() -> None:
     jobs = _jobs()
     expected = prepare_many(jobs, PREFIX, MAX)
-    pool = DecodePool(1, prefix=PREFIX, max_payload=MAX)
+    restarts: list[int] = []
+    pool = DecodePool(1, prefix=PREFIX, max_payload=MAX, on_restart=lambda: restarts.append(1))
     await pool.start()
     try:
         (pid,) = _worker_pids(pool)
         os.kill(pid, signal.SIGKILL)
         assert await pool.prepare(jobs) == expected  # decoded inline this time
         assert pool.restarts == 1
+        assert restarts == [1]  # the controller counts it (fernwart_ingest_decode_worker_restarts_total)
         assert await pool.prepare(jobs) == expected  # by the replacement pool
         assert _worker_pids(pool) != [pid]
         assert pool.restarts == 1
