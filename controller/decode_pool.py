@@ -36,8 +36,10 @@ _MIN_CHUNK = 16
 
 
 def default_workers() -> int:
-    """One worker per spare core, at most four: the event loop keeps one core."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """One worker per spare core, at most four: the event loop keeps one core. Cores are the ones
+    this process may run on (a cpuset or systemd's CPUAffinity), not all the host has."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cores - 1))
 
 
 def _watch_parent(parent: int) -> None:
