@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import structlog
 
 from collector.logconfig import configure_logging
 from controller import service
+from controller.gc_tuning import tune_gc
 from controller.settings import EX_CONFIG, ConfigError, load_settings
 
 
@@ -22,14 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     return parser
-
-
-def tune_gc() -> None:
-    """Fewer garbage collections: a flush creates ~10 short-lived objects per observation, and
-    with the default thresholds the collector ran so often that it took half of the controller's
-    CPU (bench/ingest.py: 10,000 → 20,000 observations per CPU-second on SQLite)."""
-    gc.freeze()  # what start-up created lives as long as the process
-    gc.set_threshold(200_000, 50, 1000)
 
 
 def main(argv: list[str] | None = None) -> int:

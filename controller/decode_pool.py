@@ -15,7 +15,6 @@ orphans.
 from __future__ import annotations
 
 import asyncio
-import gc
 import multiprocessing
 import os
 import signal
@@ -27,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import structlog
 
+from controller.gc_tuning import tune_gc
 from controller.prepare import Outcome, prepare_many
 
 log = structlog.get_logger(__name__)
@@ -54,8 +54,7 @@ def _init_worker(parent: int) -> None:
     # terminal or systemd's SIGTERM to the whole control group must not kill them mid-flush.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    gc.freeze()  # as the controller does (controller.__main__.tune_gc), for the same reason
-    gc.set_threshold(200_000, 50, 1000)
+    tune_gc()  # as the controller itself, for the same reason
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
 
 

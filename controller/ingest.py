@@ -314,7 +314,7 @@ class Ingest:
 
 @dataclass(slots=True)
 class _Pending:
-    """A gathered flush on its way from the reader to the writer, decoding meanwhile."""
+    """A gathered chunk of messages on its way from the reader to the writer, decoding meanwhile."""
 
     jobs: list[tuple[str, bytes]]  # (topic, payload) of each message
     decoding: asyncio.Future[list[Outcome]]
