@@ -31,7 +31,7 @@ from controller.prepare import Outcome, prepare_many
 
 log = structlog.get_logger(__name__)
 
-# Below this many messages a flush is not split across workers (the hand-over costs more).
+# Below this many messages a chunk is not split across workers (the hand-over costs more).
 _MIN_CHUNK = 16
 
 
