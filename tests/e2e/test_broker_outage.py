@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +78,20 @@ def _wait(predicate: object, timeout_s: float, what: str) -> None:
     pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def _settled(read: Callable[[], object], quiet_s: float = 2.0, timeout_s: float = 30) -> object:
+    """``read()`` once it returned the same value for ``quiet_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        if time.monotonic() > deadline:
+            pytest.fail(f"still changing after {timeout_s}s: {value!r}")
+        time.sleep(0.25)
+        current = read()
+        if current != value:
+            value, since = current, time.monotonic()
+    return value
+
+
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 15) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout_s)
@@ -107,7 +121,9 @@ def test_broker_outage_loses_nothing(
         _wait(lambda: _query(db, "select count(*) from batches")[0][0] >= 3, 60, "first batches stored")
 
         mosquitto.stop()
-        before_outage = _query(db, "select count(*) from batches")[0][0]
+        # What the controller received before the stop may still be decoding or committing:
+        # count once that has settled, then nothing more may arrive while the broker is away.
+        before_outage = _settled(lambda: _query(db, "select count(*) from batches")[0][0])
         time.sleep(30)  # the agent keeps polling into its outbox
         assert agent.poll() is None, "the agent must survive a broker outage"
         assert _query(db, "select count(*) from batches")[0][0] == before_outage
