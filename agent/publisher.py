@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import aiomqtt
 import structlog
 
+from collector.mqtt_client import without_cycles
 from collector.wire.codec import encode
 from collector.wire.messages import AgentState, AgentStatus
 from collector.wire.topics import TopicKind, topic
@@ -100,7 +101,7 @@ class Publisher:
         # aiomqtt connects the socket in a worker thread, which a cancelled task cannot stop; paho's
         # own TCP connect timeout bounds it, so a stopping agent never waits on a dead address.
         client._client.connect_timeout = self._mqtt.connect_timeout_s  # noqa: SLF001
-        return client
+        return without_cycles(client)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set, then drain the outbox for at most ``shutdown.drain_s``,

@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import exc as sa_exc
 
+from collector.mqtt_client import without_cycles
 from collector.wire import TopicKind
 from collector.wire.topics import subscription
 from controller.decode_pool import DecodePool, default_workers
@@ -77,7 +78,7 @@ class Ingest:
         tls_context = None
         if mqtt.tls:
             tls_context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             mqtt.host,
             mqtt.port,
             identifier=mqtt.client_id,
@@ -92,6 +93,7 @@ class Ingest:
             tls_context=tls_context,
             timeout=10,
         )
+        return without_cycles(client)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive until ``stop`` is set; reconnect with capped, jittered backoff."""
