@@ -66,11 +66,18 @@ class DecodePool:
     """``workers`` processes running :func:`controller.prepare.prepare_many`; 0 decodes inline."""
 
     def __init__(
-        self, workers: int, *, prefix: str, max_payload: int, on_restart: Callable[[], object] | None = None
+        self,
+        workers: int,
+        *,
+        prefix: str,
+        max_payload: int,
+        copy: bool = False,
+        on_restart: Callable[[], object] | None = None,
     ) -> None:
         self.workers = workers
         self._prefix = prefix
         self._max_payload = max_payload
+        self._copy = copy  # see controller.prepare.prepare_batch
         self._executor: ProcessPoolExecutor | None = None
         self._on_restart = on_restart
         self.restarts = 0
@@ -104,7 +111,7 @@ class DecodePool:
         """Outcomes for ``jobs`` (topic, payload), in order."""
         executor = self._executor
         if executor is None or not jobs:
-            return prepare_many(jobs, self._prefix, self._max_payload)
+            return prepare_many(jobs, self._prefix, self._max_payload, self._copy)
         loop = asyncio.get_running_loop()
         parts = max(1, min(self.workers, len(jobs) // _MIN_CHUNK))
         size = -(-len(jobs) // parts)
@@ -112,7 +119,12 @@ class DecodePool:
             chunks = await asyncio.gather(
                 *(
                     loop.run_in_executor(
-                        executor, prepare_many, jobs[start : start + size], self._prefix, self._max_payload
+                        executor,
+                        prepare_many,
+                        jobs[start : start + size],
+                        self._prefix,
+                        self._max_payload,
+                        self._copy,
                     )
                     for start in range(0, len(jobs), size)
                 )
@@ -125,5 +137,5 @@ class DecodePool:
             if self._executor is executor:  # the first flush to notice replaces the pool
                 executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._new_executor()
-            return prepare_many(jobs, self._prefix, self._max_payload)
+            return prepare_many(jobs, self._prefix, self._max_payload, self._copy)
         return [outcome for chunk in chunks for outcome in chunk]

@@ -60,6 +60,7 @@ class Ingest:
             default_workers() if workers is None else workers,
             prefix=self._mqtt.prefix,
             max_payload=self._mqtt.max_payload,
+            copy=store.dialect == "postgresql",  # batches arrive as COPY rows (controller.pg_copy)
             on_restart=metrics.decode_restarts.inc,
         )
 

@@ -20,6 +20,8 @@ from collector import wire
 from collector.wire import AgentStatus, CommandResult, ObservationBatch
 from collector.wire.codec import WRONG_TYPE
 from controller.decode import decode
+from controller.pg_copy import CopyRows
+from controller.pg_copy import encode as encode_copy
 
 
 class PreparedObservation(NamedTuple):
@@ -50,6 +52,8 @@ class PreparedBatch:
     seq: int
     sent_at: datetime
     observations: tuple[PreparedObservation, ...]
+    # The observations as PostgreSQL COPY rows (controller.pg_copy), when the store is PostgreSQL.
+    copy: CopyRows | None = None
 
 
 Prepared = PreparedBatch | AgentStatus | CommandResult
@@ -80,7 +84,8 @@ def utc_from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def prepare_batch(batch: ObservationBatch) -> PreparedBatch:
+def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBatch:
+    """``batch`` flattened; with ``copy``, also encoded as PostgreSQL COPY rows."""
     rows = []
     for obs in batch.observations:
         identity = obs.identity
@@ -100,32 +105,38 @@ def prepare_batch(batch: ObservationBatch) -> PreparedBatch:
                 obs.reachable,
             )
         )
+    batch_id = str(batch.batch_id)
     return PreparedBatch(
         batch.site_id,
         batch.agent_id,
-        str(batch.batch_id),
+        batch_id,
         batch.boot,
         batch.seq,
         batch.sent_at.astimezone(UTC),
         tuple(rows),
+        encode_copy(batch.site_id, batch.agent_id, batch_id, rows) if copy else None,
     )
 
 
-def prepare(topic: str, payload: bytes, *, prefix: str, max_payload: int) -> Outcome:
-    """Decode and shape one payload; never raises."""
+def prepare(topic: str, payload: bytes, *, prefix: str, max_payload: int, copy: bool = False) -> Outcome:
+    """Decode and shape one payload (``copy``: see :func:`prepare_batch`); never raises."""
     try:
         parsed, decoded = decode(topic, payload, prefix=prefix, max_payload=max_payload)
     except wire.DecodeError as err:
         return Outcome("invalid", code=err.code, reason=err.reason)
     kind = parsed.kind.value
     if isinstance(decoded, ObservationBatch):
-        return Outcome(kind, prepare_batch(decoded))
+        return Outcome(kind, prepare_batch(decoded, copy=copy))
     if isinstance(decoded, AgentStatus | CommandResult):
         return Outcome(kind, decoded)
     # A command on our own command topic: not ours to store.
     return Outcome("invalid", code=WRONG_TYPE, reason="type: cmd")
 
 
-def prepare_many(jobs: list[tuple[str, bytes]], prefix: str, max_payload: int) -> list[Outcome]:
+def prepare_many(
+    jobs: list[tuple[str, bytes]], prefix: str, max_payload: int, copy: bool = False
+) -> list[Outcome]:
     """:func:`prepare` for each (topic, payload); the unit of work of a decode worker."""
-    return [prepare(topic, payload, prefix=prefix, max_payload=max_payload) for topic, payload in jobs]
+    return [
+        prepare(topic, payload, prefix=prefix, max_payload=max_payload, copy=copy) for topic, payload in jobs
+    ]

@@ -27,12 +27,13 @@ class Received:
     reason: str = ""
 
 
-def prepared(items: list[Received]) -> list[Received]:
-    """``items`` with every :class:`ObservationBatch` replaced by its :class:`PreparedBatch`."""
+def prepared(items: list[Received], *, copy: bool = False) -> list[Received]:
+    """``items`` with every :class:`ObservationBatch` replaced by its :class:`PreparedBatch`
+    (``copy``: with its PostgreSQL COPY rows)."""
     if not any(isinstance(item.message, ObservationBatch) for item in items):
         return items
     return [
-        Received(item.topic, item.payload, item.received_at, message=prepare_batch(item.message))
+        Received(item.topic, item.payload, item.received_at, message=prepare_batch(item.message, copy=copy))
         if isinstance(item.message, ObservationBatch)
         else item
         for item in items

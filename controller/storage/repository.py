@@ -196,7 +196,7 @@ class Store:
 
     async def write_flush(self, items: list[Received]) -> FlushResult:
         """Store ``items`` in one transaction; on return everything is committed."""
-        items = prepared(items)
+        items = prepared(items, copy=self.dialect == "postgresql")
         if self._flush_thread is not None:
             loop = asyncio.get_running_loop()
             result, owners = await loop.run_in_executor(self._flush_thread, self._write_in_thread, items)

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.wire import AgentState, AgentStatus, CommandResult
+from controller import pg_copy
 from controller.prepare import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
 from controller.storage import models as m
 from controller.storage.records import (
@@ -282,6 +283,51 @@ def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
         parts.append(GapRecord(gap.agent_id, gap.site_id, gap.boot, seq + 1, gap.to_seq))
     return parts
 
+
+# PostgreSQL: one stage row per stored observation (controller.pg_copy); from there one statement
+# writes the firmware history and upserts the device rows, with the same rules as the Python code
+# above for SQLite. All of it reads one snapshot: ``hist`` compares with the firmware stored before
+# this statement, the upsert keeps the newest firmware seen (or the stored one). Ties in
+# observed_at keep the order of arrival (ctid: the stage is filled by one COPY, never updated).
+_OBS_STAGE_PG = (
+    "CREATE TEMP TABLE IF NOT EXISTS obs_stage ("
+    + ", ".join(f"{n} {t}" for n, t in zip(pg_copy.STAGE_COLUMNS, pg_copy.STAGE_TYPES, strict=True))
+    + ") ON COMMIT DELETE ROWS"
+)
+_DEVICES_FROM_STAGE_PG = f"""
+WITH a AS MATERIALIZED (
+    SELECT agent_id, intervals_s::jsonb AS intervals FROM agents WHERE agent_id = ANY($3::text[])
+), s AS (
+    SELECT st.*, st.ctid AS pos, first_value(st.firmware) OVER (
+        PARTITION BY st.site_id, st.device_id ORDER BY st.firmware IS NULL, st.observed_at DESC, st.ctid DESC
+    ) AS newest_firmware
+    FROM obs_stage AS st
+), hist AS (
+    INSERT INTO firmware_history (site_id, device_id, version, first_seen)
+    SELECT site_id, device_id, firmware, observed_at FROM (
+        SELECT f.site_id, f.device_id, f.firmware, f.observed_at, f.pos,
+            lag(f.firmware, 1, d.firmware_version) OVER (
+                PARTITION BY f.site_id, f.device_id ORDER BY f.observed_at, f.pos
+            ) AS previous
+        FROM s AS f LEFT JOIN devices AS d ON d.site_id = f.site_id AND d.device_id = f.device_id
+        WHERE f.firmware IS NOT NULL
+    ) AS changes
+    WHERE firmware IS DISTINCT FROM previous
+    ORDER BY site_id, device_id, observed_at, pos
+)
+INSERT INTO devices ({_DEVICE_LIST})
+SELECT DISTINCT ON (s.site_id, s.device_id)
+    s.site_id, s.device_id, t.tenant, s.agent_id, s.vendor, s.family, s.model, s.serial, s.hostname,
+    s.driver, s.newest_firmware, s.health, s.reachable, 'active', (a.intervals ->> s.device_id)::float8,
+    $4, s.observed_at, s.last_seen_epoch
+FROM s JOIN unnest($1::text[], $2::text[]) AS t(site_id, tenant) ON t.site_id = s.site_id
+LEFT JOIN a ON a.agent_id = s.agent_id
+ORDER BY s.site_id, s.device_id, s.observed_at DESC, s.pos DESC
+ON CONFLICT (site_id, device_id) DO UPDATE SET
+    {", ".join(f"{name} = excluded.{name}" for name in _DEVICE_UPDATED if name != "firmware_version")},
+    firmware_version = coalesce(excluded.firmware_version, devices.firmware_version)
+WHERE devices.last_seen_epoch IS NULL OR devices.last_seen_epoch <= excluded.last_seen_epoch
+"""
 
 _FIRMWARE_BY_KEYS_PG = (
     "SELECT d.site_id, d.device_id, d.firmware_version FROM devices AS d "
@@ -549,6 +595,8 @@ class FlushWriter:
     ) -> int:
         if not batches:
             return 0
+        if conn.dialect.name == "postgresql":
+            return self._write_observations_pg(conn, batches, now)
         stamp = _stamp(conn)
         obs_rows: list[ObservationRow] = []
         per_device: dict[tuple[str, str], list[tuple[PreparedObservation, str, Any]]] = {}
@@ -606,6 +654,46 @@ class FlushWriter:
         if history:
             conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
         return len(obs_rows)
+
+    def _write_observations_pg(self, conn: sa.Connection, batches: list[PreparedBatch], now: datetime) -> int:
+        """PostgreSQL: the batches' COPY rows (encoded by the decode workers) go to the server as
+        they are; device rows and firmware history are derived there, in one statement."""
+        rows: list[bytes] = [pg_copy.HEADER]
+        stage: list[bytes] = [pg_copy.HEADER]
+        count = 0
+        for batch in batches:
+            copy = batch.copy
+            if copy is None:  # prepared for another store (tests, tools): encode it here
+                copy = pg_copy.encode(batch.site_id, batch.agent_id, batch.batch_id, batch.observations)
+            rows.append(copy.observations)
+            stage.append(copy.stage)
+            count += len(batch.observations)
+        rows.append(pg_copy.TRAILER)
+        stage.append(pg_copy.TRAILER)
+        sites = sorted({batch.site_id for batch in batches})
+        tenants = [self._tenant_of(site) for site in sites]
+        agent_ids = sorted({batch.agent_id for batch in batches})
+
+        async def write(driver: Any) -> None:
+            # A memoryview: asyncpg takes bytes for a file name.
+            await driver.copy_to_table(
+                "observations",
+                source=memoryview(b"".join(rows)),
+                columns=pg_copy.OBSERVATION_COLUMNS,
+                format="binary",
+            )
+            # Every flush, not once per connection: a rolled-back first flush takes the table with it.
+            await driver.execute(_OBS_STAGE_PG)
+            await driver.copy_to_table(
+                "obs_stage",
+                source=memoryview(b"".join(stage)),
+                columns=pg_copy.STAGE_COLUMNS,
+                format="binary",
+            )
+            await driver.execute(_DEVICES_FROM_STAGE_PG, sites, tenants, agent_ids, now)
+
+        _on_driver(conn, write)
+        return count
 
     def _write_agents(self, conn: sa.Connection, agents: dict[str, _AgentRow]) -> None:
         if not agents:

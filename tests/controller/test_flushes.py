@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from controller.ingest import Ingest, _Pending
@@ -16,7 +17,8 @@ LIMIT = 10
 
 def _ingest() -> Ingest:
     settings = settings_from_dict({"ingest": {"max_batch_messages": LIMIT, "decode_workers": 0}})
-    return Ingest(settings, cast("Any", None), Metrics())
+    store = cast("Any", SimpleNamespace(dialect="sqlite"))  # _next_flush never writes
+    return Ingest(settings, store, Metrics())
 
 
 def _chunk(name: str, size: int) -> _Pending:

@@ -104,16 +104,19 @@ def test_epoch_us_of_other_zones_and_naive() -> None:
     assert epoch_us(datetime(2026, 11, 25, 10, 0, 0, 1)) == epoch_us(at)  # noqa: DTZ001 (naive counts as UTC)
 
 
-async def test_workers_give_the_inline_outcome_in_order() -> None:
+@pytest.mark.parametrize("copy", [False, True], ids=["rows", "copy"])
+async def test_workers_give_the_inline_outcome_in_order(copy: bool) -> None:
     jobs = _jobs()
-    pool = DecodePool(2, prefix=PREFIX, max_payload=MAX)
+    pool = DecodePool(2, prefix=PREFIX, max_payload=MAX, copy=copy)
     await pool.start()
     try:
         outcomes = await pool.prepare(jobs)
     finally:
         pool.close()
-    assert outcomes == prepare_many(jobs, PREFIX, MAX)
-    assert sum(isinstance(o.message, PreparedBatch) for o in outcomes) >= 40
+    assert outcomes == prepare_many(jobs, PREFIX, MAX, copy)
+    batches = [o.message for o in outcomes if isinstance(o.message, PreparedBatch)]
+    assert len(batches) >= 40
+    assert all((batch.copy is not None) == copy for batch in batches)
 
 
 def _worker_pids(pool: DecodePool) -> list[int]:

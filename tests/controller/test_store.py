@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from collector.wire import encode
+from controller.prepare import prepare_batch
 from controller.storage import DeviceFilter, Received, Store
 from controller.storage import models as m
 from tests.controller.conftest import make_batch, make_observation, make_status, obs_age
@@ -71,6 +74,78 @@ async def test_sqlite_wal_is_copied_back_beside_the_writer(tmp_path: Path) -> No
         assert await store.count(m.OBSERVATIONS) == 400
 
 
+async def test_one_flush_derives_device_and_history_as_flushes_do(database_url: str) -> None:
+    """Several observations of one device in one flush, across batches and out of order: the
+    history and the device row are what one flush per observation gives (on PostgreSQL they are
+    derived in SQL from the staged rows, on SQLite in Python: the same rules)."""
+    async with Store.open(database_url, tenant_of=lambda site: f"tenant-of-{site}") as store:
+        at = {age: obs_age(age) for age in (50, 40, 30, 20, 10, 5, 1)}
+        first = make_batch("s", "a", 0, [make_observation("dev", firmware="1.1", observed_at=at[30])])
+        second = make_batch(
+            "s",
+            "a",
+            1,
+            [
+                make_observation("dev", firmware="1.0", observed_at=at[10]),
+                make_observation("dev", firmware="1.0", observed_at=at[50]),
+                make_observation("dev", firmware=None, observed_at=at[40]),
+                make_observation("dev", firmware="1.1", observed_at=at[20]),
+                make_observation("other", firmware=None, observed_at=at[20]),
+            ],
+        )
+        result = await store.write_flush([_received(first), _received(second)])
+        assert result.observations == 6
+        rows, _ = await store.list_devices(DeviceFilter())
+        by_id = {row["device_id"]: row for row in rows}
+        device = await store.get_device(by_id["dev"]["id"])
+        assert device is not None
+        history = [(h["version"], h["first_seen"]) for h in device["firmware_history"]]
+        assert history == [("1.0", at[50]), ("1.1", at[30]), ("1.0", at[10])]
+        assert (device["firmware_version"], device["last_seen"]) == ("1.0", at[10])
+        assert (device["tenant"], device["vendor"], device["serial"]) == ("tenant-of-s", "cisco", "SN-dev")
+        other = await store.get_device(by_id["other"]["id"])
+        assert other is not None
+        assert (other["firmware_version"], other["firmware_history"]) == (None, [])
+
+        # Newer, without a firmware: the stored firmware stays, no history row.
+        await store.write_flush(
+            [_received(make_batch("s", "a", 2, [make_observation("dev", firmware=None, observed_at=at[5])]))]
+        )
+        device = await store.get_device(by_id["dev"]["id"])
+        assert device is not None
+        assert (device["firmware_version"], device["last_seen"]) == ("1.0", at[5])
+        assert len(device["firmware_history"]) == 3
+
+        # Older than the device row (a late batch): the row stays as it is.
+        late = make_observation("dev", firmware="1.1", observed_at=at[40])
+        await store.write_flush([_received(make_batch("s", "a", 3, [late]))])
+        device = await store.get_device(by_id["dev"]["id"])
+        assert device is not None
+        assert (device["firmware_version"], device["last_seen"]) == ("1.0", at[5])
+        assert await store.count(m.OBSERVATIONS) == 8
+
+
+async def test_text_survives_the_copy_format(database_url: str) -> None:
+    """Non-ASCII text, empty strings and missing optional fields stored exactly (on PostgreSQL
+    they travel in COPY's binary format, encoded by controller.pg_copy)."""
+    async with Store.open(database_url) as store:
+        base = make_observation("raum-3", firmware="RoomOS 11.9 \u00df \u260e", observed_at=obs_age(3))
+        model = "Gr\u00f6\u00dfe"
+        identity = base.identity.model_copy(update={"serial": None, "hostname": "", "model": model})
+        obs = base.model_copy(update={"identity": identity, "reachable": False})
+        await store.write_flush([_received(make_batch("s", "a", 0, [obs]))])
+        rows, _ = await store.list_devices(DeviceFilter())
+        (row,) = rows
+        device = await store.get_device(row["id"])
+        assert device is not None
+        assert (device["firmware_version"], device["model"]) == ("RoomOS 11.9 \u00df \u260e", model)
+        assert (device["serial"], device["hostname"], device["reachable"]) == (None, "", False)
+        assert device["last_seen"] == obs.observed_at
+        async with store.engine.connect() as conn:
+            body = (await conn.execute(sa.select(m.OBSERVATIONS.c.body))).scalar_one()
+        assert body == obs.model_dump_json(exclude_none=True)
+
+
 async def test_flushes_leave_no_reference_cycles(database_url: str) -> None:
     """What a flush allocates is freed by reference counting: cyclic garbage piles up until the
     collector frees it all at once, a pause of the event loop (150 ms under load, see writer)."""
@@ -92,3 +167,18 @@ async def test_flushes_leave_no_reference_cycles(database_url: str) -> None:
         finally:
             gc.enable()
 
+
+async def test_batches_prepared_with_or_without_copy_rows_are_stored_alike(database_url: str) -> None:
+    """Decode workers add COPY rows only for PostgreSQL; a batch prepared without them (inline,
+    tools) is encoded by the writer, one prepared with them is stored from them."""
+    async with Store.open(database_url) as store:
+        for seq, copy in enumerate((False, True)):
+            batch = make_batch("s", "a", seq, [make_observation(f"d{seq}", observed_at=obs_age(5))])
+            prepared = prepare_batch(batch, copy=copy)
+            assert (prepared.copy is not None) == copy
+            received = Received("fernwart/v1/s/obs", encode(batch), datetime.now(UTC), message=prepared)
+            result = await store.write_flush([received])
+            assert (result.stored_batches, result.observations) == (1, 1)
+        rows, total = await store.list_devices(DeviceFilter())
+        assert total == 2
+        assert {row["firmware_version"] for row in rows} == {"11.5.1"}
