@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from controller.prepare import PreparedObservation
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no extension
 TRAILER = struct.pack("!h", -1)
@@ -54,35 +57,6 @@ class CopyRows(NamedTuple):
     stage: bytes
 
 
-class _Observation(Protocol):
-    """What the encoder reads of a prepared observation (controller.prepare.PreparedObservation)."""
-
-    @property
-    def device_id(self) -> str: ...
-    @property
-    def observed_us(self) -> int: ...
-    @property
-    def body(self) -> str: ...
-    @property
-    def firmware(self) -> str | None: ...
-    @property
-    def vendor(self) -> str: ...
-    @property
-    def family(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def serial(self) -> str | None: ...
-    @property
-    def hostname(self) -> str | None: ...
-    @property
-    def driver(self) -> str: ...
-    @property
-    def health(self) -> str: ...
-    @property
-    def reachable(self) -> bool: ...
-
-
 class _Texts(dict[str | None, bytes]):
     """Text fields (length + UTF-8) by value: a batch repeats its site, agent, vendor, model…"""
 
@@ -96,7 +70,9 @@ class _Texts(dict[str | None, bytes]):
         return field
 
 
-def encode(site_id: str, agent_id: str, batch_id: str, observations: Sequence[_Observation]) -> CopyRows:
+def encode(
+    site_id: str, agent_id: str, batch_id: str, observations: Sequence[PreparedObservation]
+) -> CopyRows:
     """The COPY tuples of one batch's observations: rows for ``observations`` and for the stage."""
     texts = _Texts()
     site, agent, batch = texts[site_id], texts[agent_id], texts[batch_id]
