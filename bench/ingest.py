@@ -49,6 +49,11 @@ from controller.storage import models as m  # noqa: E402
 
 MARKER = datetime(1999, 9, 9, 9, 9, 9, 90909, tzinfo=UTC)
 MARKER_TEXT = b"1999-09-09T09:09:09.090909Z"
+# observed_at too is stamped when the message is sent, as an agent's observations are seconds
+# old when it sends them: built minutes before (the payloads are built up front), they passed the
+# controller's stale limit during long runs and measured the stale marker, not ingest.
+OBSERVED = datetime(1999, 9, 9, 9, 9, 9, 80808, tzinfo=UTC)
+OBSERVED_TEXT = b"1999-09-09T09:09:09.080808Z"
 
 
 def free_port() -> int:
@@ -145,7 +150,7 @@ def observation(agent: int, device: int) -> Observation:
     return Observation(
         device_id=f"room-{device:04}",
         driver="snmp",
-        observed_at=datetime.now(UTC),
+        observed_at=OBSERVED,
         identity=Identity(
             vendor="cisco",
             family="roomos",
@@ -181,6 +186,7 @@ def build_payloads(agents: int, batches_per_agent: int, per_batch: int) -> list[
             )
             payload = encode(batch)
             assert payload.count(MARKER_TEXT) == 1
+            assert payload.count(OBSERVED_TEXT) == per_batch
             payloads.append(payload)
         out.append((site, payloads))
     return out
@@ -218,7 +224,9 @@ def publish_process(
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
                 infos.append(
                     client.publish(
-                        f"{prefix}/{site}/obs", payloads[seq].replace(MARKER_TEXT, stamp, 1), qos=1
+                        f"{prefix}/{site}/obs",
+                        payloads[seq].replace(MARKER_TEXT, stamp, 1).replace(OBSERVED_TEXT, stamp),
+                        qos=1,
                     )
                 )
     for info in infos:
