@@ -139,19 +139,10 @@ ObservationRow = tuple[str, str, str, Any, str]
 
 
 def _insert_observations(conn: sa.Connection, rows: list[ObservationRow]) -> None:
-    """The hot insert, straight to the driver (SQLAlchemy's per-row processing cost a fifth of the
-    flush)."""
+    """SQLite's hot insert, straight to the driver (SQLAlchemy's per-row processing cost a fifth of
+    the flush). PostgreSQL streams COPY rows instead (FlushWriter._write_observations_pg)."""
     columns = "site_id, device_id, batch_id, observed_at, body"
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
-        return
-    # PostgreSQL: COPY on the transaction's own connection, several times faster than executemany.
-    _on_driver(
-        conn,
-        lambda driver: driver.copy_records_to_table(
-            "observations", records=rows, columns=columns.split(", ")
-        ),
-    )
+    conn.exec_driver_sql(f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
 
 
 _BATCH_COLUMNS = "batch_id, site_id, agent_id, boot, seq, sent_at, stored_at, observations"
@@ -246,32 +237,10 @@ _UPSERT_DEVICES_SQLITE = (
 )
 
 
-# PostgreSQL: device rows go by COPY into a per-session temporary table and from there into
-# devices with one upsert. Passing them as 18 arrays cost three times the client CPU (asyncpg
-# checks every array element for nesting) and twice the server time.
-_DEVICE_STAGE_PG = (
-    "CREATE TEMP TABLE IF NOT EXISTS device_stage ON COMMIT DELETE ROWS AS "
-    f"SELECT {_DEVICE_LIST} FROM devices WITH NO DATA"
-)
-_UPSERT_DEVICES_PG = (
-    f"INSERT INTO devices ({_DEVICE_LIST}) SELECT {_DEVICE_LIST} FROM device_stage {_ON_DEVICE_CONFLICT}"
-)
-
-
 def _upsert_devices(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Upsert device rows (tuples in _DEVICE_COLUMNS order; one per device)."""
-    if conn.dialect.name == "sqlite":
-        # Straight to the driver: SQLAlchemy's per-row bind processing of thousands of device
-        # rows per flush cost more than the upsert itself.
-        conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, rows)
-        return
-    # Every flush, not once per connection: a rolled-back first flush takes the table with it.
-    _on_driver(conn, lambda driver: driver.execute(_DEVICE_STAGE_PG))
-    _on_driver(
-        conn,
-        lambda driver: driver.copy_records_to_table("device_stage", records=rows, columns=_DEVICE_COLUMNS),
-    )
-    _on_driver(conn, lambda driver: driver.execute(_UPSERT_DEVICES_PG))
+    """Upsert device rows on SQLite (tuples in _DEVICE_COLUMNS order; one per device), straight to
+    the driver: SQLAlchemy's per-row bind processing cost more than the upsert itself."""
+    conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, rows)
 
 
 def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
@@ -329,13 +298,6 @@ ON CONFLICT (site_id, device_id) DO UPDATE SET
 WHERE devices.last_seen_epoch IS NULL OR devices.last_seen_epoch <= excluded.last_seen_epoch
 """
 
-_FIRMWARE_BY_KEYS_PG = (
-    "SELECT d.site_id, d.device_id, d.firmware_version FROM devices AS d "
-    "JOIN unnest($1::text[], $2::text[]) AS k(site_id, device_id) "
-    "ON d.site_id = k.site_id AND d.device_id = k.device_id"
-)
-
-
 _FIRMWARE_BY_KEYS_SQLITE = sa.text(
     "SELECT d.site_id, d.device_id, d.firmware_version FROM json_each(:keys) AS k "
     "JOIN devices AS d ON d.site_id = json_extract(k.value, '$[0]') "
@@ -344,13 +306,8 @@ _FIRMWARE_BY_KEYS_SQLITE = sa.text(
 
 
 def _current_firmware(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-    """Stored firmware of the devices ``keys`` (site, device), with one statement that stays
-    prepared (two arrays on PostgreSQL, a JSON array on SQLite): a row-value IN list of thousands
-    of pairs, a new statement each flush, took 140 ms to plan on PostgreSQL."""
-    if conn.dialect.name == "postgresql":  # asyncpg's own records: a third of SQLAlchemy's cost
-        sites, devices = [k[0] for k in keys], [k[1] for k in keys]
-        records = _on_driver(conn, lambda driver: driver.fetch(_FIRMWARE_BY_KEYS_PG, sites, devices))
-        return {(r[0], r[1]): r[2] for r in records}
+    """Stored firmware of the devices ``keys`` (site, device) on SQLite, with one statement
+    whatever the number of keys (a JSON array; a row-value IN list is a new statement each flush)."""
     found = conn.execute(_FIRMWARE_BY_KEYS_SQLITE, {"keys": json.dumps(keys)})
     return {(row.site_id, row.device_id): row.firmware_version for row in found}
 
