@@ -185,6 +185,73 @@ async def test_batches_prepared_with_or_without_copy_rows_are_stored_alike(datab
         assert {row["firmware_version"] for row in rows} == {"11.5.1"}
 
 
+async def test_device_row_follows_status_vendor_and_tenant_changes(database_url: str) -> None:
+    """A device reporting again keeps its indexed columns unless they change (SQLite: a plain
+    UPDATE then); announced → active, stale → active, a new vendor and a new tenant all land."""
+    tenants = {"s": "first"}
+
+    async def device(store: Store) -> dict[str, Any]:
+        rows, total = await store.list_devices(DeviceFilter())
+        assert total == 1
+        return rows[0]
+
+    async with Store.open(database_url, tenant_of=lambda site: tenants[site]) as store:
+        await store.write_flush([_received(make_status("s", "a", intervals={"dev": 60}))])
+        assert (await device(store))["status"] == "unknown"
+        await store.write_flush(
+            [_received(make_batch("s", "a", 0, [make_observation("dev", observed_at=obs_age(900))]))]
+        )
+        row = await device(store)
+        assert (row["status"], row["vendor"], row["tenant"]) == ("active", "cisco", "first")
+        assert (
+            await store.mark_stale(
+                now_epoch=datetime.now(UTC).timestamp(), after_intervals=3, default_interval_s=60
+            )
+            == 1
+        )
+        assert (await device(store))["status"] == "stale"
+        await store.write_flush(
+            [_received(make_batch("s", "a", 1, [make_observation("dev", observed_at=obs_age(30))]))]
+        )
+        row = await device(store)
+        assert (row["status"], row["vendor"], row["firmware_version"]) == ("active", "cisco", "11.5.1")
+        await store.write_flush(
+            [
+                _received(
+                    make_batch(
+                        "s", "a", 2, [make_observation("dev", firmware="11.6", observed_at=obs_age(20))]
+                    )
+                )
+            ]
+        )
+        row = await device(store)
+        assert (row["status"], row["firmware_version"]) == ("active", "11.6")
+        await store.write_flush(
+            [
+                _received(
+                    make_batch(
+                        "s", "a", 3, [make_observation("dev", vendor="yealink", observed_at=obs_age(10))]
+                    )
+                )
+            ]
+        )
+        assert (await device(store))["vendor"] == "yealink"
+        assert (await store.list_devices(DeviceFilter(vendor="yealink")))[1] == 1
+        assert (await store.list_devices(DeviceFilter(vendor="cisco")))[1] == 0
+    tenants["s"] = "second"  # the tenant map changed while the controller was down
+    async with Store.open(database_url, tenant_of=lambda site: tenants[site]) as store:
+        await store.write_flush(
+            [_received(make_batch("s", "a", 4, [make_observation("dev", vendor="yealink")]))]
+        )
+        row = await device(store)
+        assert (row["tenant"], row["vendor"], row["status"]) == ("second", "yealink", "active")
+        assert (await store.list_devices(DeviceFilter(tenant="second")))[1] == 1
+        assert (await store.list_devices(DeviceFilter(tenant="first")))[1] == 0
+        history = await store.get_device(row["id"])
+        assert history is not None
+        assert [h["version"] for h in history["firmware_history"]] == ["11.5.1", "11.6", "11.5.1"]
+
+
 async def test_stale_marking_skips_rows_a_flush_is_writing(database_url: str) -> None:
     """PostgreSQL: the stale marker neither waits for a flush holding device rows nor holds
     rows a flush then waits for; it marks the rest, the locked device at its next run."""
