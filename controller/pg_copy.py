@@ -9,8 +9,8 @@ tuples of the batches it stores between :data:`HEADER` and :data:`TRAILER`.
 Format (PostgreSQL documentation, "COPY", binary format): a header, then per row a 16-bit field
 count and per field a 32-bit length (-1 for NULL) and the value in the type's binary ``send``
 form: text as UTF-8, ``timestamptz`` as 64-bit microseconds since 2000-01-01 UTC, ``float8`` as a
-big-endian IEEE double, ``bool`` as one byte; after the last row a 16-bit -1. All integers are
-big-endian.
+big-endian IEEE double, ``int4`` as a 32-bit integer, ``bool`` as one byte; after the last row
+a 16-bit -1. All integers are big-endian.
 
 Pure Python on the standard library: decode workers import it without SQLAlchemy.
 """
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no extension
 TRAILER = struct.pack("!h", -1)
 
-# observations(site_id, device_id, batch_id, observed_at, body)
-OBSERVATION_COLUMNS = ("site_id", "device_id", "batch_id", "observed_at", "body")
+# observations(site_id, device_id, batch_id, observed_at, position): the body is the batch's payload
+OBSERVATION_COLUMNS = ("site_id", "device_id", "batch_id", "observed_at", "position")
 # One stage row per observation with what its device row needs (the writer's obs_stage table).
 STAGE_COLUMNS = (
     "site_id", "device_id", "agent_id", "vendor", "family", "model", "serial", "hostname", "driver",
@@ -48,6 +48,7 @@ _STAGE_FIELDS = struct.pack("!h", len(STAGE_COLUMNS))
 _TIME = struct.Struct("!iq").pack  # length 8, microseconds since 2000
 _DOUBLE = struct.Struct("!id").pack  # length 8, IEEE double
 _LENGTH = struct.Struct("!i").pack
+_INT4 = struct.Struct("!ii").pack  # length 4, 32-bit integer
 
 
 class CopyRows(NamedTuple):
@@ -78,11 +79,10 @@ def encode(
     site, agent, batch = texts[site_id], texts[agent_id], texts[batch_id]
     rows: list[bytes] = []
     stage: list[bytes] = []
-    for obs in observations:
+    for position, obs in enumerate(observations):
         device = texts[obs.device_id]
-        body = obs.body.encode()
         at = _TIME(8, obs.observed_us - _PG_EPOCH_US)
-        rows += (_OBSERVATION_FIELDS, site, device, batch, at, _LENGTH(len(body)), body)
+        rows += (_OBSERVATION_FIELDS, site, device, batch, at, _INT4(4, position))
         stage += (
             _STAGE_FIELDS,
             site,

@@ -1,10 +1,11 @@
 """Messages decoded into the form the writer stores, built wherever a CPU is free.
 
-Validating every field of an observation and shaping it into rows (the stored JSON body, the
-device columns, the firmware version) is most of the controller's CPU per observation, and none
-of it needs the database or the event loop. :func:`prepare_many` does it for a list of received
-payloads and returns small, picklable results, so :mod:`controller.decode_pool` can run it in
-worker processes while the event loop receives and writes; run inline it is the same code.
+Validating every field of an observation and shaping it into rows (the device columns, the
+firmware version; the bodies stay in the payload, stored once per batch) is most of the
+controller's CPU per observation, and none of it needs the database or the event loop.
+:func:`prepare_many` does it for a list of received payloads and returns small, picklable
+results, so :mod:`controller.decode_pool` can run it in worker processes while the event loop
+receives and writes; run inline it is the same code.
 
 This module imports only the wire contract and pydantic (no SQLAlchemy, no aiomqtt): a worker
 process starts in about half a second.
@@ -29,7 +30,6 @@ class PreparedObservation(NamedTuple):
 
     device_id: str
     observed_us: int  # microseconds since the epoch, UTC: exact, and pickles 4x faster than a datetime
-    body: str  # the observation as JSON, None fields left out: the stored health history
     firmware: str | None
     vendor: str
     family: str
@@ -93,7 +93,6 @@ def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBat
             PreparedObservation(
                 obs.device_id,
                 epoch_us(obs.observed_at),
-                obs.model_dump_json(exclude_none=True),
                 obs.firmware_version(),
                 identity.vendor,
                 identity.family,

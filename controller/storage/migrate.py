@@ -19,11 +19,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
-
-
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``, the newest by default (idempotent)."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the schema back to ``revision`` (tests of the migrations; operators use alembic)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), revision))

@@ -105,7 +105,10 @@ class Observation(Base):
     device_id: Mapped[str] = mapped_column(sa.String(128))
     batch_id: Mapped[str] = mapped_column(sa.String(36))
     observed_at: Mapped[datetime]
-    body: Mapped[str] = mapped_column(sa.Text())  # the Observation as JSON, as received
+    # Where the observation's JSON is: observation ``position`` (0-based) of its batch's payload
+    # (batches.payload). Rows stored before revision 0004 carry it in ``body`` instead.
+    position: Mapped[int | None]
+    body: Mapped[str | None] = mapped_column(sa.Text())
 
 
 class Batch(Base):
@@ -120,6 +123,9 @@ class Batch(Base):
     sent_at: Mapped[datetime]
     stored_at: Mapped[datetime]
     observations: Mapped[int]
+    # The message as received (valid JSON of an ObservationBatch): its observations' bodies, kept
+    # once per batch instead of re-serialized per observation (revision 0004). NULL before 0004.
+    payload: Mapped[bytes | None] = mapped_column(sa.LargeBinary())
 
 
 class FirmwareHistory(Base):

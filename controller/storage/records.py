@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from collector.wire import AgentStatus, CommandResult, ObservationBatch
+from collector.wire import AgentStatus, CommandResult, ObservationBatch, encode
 from controller.prepare import PreparedBatch, prepare_batch
 
 AGENT_MISMATCH = "agent_mismatch"
@@ -29,11 +29,15 @@ class Received:
 
 def prepared(items: list[Received], *, copy: bool = False) -> list[Received]:
     """``items`` with every :class:`ObservationBatch` replaced by its :class:`PreparedBatch`
-    (``copy``: with its PostgreSQL COPY rows)."""
+    (``copy``: with its PostgreSQL COPY rows) and the payload by the batch encoded: the store
+    keeps a batch's payload as its observations' bodies, and a caller handing over a model (a
+    test, a tool) may have sent other bytes."""
     if not any(isinstance(item.message, ObservationBatch) for item in items):
         return items
     return [
-        Received(item.topic, item.payload, item.received_at, message=prepare_batch(item.message, copy=copy))
+        Received(
+            item.topic, encode(item.message), item.received_at, message=prepare_batch(item.message, copy=copy)
+        )
         if isinstance(item.message, ObservationBatch)
         else item
         for item in items

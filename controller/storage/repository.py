@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +272,42 @@ class Store:
             )
             device["firmware_history"] = [dict(h._mapping) for h in found]  # noqa: SLF001
             return device
+
+    async def observations(
+        self, site_id: str, device_id: str, *, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The device's stored observations, newest first (at most ``limit``, observed at or
+        after ``since``): ``{"id", "observed_at", "batch_id", "observation"}``, the observation as
+        the agent sent it (a dict), taken from its batch's payload (see models.Batch).
+
+        Observations are indexed by time, not by device (revision 0003): this reads the time
+        index newest first and is cheap for a device that reported recently, not for deep
+        history of one device among many."""
+        obs, batches = m.OBSERVATIONS, m.BATCHES
+        stmt = (
+            sa.select(obs.c.id, obs.c.observed_at, obs.c.batch_id, obs.c.position, obs.c.body)
+            .add_columns(batches.c.payload)
+            .join(batches, batches.c.batch_id == obs.c.batch_id, isouter=True)
+            .where(obs.c.site_id == site_id, obs.c.device_id == device_id)
+            .order_by(obs.c.observed_at.desc(), obs.c.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            stmt = stmt.where(obs.c.observed_at >= since)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        parsed: dict[str, list[Any]] = {}
+        found = []
+        for row in rows:
+            if row.body is not None:  # stored before revision 0004
+                observation = json.loads(row.body)
+            else:
+                if row.batch_id not in parsed:
+                    parsed[row.batch_id] = json.loads(row.payload)["observations"]
+                observation = parsed[row.batch_id][row.position]
+            at, batch = row.observed_at, row.batch_id
+            found.append({"id": row.id, "observed_at": at, "batch_id": batch, "observation": observation})
+        return found
 
     async def list_agents(self) -> list[dict[str, Any]]:
         agents = m.AGENTS

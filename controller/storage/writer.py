@@ -134,22 +134,22 @@ class _AgentRow:
 _AGENT_FIELDS = tuple(f.name for f in fields(_AgentRow))
 
 
-# site, device, batch id, observed_at as the column stores it (see _stamp), body
-ObservationRow = tuple[str, str, str, Any, str]
+# site, device, batch id, observed_at as the column stores it (see _stamp), position in the batch
+ObservationRow = tuple[str, str, str, Any, int]
 
 
 def _insert_observations(conn: sa.Connection, rows: list[ObservationRow]) -> None:
     """SQLite's hot insert, straight to the driver (SQLAlchemy's per-row processing cost a fifth of
     the flush). PostgreSQL streams COPY rows instead (FlushWriter._write_observations_pg)."""
-    columns = "site_id, device_id, batch_id, observed_at, body"
+    columns = "site_id, device_id, batch_id, observed_at, position"
     conn.exec_driver_sql(f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
 
 
-_BATCH_COLUMNS = "batch_id, site_id, agent_id, boot, seq, sent_at, stored_at, observations"
+_BATCH_COLUMNS = "batch_id, site_id, agent_id, boot, seq, sent_at, stored_at, observations, payload"
 
 _INSERT_BATCHES_PG = sa.text(
     f"INSERT INTO batches ({_BATCH_COLUMNS}) "
-    "SELECT * FROM unnest(:ids, :sites, :agents, :boots, :seqs, :sent, :stored, :counts) "
+    "SELECT * FROM unnest(:ids, :sites, :agents, :boots, :seqs, :sent, :stored, :counts, :payloads) "
     "ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id"
 ).bindparams(
     sa.bindparam("ids", type_=postgresql.ARRAY(sa.String())),
@@ -160,6 +160,7 @@ _INSERT_BATCHES_PG = sa.text(
     sa.bindparam("sent", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
     sa.bindparam("stored", type_=postgresql.ARRAY(sa.DateTime(timezone=True))),
     sa.bindparam("counts", type_=postgresql.ARRAY(sa.Integer())),
+    sa.bindparam("payloads", type_=postgresql.ARRAY(sa.LargeBinary())),
 )
 
 
@@ -171,7 +172,7 @@ def _insert_batch_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> set[
     if conn.dialect.name == "postgresql":
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            names = ("ids", "sites", "agents", "boots", "seqs", "sent", "stored", "counts")
+            names = ("ids", "sites", "agents", "boots", "seqs", "sent", "stored", "counts", "payloads")
             arrays = {name: [row[i] for row in chunk] for i, name in enumerate(names)}
             arrays["sent"] = [at.astimezone(UTC) for at in arrays["sent"]]
             arrays["stored"] = [at.astimezone(UTC) for at in arrays["stored"]]
@@ -180,14 +181,24 @@ def _insert_batch_rows(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> set[
     # SQLite: a multi-VALUES statement straight to the driver (which caches it by its text).
     for start in range(0, len(rows), 100):
         chunk = rows[start : start + 100]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
         sql = (
             f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES {values} "
             "ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id"
         )
         params: list[Any] = []
-        for batch_id, site, agent, boot, seq, sent, stored, count in chunk:
-            params += (batch_id, site, agent, boot, seq, _sqlite_time(sent), _sqlite_time(stored), count)
+        for batch_id, site, agent, boot, seq, sent, stored, count, payload in chunk:
+            params += (
+                batch_id,
+                site,
+                agent,
+                boot,
+                seq,
+                _sqlite_time(sent),
+                _sqlite_time(stored),
+                count,
+                payload,
+            )
         inserted.update((conn.exec_driver_sql(sql, tuple(params))).scalars())
     return inserted
 
@@ -477,6 +488,7 @@ class FlushWriter:
                     batch.sent_at,
                     now,
                     len(batch.observations),
+                    item.payload,  # as received: the observations' bodies (see models.Batch)
                 )
         if not rows:
             return set()
@@ -600,9 +612,9 @@ class FlushWriter:
         per_device: dict[tuple[str, str], list[tuple[PreparedObservation, str, Any]]] = {}
         for batch in batches:
             batch_id, site, agent_id = batch.batch_id, batch.site_id, batch.agent_id
-            for obs in batch.observations:
+            for position, obs in enumerate(batch.observations):
                 at = stamp(obs.observed_us)
-                obs_rows.append((site, obs.device_id, batch_id, at, obs.body))
+                obs_rows.append((site, obs.device_id, batch_id, at, position))
                 per_device.setdefault((site, obs.device_id), []).append((obs, agent_id, at))
         _insert_observations(conn, obs_rows)
         stored = _stored_devices(conn, list(per_device))

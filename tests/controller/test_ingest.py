@@ -62,16 +62,12 @@ async def test_happy_path_stores_devices_observations_and_firmware_history(make_
     await _stored(h, 2)
 
     assert await _count(h, m.OBSERVATIONS) == 3
-    async with h.store.engine.connect() as conn:
-        stored = await conn.execute(
-            sa.select(m.OBSERVATIONS.c.observed_at, m.OBSERVATIONS.c.body)
-            .where(m.OBSERVATIONS.c.device_id == "dev-a")
-            .order_by(m.OBSERVATIONS.c.observed_at)
-        )
-        first_row = stored.first()
-    assert first_row is not None
-    assert first_row.observed_at == observed_at  # aware UTC, to the microsecond, on both databases
-    assert Observation.model_validate_json(first_row.body) == first[0]
+    stored = await h.store.observations("site-1", "dev-a")
+    assert len(stored) == 2
+    first_row = stored[-1]  # newest first
+    assert first_row["observed_at"] == observed_at  # aware UTC, to the microsecond, on both databases
+    assert Observation.model_validate(first_row["observation"]) == first[0]
+    assert await h.store.observations("site-1", "dev-a", since=obs_age(10)) == stored[:1]
     rows, total = await h.store.list_devices(DeviceFilter())
     assert total == 2
     by_id = {row["device_id"]: row for row in rows}

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from collector.model import Observation
 from collector.wire import encode
 from controller.prepare import prepare_batch
-from controller.storage import DeviceFilter, Received, Store
+from controller.storage import DeviceFilter, Received, Store, migrate
 from controller.storage import models as m
+from controller.storage.repository import create_engine
 from tests.controller.conftest import make_batch, make_observation, make_status, obs_age
 
 
@@ -142,9 +144,8 @@ async def test_text_survives_the_copy_format(database_url: str) -> None:
         assert (device["firmware_version"], device["model"]) == ("RoomOS 11.9 \u00df \u260e", model)
         assert (device["serial"], device["hostname"], device["reachable"]) == (None, "", False)
         assert device["last_seen"] == obs.observed_at
-        async with store.engine.connect() as conn:
-            body = (await conn.execute(sa.select(m.OBSERVATIONS.c.body))).scalar_one()
-        assert body == obs.model_dump_json(exclude_none=True)
+        (stored,) = await store.observations("s", "raum-3")
+        assert Observation.model_validate(stored["observation"]) == obs
 
 
 async def test_flushes_leave_no_reference_cycles(database_url: str) -> None:
@@ -272,3 +273,47 @@ async def test_stale_marking_skips_rows_a_flush_is_writing(database_url: str) ->
             now_epoch=datetime.now(UTC).timestamp(), after_intervals=3, default_interval_s=60
         )
         assert marked == 1
+
+
+async def test_bodies_survive_revision_0004_both_ways(database_url: str) -> None:
+    """Rows stored with their own body (before 0004) stay readable after it; bodies kept in the
+    batch payload are copied back into the rows by the downgrade."""
+    old = make_observation("dev", firmware="1.0", observed_at=obs_age(60))
+    engine = create_engine(database_url)
+    try:
+        await migrate.upgrade(engine, "0003")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO batches (batch_id, site_id, agent_id, boot, seq, sent_at, stored_at, "
+                    "observations) VALUES ('old-batch', 's', 'a', 1, 0, :at, :at, 1)"
+                ),
+                {"at": old.observed_at},
+            )
+            await conn.execute(
+                sa.insert(m.OBSERVATIONS).values(
+                    site_id="s",
+                    device_id="dev",
+                    batch_id="old-batch",
+                    observed_at=old.observed_at,
+                    body=old.model_dump_json(exclude_none=True),
+                )
+            )
+    finally:
+        await engine.dispose()
+    new = make_observation("dev", firmware="1.1", observed_at=obs_age(30))
+    other = make_observation("other", observed_at=obs_age(20))
+    async with Store.open(database_url) as store:
+        await store.write_flush([_received(make_batch("s", "a", 1, [other, new]))])
+        stored = await store.observations("s", "dev")
+        assert [Observation.model_validate(row["observation"]) for row in stored] == [new, old]
+        await migrate.downgrade(store.engine, "0003")
+        async with store.engine.connect() as conn:
+            bodies = (
+                await conn.execute(
+                    sa.text("SELECT device_id, body FROM observations ORDER BY observed_at, device_id")
+                )
+            ).all()
+        found = [(row.device_id, Observation.model_validate_json(row.body)) for row in bodies]
+        assert found == [("dev", old), ("dev", new), ("other", other)]
+        await migrate.upgrade(store.engine)
