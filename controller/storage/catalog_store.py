@@ -126,7 +126,7 @@ async def _take_turn(conn: AsyncConnection) -> None:
 class CatalogStore:
     def __init__(self, store: Store) -> None:
         self._engine = store.engine
-        self._write = store.write_engine
+        self._store = store
 
     # --- loading at start -----------------------------------------------------------------------
 
@@ -223,14 +223,14 @@ class CatalogStore:
             "document": json.dumps(advisory.document, ensure_ascii=False, separators=(",", ":")),
             "imported_at": now,
         }
-        async with self._write.begin() as conn:
+        async with self._store.writing() as conn:
             await _take_turn(conn)
             await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory.id))
             await conn.execute(sa.insert(m.ADVISORIES), [row])
             await _replace_results(conn, results)
 
     async def delete_advisory(self, advisory_id: str, results: list[DeviceResult]) -> None:
-        async with self._write.begin() as conn:
+        async with self._store.writing() as conn:
             await _take_turn(conn)
             await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory_id))
             await conn.execute(sa.delete(m.FINDINGS).where(m.FINDINGS.c.advisory_id == advisory_id))
@@ -252,7 +252,7 @@ class CatalogStore:
             }
             for e in kev.entries.values()
         ]
-        async with self._write.begin() as conn:
+        async with self._store.writing() as conn:
             await _take_turn(conn)
             await conn.execute(sa.delete(m.KEV_ENTRIES))
             for start in range(0, len(rows), 1000):
@@ -261,7 +261,7 @@ class CatalogStore:
             await conn.execute(sa.update(advisories).values(kev=advisories.c.id.in_(sorted(kev_advisories))))
 
     async def replace_results(self, results: list[DeviceResult]) -> None:
-        async with self._write.begin() as conn:
+        async with self._store.writing() as conn:
             await _take_turn(conn)
             await _replace_results(conn, results)
 
