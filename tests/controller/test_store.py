@@ -17,6 +17,7 @@ from controller.prepare import prepare_batch
 from controller.storage import DeviceFilter, Received, Store, migrate
 from controller.storage import models as m
 from controller.storage.repository import create_engine
+from controller.storage.writer import FlushWriter
 from tests.controller.conftest import make_batch, make_observation, make_status, obs_age
 
 
@@ -317,3 +318,39 @@ async def test_bodies_survive_revision_0004_both_ways(database_url: str) -> None
         found = [(row.device_id, Observation.model_validate_json(row.body)) for row in bodies]
         assert found == [("dev", old), ("dev", new), ("other", other)]
         await migrate.upgrade(store.engine)
+
+
+async def test_device_states_follow_rollbacks_and_other_writers(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps the devices' stored state between flushes: a rolled-back flush must not leave
+    its state behind, and a row another connection changed must be read again."""
+    async with Store.open(database_url) as store:
+
+        async def flush(seq: int, firmware: str) -> None:
+            obs = make_observation("dev", firmware=firmware, observed_at=obs_age(100 - seq))
+            await store.write_flush([_received(make_batch("s", "a", seq, [obs]))])
+
+        async def history() -> list[str]:
+            rows, _ = await store.list_devices(DeviceFilter())
+            device = await store.get_device(rows[0]["id"])
+            assert device is not None
+            return [h["version"] for h in device["firmware_history"]]
+
+        await flush(0, "1.0")
+        with monkeypatch.context() as patch:
+
+            def refuse(*_args: Any) -> None:
+                raise RuntimeError("refused after the device rows were written")
+
+            patch.setattr(FlushWriter, "_write_gaps", refuse)
+            with pytest.raises(RuntimeError):
+                await flush(1, "2.0")
+        assert await history() == ["1.0"]
+        await flush(2, "2.0")  # the refused flush's 2.0 was never stored: history records it now
+        assert await history() == ["1.0", "2.0"]
+
+        async with store.engine.begin() as conn:  # another connection (an operator, say)
+            await conn.execute(sa.update(m.DEVICES).values(firmware_version="1.0"))
+        await flush(3, "2.0")
+        assert await history() == ["1.0", "2.0", "2.0"]
