@@ -248,39 +248,67 @@ _UPSERT_DEVICES_SQLITE = (
 )
 
 
-# Columns of the devices indexes (tenant, vendor, status): left out of the UPDATE below, an
-# UPDATE that names them rewrites their index entries even when the value stays the same.
-_DEVICE_KEPT = ("tenant", "vendor", "status")
-_DEVICE_REFRESHED = tuple(name for name in _DEVICE_UPDATED if name not in _DEVICE_KEPT)
+# Known devices reporting again: every updated column but the indexed tenant, vendor and status
+# (an UPDATE naming them rewrites their index entries even when the value stays the same). The
+# parameters: these columns, then site_id, device_id and last_seen_epoch for the condition.
+_DEVICE_REFRESHED = (
+    "agent_id", "family", "model", "serial", "hostname", "driver", "firmware_version", "health",
+    "reachable", "last_seen", "last_seen_epoch",
+)  # fmt: skip
+assert set(_DEVICE_REFRESHED) == set(_DEVICE_UPDATED) - {"tenant", "vendor", "status"}
 _REFRESH_DEVICES_SQLITE = (
     "UPDATE devices SET "
     + ", ".join(f"{name} = ?" for name in _DEVICE_REFRESHED)
     + " WHERE site_id = ? AND device_id = ? AND (last_seen_epoch IS NULL OR last_seen_epoch <= ?)"
 )
-_REFRESHED_AT = tuple(_DEVICE_COLUMNS.index(name) for name in _DEVICE_REFRESHED)
-_TENANT, _VENDOR, _STATUS, _EPOCH_AT = (
-    _DEVICE_COLUMNS.index(name) for name in ("tenant", "vendor", "status", "last_seen_epoch")
-)
+
+
+class _Tenants(dict[str, str]):
+    """Site → tenant, asked once per site."""
+
+    def __init__(self, tenant_of: Callable[[str], str]) -> None:
+        super().__init__()
+        self._tenant_of = tenant_of
+
+    def __missing__(self, site: str) -> str:
+        tenant = self[site] = self._tenant_of(site)
+        return tenant
+
+
+def _observed_us(entry: tuple[PreparedObservation, str, Any]) -> int:
+    return entry[0].observed_us
+
+
+def _firmware_changes(
+    key: tuple[str, str],
+    entries: list[tuple[PreparedObservation, str, Any]],
+    version: str | None,
+    history: list[dict[str, Any]],
+) -> str | None:
+    """Append a history row to ``history`` for each firmware change along ``entries`` (oldest
+    first), starting from the stored ``version``; return the version after the last."""
+    for obs, _agent, _at in entries:
+        seen = obs.firmware
+        if seen is not None and seen != version:
+            history.append(
+                {
+                    "site_id": key[0],
+                    "device_id": key[1],
+                    "version": seen,
+                    "first_seen": utc_from_us(obs.observed_us),
+                }
+            )
+            version = seen
+    return version
 
 
 def _upsert_devices(
-    conn: sa.Connection, rows: list[tuple[Any, ...]], stored: dict[tuple[str, str], _StoredDevice]
+    conn: sa.Connection, refresh: list[tuple[Any, ...]], upsert: list[tuple[Any, ...]]
 ) -> None:
-    """Upsert device rows on SQLite (tuples in _DEVICE_COLUMNS order; one per device), straight to
-    the driver: SQLAlchemy's per-row bind processing cost more than the upsert itself.
-
-    ``stored``: the rows as this transaction read them. A known device whose tenant, vendor and
-    status stay as they are (the common case: a device reporting again) gets a plain UPDATE that
-    leaves the indexed columns alone, a third of the upsert's cost (bench/ingest.py); new devices
-    and changed ones the full upsert."""
-    refresh: list[tuple[Any, ...]] = []
-    upsert: list[tuple[Any, ...]] = []
-    for row in rows:
-        known = stored.get((row[0], row[1]))
-        if known is not None and known[1:4] == (row[_TENANT], row[_VENDOR], row[_STATUS]):
-            refresh.append((*(row[i] for i in _REFRESHED_AT), row[0], row[1], row[_EPOCH_AT]))
-        else:
-            upsert.append(row)
+    """Write device rows on SQLite, straight to the driver (SQLAlchemy's per-row bind processing
+    cost more than the statements): ``refresh`` rows (known devices whose tenant, vendor and
+    status stay as they are, the common case) with a plain UPDATE that leaves those indexed
+    columns alone, half the upsert's cost; new and changed devices with the full upsert."""
     if refresh:
         conn.exec_driver_sql(_REFRESH_DEVICES_SQLITE, refresh)
     if upsert:
@@ -672,36 +700,53 @@ class FlushWriter:
         _insert_observations(conn, obs_rows)
         stored = self._devices.read(conn, list(per_device))
         history: list[dict[str, Any]] = []
-        device_rows: list[tuple[Any, ...]] = []  # in _DEVICE_COLUMNS order
+        refresh: list[tuple[Any, ...]] = []  # see _REFRESH_DEVICES_SQLITE
+        upsert: list[tuple[Any, ...]] = []  # in _DEVICE_COLUMNS order
         first_seen = stamp(epoch_us(now))
+        tenants = _Tenants(self._tenant_of)
+        wrote = self._devices.wrote
         for key, entries in per_device.items():
-            entries.sort(key=lambda entry: entry[0].observed_us)
+            if len(entries) > 1:
+                entries.sort(key=_observed_us)
             known = stored.get(key)
-            version = known[0] if known is not None else None
-            for obs, _agent, _at in entries:
-                seen = obs.firmware
-                if seen is not None and seen != version:
-                    history.append(
-                        {
-                            "site_id": key[0],
-                            "device_id": key[1],
-                            "version": seen,
-                            "first_seen": utc_from_us(obs.observed_us),
-                        }
-                    )
-                    version = seen
+            version = _firmware_changes(key, entries, known[0] if known is not None else None, history)
             newest, agent_id, newest_at = entries[-1]
             epoch = newest.observed_us / 1e6
-            if known is None or known[4] is None or known[4] <= epoch:  # the upsert's condition
-                self._devices.wrote(key, (version, self._tenant_of(key[0]), newest.vendor, "active", epoch))
+            if known is not None and known[4] is not None and known[4] > epoch:
+                continue  # the row is newer: it stays as it is (the upsert's condition)
+            site, device_id = key
+            tenant = tenants[site]
+            vendor = newest.vendor
+            wrote(key, (version, tenant, vendor, "active", epoch))
+            if known is not None and known[1] == tenant and known[2] == vendor and known[3] == "active":
+                # A known device reporting again: its indexed columns stay as they are.
+                refresh.append(
+                    (
+                        agent_id,
+                        newest.family,
+                        newest.model,
+                        newest.serial,
+                        newest.hostname,
+                        newest.driver,
+                        version,
+                        newest.health,
+                        newest.reachable,
+                        newest_at,
+                        epoch,
+                        site,
+                        device_id,
+                        epoch,
+                    )
+                )
+                continue
             agent = agents.get(agent_id)
-            device_rows.append(
+            upsert.append(
                 (
-                    key[0],
-                    key[1],
-                    self._tenant_of(key[0]),
+                    site,
+                    device_id,
+                    tenant,
                     agent_id,
-                    newest.vendor,
+                    vendor,
                     newest.family,
                     newest.model,
                     newest.serial,
@@ -711,13 +756,13 @@ class FlushWriter:
                     newest.health,
                     newest.reachable,
                     "active",
-                    agent.intervals_s.get(key[1]) if agent else None,
+                    agent.intervals_s.get(device_id) if agent else None,
                     first_seen,
                     newest_at,
                     epoch,
                 )
             )
-        _upsert_devices(conn, device_rows, stored)
+        _upsert_devices(conn, refresh, upsert)
         if history:
             conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
         return len(obs_rows)
