@@ -718,28 +718,17 @@ class FlushWriter:
             tenant = tenants[site]
             vendor = newest.vendor
             wrote(key, (version, tenant, vendor, "active", epoch))
+            # family … reachable: in this order in both statements (_DEVICE_REFRESHED, _DEVICE_COLUMNS)
+            seen = (
+                newest.family, newest.model, newest.serial, newest.hostname, newest.driver, version,
+                newest.health, newest.reachable,
+            )  # fmt: skip
             if known is not None and known[1] == tenant and known[2] == vendor and known[3] == "active":
                 # A known device reporting again: its indexed columns stay as they are.
-                refresh.append(
-                    (
-                        agent_id,
-                        newest.family,
-                        newest.model,
-                        newest.serial,
-                        newest.hostname,
-                        newest.driver,
-                        version,
-                        newest.health,
-                        newest.reachable,
-                        newest_at,
-                        epoch,
-                        site,
-                        device_id,
-                        epoch,
-                    )
-                )
+                refresh.append((agent_id, *seen, newest_at, epoch, site, device_id, epoch))
                 continue
             agent = agents.get(agent_id)
+            interval = agent.intervals_s.get(device_id) if agent else None
             upsert.append(
                 (
                     site,
@@ -747,16 +736,9 @@ class FlushWriter:
                     tenant,
                     agent_id,
                     vendor,
-                    newest.family,
-                    newest.model,
-                    newest.serial,
-                    newest.hostname,
-                    newest.driver,
-                    version,
-                    newest.health,
-                    newest.reachable,
+                    *seen,
                     "active",
-                    agent.intervals_s.get(device_id) if agent else None,
+                    interval,
                     first_seen,
                     newest_at,
                     epoch,
