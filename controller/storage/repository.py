@@ -4,7 +4,8 @@ Open it with ``async with Store.open(url, tenant_of=...) as store``: it creates 
 (SQLite in WAL mode with ``synchronous=NORMAL``, or PostgreSQL through asyncpg), runs the Alembic
 migrations to head, and disposes of the engine on exit. Other packages that need tables of their
 own (the firmware catalog's advisories and findings) add models on ``models.Base``, a revision in
-``migrations/versions``, and query through :attr:`Store.engine`.
+``migrations/versions``, read through :attr:`Store.engine` and write through
+:meth:`Store.writing`.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ class Store:
         self, engine: AsyncEngine, writer: FlushWriter, flush_engine: sa.Engine | None = None
     ) -> None:
         self.engine = engine
-        self.write_engine = engine.execution_options(**WRITE)  # same pool; BEGIN IMMEDIATE on SQLite
+        # Same pool; BEGIN IMMEDIATE on SQLite. Only through writing(), so that writers take turns.
+        self._write_engine = engine.execution_options(**WRITE)
         self._writer = writer
         # SQLite files: flushes run in one thread of their own on a synchronous engine (see
         # _flush_engine); PostgreSQL: as synchronous code in SQLAlchemy's greenlet (run_sync).
@@ -166,7 +168,7 @@ class Store:
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), in turn with this process's other
         writers on SQLite; committed on exit."""
-        async with self._turns, self.write_engine.begin() as conn:
+        async with self._turns, self._write_engine.begin() as conn:
             yield conn
 
     def add_flush_listener(self, listener: Callable[[list[Received]], None]) -> None:
@@ -301,8 +303,9 @@ class Store:
         history of one device among many."""
         obs, batches = m.OBSERVATIONS, m.BATCHES
         stmt = (
-            sa.select(obs.c.id, obs.c.observed_at, obs.c.batch_id, obs.c.position, obs.c.body)
-            .add_columns(batches.c.payload)
+            sa.select(
+                obs.c.id, obs.c.observed_at, obs.c.batch_id, obs.c.position, obs.c.body, batches.c.payload
+            )
             .join(batches, batches.c.batch_id == obs.c.batch_id, isouter=True)
             .where(obs.c.site_id == site_id, obs.c.device_id == device_id)
             .order_by(obs.c.observed_at.desc(), obs.c.id.desc())
