@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from controller.storage import models as m
 from controller.storage.paging import equal_to, fetch_page
@@ -88,6 +89,26 @@ def _rows(result: Any) -> list[dict[str, Any]]:
 def _chunks(keys: Sequence[tuple[str, str]]) -> Iterable[list[tuple[str, str]]]:
     for start in range(0, len(keys), _CHUNK):
         yield list(keys[start : start + _CHUNK])
+
+
+def _key_in(dialect: str, table: sa.Table, keys: list[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """``table``'s (site_id, device_id) is one of ``keys``. PostgreSQL gets the keys as two arrays
+    joined through unnest: it turned a row-value IN list into an OR of every pair tested against
+    each row (115 ms for 500 keys among 4,000 devices, bench/ingest.py). SQLite looks a row-value
+    IN list up in the unique index."""
+    columns = sa.tuple_(table.c.site_id, table.c.device_id)
+    if dialect != "postgresql":
+        return columns.in_(keys)
+    text_array = postgresql.ARRAY(sa.String())
+    pairs = (
+        sa.func.unnest(
+            sa.bindparam(None, [site for site, _ in keys], type_=text_array, unique=True),
+            sa.bindparam(None, [device for _, device in keys], type_=text_array, unique=True),
+        )
+        .table_valued("site_id", "device_id")
+        .render_derived()
+    )
+    return columns.in_(sa.select(pairs.c.site_id, pairs.c.device_id))
 
 
 _DEVICE_COLUMNS = (
@@ -169,9 +190,7 @@ class CatalogStore:
         async with self._engine.connect() as conn:
             for chunk in _chunks(sorted(set(keys))):
                 found = await conn.execute(
-                    sa.select(*_DEVICE_COLUMNS).where(
-                        sa.tuple_(devices.c.site_id, devices.c.device_id).in_(chunk)
-                    )
+                    sa.select(*_DEVICE_COLUMNS).where(_key_in(conn.dialect.name, devices, chunk))
                 )
                 out.extend(_record(row) for row in found)
         return out
@@ -374,11 +393,10 @@ async def _replace_results(conn: AsyncConnection, results: list[DeviceResult]) -
     keys = [r.device.key for r in results]
     findings = m.FINDINGS
     recs = m.RECOMMENDATIONS
+    dialect = conn.dialect.name
     for chunk in _chunks(keys):
-        await conn.execute(
-            sa.delete(findings).where(sa.tuple_(findings.c.site_id, findings.c.device_id).in_(chunk))
-        )
-        await conn.execute(sa.delete(recs).where(sa.tuple_(recs.c.site_id, recs.c.device_id).in_(chunk)))
+        await conn.execute(sa.delete(findings).where(_key_in(dialect, findings, chunk)))
+        await conn.execute(sa.delete(recs).where(_key_in(dialect, recs, chunk)))
     rows = [row for r in results for row in r.findings]
     for start in range(0, len(rows), 1000):
         await conn.execute(sa.insert(findings), rows[start : start + 1000])
