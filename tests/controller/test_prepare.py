@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -22,7 +23,15 @@ from collector import wire
 from collector.wire import encode
 from collector.wire.codec import WRONG_TYPE
 from controller.decode_pool import DecodePool
-from controller.prepare import PreparedBatch, epoch_us, prepare, prepare_batch, prepare_many, utc_from_us
+from controller.prepare import (
+    PreparedBatch,
+    PreparedObservation,
+    epoch_us,
+    prepare,
+    prepare_batch,
+    prepare_many,
+    utc_from_us,
+)
 from controller.storage.writer import _sqlite_stamp, _sqlite_time
 from tests.controller.conftest import make_batch, make_observation, make_status
 
@@ -63,6 +72,19 @@ def test_prepared_batch_carries_what_the_writer_stores() -> None:
         obs.health.status.value,
         obs.reachable,
     )
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_a_prepared_batch_survives_pickle_as_it_was(copy: bool) -> None:
+    """Workers hand batches over pickled, with the observations as plain tuples (see
+    PreparedBatch.__reduce__): the batch comes back equal, its observations NamedTuples again."""
+    batch = make_batch("site-1", "agent-1", 3, [make_observation(f"d{i}") for i in range(3)])
+    prepared = prepare_batch(batch, copy=copy)
+    back = pickle.loads(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == prepared
+    assert all(type(row) is PreparedObservation for row in back.observations)
+    assert [row.device_id for row in back.observations] == ["d0", "d1", "d2"]
+    assert back.copy == prepared.copy
 
 
 def test_prepare_rejects_with_the_codecs_reason() -> None:
