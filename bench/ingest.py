@@ -6,11 +6,14 @@ For each backend it starts a Mosquitto on a free port, the controller as a subpr
 decode workers (and, for PostgreSQL, its own server via initdb in a temporary directory), a raw
 ``mosquitto_sub`` on the same stream (alone, first), and a publisher process with simulated agents
 sending ObservationBatches of 40 observations of ~620 bytes at QoS 1, as fast as the broker takes
-them or at ``--rate`` observations/s. It prints the sustained rate of stored observations (first
-publish → last commit), the publish → commit latency of each batch (p50, p99 over the whole run
-and p99 after the first ``--warmup-s`` seconds, from sent_at and batches.stored_at), the
-controller's CPU per observation (its workers included) and, beside it, the rate mosquitto_sub
-reached on the same stream.
+them or at ``--rate`` observations/s. The publisher writes MQTT packets to its sockets itself
+(:class:`RawPublisher`), so that the load generator takes little of the CPU that the measured
+processes share. It prints the sustained rate of stored observations (first publish → last
+commit), the publish → commit latency of each batch (p50, p99 over the whole run and p99 after the
+first ``--warmup-s`` seconds, from sent_at and batches.stored_at), the controller's CPU per
+observation (its workers included), the PostgreSQL server's, and, beside it, the rate
+mosquitto_sub reached on the same stream. ``--pg-statements N`` prints the server's N costliest
+statements of the run (pg_stat_statements); ``--dump-latency PREFIX`` writes each batch's latency.
 """
 
 from __future__ import annotations
@@ -522,6 +525,14 @@ async def run_backend(
             log.close()
 
 
+def _forget_database(workdir: Path) -> None:
+    """Delete the SQLite run's database and write back what is dirty, so that the next backend
+    starts on a quiet disk rather than beside the kernel's write-back of gigabytes of it."""
+    for path in workdir.glob("bench.db*"):
+        path.unlink()
+    os.sync()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--observations", type=int, default=400_000)
@@ -578,6 +589,7 @@ async def main() -> None:
                 results[backend] = await run_backend(
                     backend, f"sqlite+aiosqlite:///{workdir}/bench.db", args, work, workdir
                 )
+                await asyncio.to_thread(_forget_database, workdir)
             else:
                 options = args.pg_options
                 if args.pg_statements:
