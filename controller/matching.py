@@ -195,7 +195,7 @@ class MatchingService:
                     key = (site, obs.device_id)
                     seen = (obs.firmware, obs.vendor, obs.model)
                     if _differs(known.get(key), seen):
-                        pending[key] = seen if pending.get(key, seen) == seen else _CHANGED
+                        _queue(pending, key, seen)
             elif isinstance(message, AgentStatus) and message.state is AgentState.ONLINE:
                 for device_id in {*message.devices, *message.intervals_s}:
                     key = (message.site_id, device_id)
@@ -234,8 +234,7 @@ class MatchingService:
                 self._still_pending()
             except Exception as err:  # the database may be briefly away: keep the keys, try again
                 for key, seen in keys.items():
-                    newer = self._pending.get(key, seen)
-                    self._pending[key] = seen if newer == seen else _CHANGED
+                    _queue(self._pending, key, seen)
                 self.metrics.failures.inc()
                 log.warning("findings_store_failed", devices=len(keys), error=str(err)[:500])
                 pause = _RETRY_S
@@ -440,6 +439,11 @@ def _refuse_nul(document: Any, name: str) -> None:
 _Seen = tuple[str | None, str, str]  # firmware, vendor, model as an observation reported them
 # Pending for different reasons (several firmware versions, say): recomputed whatever it read.
 _CHANGED: _Seen = ("", "", "")
+
+
+def _queue(pending: dict[tuple[str, str], _Seen | None], key: tuple[str, str], seen: _Seen | None) -> None:
+    """Queue ``key`` as ``seen``; queued already for another reason, it becomes _CHANGED."""
+    pending[key] = seen if pending.get(key, seen) == seen else _CHANGED
 
 
 def _differs(record: DeviceRecord | None, seen: _Seen) -> bool:

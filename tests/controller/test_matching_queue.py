@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from collector.wire import encode
-from controller.matching import MatchingService
+from controller.matching import _CHANGED, MatchingService
 from controller.storage import Received, Store
 from controller.storage.records import prepared
 from tests.controller.conftest import make_batch, make_observation, obs_age
@@ -64,3 +65,42 @@ async def test_each_change_is_recomputed_once(database_url: str) -> None:
         service._pending = keys
         service._still_pending()
         assert list(service._pending) == [("s", "d")]
+
+
+async def test_a_failed_recompute_keeps_its_devices_and_later_changes(database_url: str) -> None:
+    """A recompute that fails (the database briefly away) puts its devices back in the queue; a
+    device reported otherwise meanwhile is recomputed whatever it reads, and the retry stores it."""
+    async with Store.open(database_url) as store:
+        registry = CollectorRegistry()
+        service = MatchingService(store, registry)
+        await service.start()
+        first = _items(store, "1.0", 30)
+        await store.write_flush(first)
+        service.on_flush(first)
+        recompute = service.recompute_devices
+        calls: list[list[tuple[str, str]]] = []
+
+        async def flaky(keys: dict[tuple[str, str], object]) -> int:
+            calls.append(list(keys))
+            if len(calls) == 1:
+                newer = _items(store, "2.0", 20)
+                await store.write_flush(newer)
+                service.on_flush(newer)  # queued while the failing recompute runs
+                raise RuntimeError("database away")
+            return await recompute(keys)
+
+        service.recompute_devices = flaky  # type: ignore[assignment,method-assign]
+        stop = asyncio.Event()
+        runner = asyncio.create_task(service.run(stop))
+        try:
+            async with asyncio.timeout(10):
+                while not registry.get_sample_value("fernwart_findings_store_failures_total"):
+                    await asyncio.sleep(0.01)
+                assert service._pending == {("s", "d"): _CHANGED}  # two reasons: whatever it reads
+                while len(calls) < 2 or service._pending:
+                    await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await runner
+        assert calls == [[("s", "d")], [("s", "d")]]
+        assert service._known["s", "d"].firmware_version == "2.0"
