@@ -201,8 +201,9 @@ class RawPublisher:
     The load generator must leave the CPU to what is measured: paho-mqtt, a pure-Python client,
     took 0.4 ms of CPU per 24 KiB message (a fifth of a core at 500 messages/s, on the same two
     cores as the controller, its database and the broker). This writes each PUBLISH with one
-    ``sendall`` and counts the PUBACKs on a thread; at most ``inflight`` messages are unacknowledged,
-    as paho's ``max_inflight_messages_set`` did. Packet formats: MQTT 3.1.1, sections 3.1-3.4.
+    ``sendmsg`` (header and payload, no copy) and counts the PUBACKs on a thread; at most
+    ``inflight`` messages are unacknowledged, as paho's ``max_inflight_messages_set`` did. Packet
+    formats: MQTT 3.1.1, sections 3.1-3.4.
     """
 
     def __init__(self, port: int, client_id: str, inflight: int = 200) -> None:
@@ -367,9 +368,9 @@ def _samples(text: str) -> dict[str, float]:
     }
 
 
-async def _stored_observations(session: aiohttp.ClientSession, http_port: int) -> float:
+async def _metrics(session: aiohttp.ClientSession, http_port: int) -> dict[str, float]:
     async with session.get(f"http://127.0.0.1:{http_port}/metrics") as resp:
-        return _samples(await resp.text()).get("fernwart_ingest_observations_total", 0.0)
+        return _samples(await resp.text())
 
 
 def tree_cpu_s(pid: int | None) -> float:
@@ -458,7 +459,9 @@ async def run_backend(
                 # batches table every 0.2 s took a sixth of the PostgreSQL server's CPU by the end
                 # of a 100 s run, CPU the controller and the server then lacked.
                 async with aiohttp.ClientSession() as session:
-                    while await _stored_observations(session, http_port) < total_obs:
+                    while (await _metrics(session, http_port)).get(
+                        "fernwart_ingest_observations_total", 0.0
+                    ) < total_obs:
                         if time.monotonic() > deadline:
                             raise SystemExit(
                                 f"{name}: only {await store.count(m.BATCHES)} of {total_msgs} stored"
@@ -473,11 +476,8 @@ async def run_backend(
                 stored_obs = await store.count(m.OBSERVATIONS)
                 cpu_s = tree_cpu_s(ctl.pid) - cpu_before
                 server_cpu_s = tree_cpu_s(server_pid) - server_before
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"http://127.0.0.1:{http_port}/metrics") as resp,
-            ):
-                metrics = _samples(await resp.text())
+            async with aiohttp.ClientSession() as session:
+                metrics = await _metrics(session, http_port)
             publisher.join(60)
             first_sent = min(r.sent_at for r in rows)
             last_stored = max(r.stored_at for r in rows)
