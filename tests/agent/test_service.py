@@ -164,7 +164,15 @@ async def test_full_outbox_drops_oldest_and_the_gap_is_visible(
         dropped = int(service.metrics.value("fernwart_outbox_dropped_total"))
         assert dropped == service.outbox.dropped
         seqs = service.outbox.seqs_assigned
-        await rx.wait_for(lambda: len({b.batch_id for b in rx.batches()}) >= seqs - dropped)
+        # Every row was acknowledged, so the newest batch arrives too: wait for it as well. A batch
+        # both dropped and delivered (below) let the count alone be reached while it was still on
+        # its way to this subscriber, and the test saw it missing.
+        await rx.wait_for(
+            lambda: (
+                len({b.batch_id for b in rx.batches()}) >= seqs - dropped
+                and seqs - 1 in {b.seq for b in rx.batches()}
+            )
+        )
     received = sorted({b.seq for b in rx.batches()})
     missing = sorted(set(range(seqs)) - set(received))
     # The counted drops are what is missing (a batch the broker got just before it stopped, whose
