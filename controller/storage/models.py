@@ -44,12 +44,18 @@ class Base(DeclarativeBase):
 
 
 class Site(Base):
-    """Which agent owns a site: the first birth or batch wins."""
+    """An enrolled site and the one agent that speaks for it (revision 0005: enrolled by an
+    admin, never claimed by a message). ``password_hash`` is the agent's broker password in
+    Mosquitto's PBKDF2-SHA512 format (``$7$…``), from which ``broker-config`` writes the password
+    file; the password itself is shown once at enrollment and stored nowhere."""
 
     __tablename__ = "sites"
     site_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     agent_id: Mapped[str] = mapped_column(sa.String(128))
     registered_at: Mapped[datetime]
+    password_hash: Mapped[str | None] = mapped_column(sa.String(512))
+    enrolled_by: Mapped[str | None] = mapped_column(sa.String(128))
+    revoked_at: Mapped[datetime | None]
 
 
 class Agent(Base):
@@ -172,6 +178,33 @@ class CommandResultRow(Base):
     received_at: Mapped[datetime]
 
 
+class ApiToken(Base):
+    """A REST API token: only its SHA-256 is stored (the token is 256 random bits, shown once)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    role: Mapped[str] = mapped_column(sa.String(32))
+    tenant: Mapped[str | None] = mapped_column(sa.String(128))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(sa.String(128))
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A console session opened with a token (later: a password or OIDC login); hashed id."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(sa.BigInteger(), index=True)
+    csrf_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 def _table(model: type[Base]) -> sa.Table:
     return cast("sa.Table", model.__table__)
 
@@ -186,6 +219,8 @@ FIRMWARE_HISTORY = _table(FirmwareHistory)
 GAPS = _table(Gap)
 DEAD_LETTERS = _table(DeadLetter)
 COMMAND_RESULTS = _table(CommandResultRow)
+API_TOKENS = _table(ApiToken)
+WEB_SESSIONS = _table(WebSession)
 
 
 # --- advisory catalog (controller.matching) --------------------------------------------------
