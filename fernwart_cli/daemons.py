@@ -6,6 +6,10 @@ import argparse
 import importlib
 from typing import Any
 
+# Modules adding administrative actions to ``fernwart controller`` (each: ``register(actions)``):
+# they work on the controller's database directly, with its --config, no API needed.
+CONTROLLER_ACTIONS = ("fernwart_cli.tokens", "fernwart_cli.enroll")
+
 
 def _runner(module_name: str) -> Any:
     def run(args: argparse.Namespace) -> int:
@@ -26,3 +30,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         run = actions.add_parser("run", help=f"run {what} in the foreground (exit 78 on bad config)")
         run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
         run.set_defaults(func=_runner(module_name))
+        if name == "controller":
+            for action_module in CONTROLLER_ACTIONS:
+                try:
+                    module = importlib.import_module(action_module)
+                except ModuleNotFoundError as err:
+                    if err.name != action_module:
+                        raise
+                    continue
+                module.register(actions)
