@@ -7,16 +7,17 @@ Passwords typed by people (a later console login) get argon2 instead; see :mod:`
 
 Roles and what they may do:
 
-=============  ======  =======  =====  =======
-role           read    operate  admin  approve
-=============  ======  =======  =====  =======
-noc-admin      all     yes      yes    yes
-noc-operator   all     yes      no     no
-noc-viewer     all     no       no     no
-customer       tenant  no       no     own tenant
-=============  ======  =======  =====  =======
+=============  ======  =======  =======  =====  =======
+role           read    monitor  operate  admin  approve
+=============  ======  =======  =======  =====  =======
+noc-admin      all     yes      yes      yes    yes
+noc-operator   all     yes      yes      no     no
+noc-viewer     all     yes      no       no     no
+customer       tenant  no       no       no     own tenant
+=============  ======  =======  =======  =====  =======
 
-*read*: inventory, findings, catalog. *operate*: devices and campaigns. *admin*: catalog writes,
+*read*: inventory, findings, catalog (a customer: its tenant's part). *monitor*: what spans every
+tenant (``/metrics``); every NOC role, no customer. *operate*: devices and campaigns. *admin*: catalog writes,
 tokens, enrollment of sites and agents, broker configuration. *approve*: a customer approves
 its own feature updates (Step 7).
 """
@@ -28,7 +29,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-TOKEN_PREFIX = "fwt_"
+TOKEN_PREFIX = "fwt_"  # noqa: S105 (a prefix, not a secret)
 
 
 class Role(StrEnum):
@@ -40,6 +41,7 @@ class Role(StrEnum):
 
 class Permission(StrEnum):
     READ = "read"
+    MONITOR = "monitor"
     OPERATE = "operate"
     ADMIN = "admin"
     APPROVE = "approve"
@@ -47,8 +49,8 @@ class Permission(StrEnum):
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.NOC_ADMIN: frozenset(Permission),
-    Role.NOC_OPERATOR: frozenset({Permission.READ, Permission.OPERATE}),
-    Role.NOC_VIEWER: frozenset({Permission.READ}),
+    Role.NOC_OPERATOR: frozenset({Permission.READ, Permission.MONITOR, Permission.OPERATE}),
+    Role.NOC_VIEWER: frozenset({Permission.READ, Permission.MONITOR}),
     Role.CUSTOMER: frozenset({Permission.READ, Permission.APPROVE}),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 
@@ -24,6 +25,7 @@ from controller.metrics import Metrics
 from controller.settings import ControllerSettings
 from controller.storage import Store
 from controller.web import AppState, make_app
+from controller.web.security import AccessLogger
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +70,15 @@ async def run(
         matching = MatchingService(store, metrics.registry)
         await matching.start()  # the catalog and findings as stored, before the API answers
         store.add_flush_listener(matching.on_flush)
-        app = make_app(AppState(store, metrics, ingest.connected.is_set, matching))
-        runner = web.AppRunner(app, access_log=None)
+        app = make_app(
+            AppState(store, metrics, ingest.connected.is_set, matching, settings.http, settings.tenant_of)
+        )
+        if settings.http.access_log:
+            runner = web.AppRunner(
+                app, access_log=logging.getLogger("controller.access"), access_log_class=AccessLogger
+            )
+        else:
+            runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, settings.http.host, settings.http.port)

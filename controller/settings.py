@@ -68,6 +68,16 @@ class MqttSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # Host names the API answers to, besides the bind address, localhost, 127.0.0.1 and ::1
+    # (a request naming any other host, as a DNS-rebinding page's do, gets 421).
+    allowed_hosts: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
+        default_factory=list
+    )
+    # /metrics without a token, for a Prometheus scraper that cannot send one. Off by default:
+    # the metrics name sites and agents.
+    metrics_public: bool = False
+    # One line per request: client address, token name, method, path, status, duration.
+    access_log: bool = True
 
 
 class IngestSettings(_Section):

@@ -16,6 +16,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fernwart_cli.credentials import (
+    EX_NOPERM,  # list: the controller refused the token
+    CredentialError,
+    add_token_argument,
+    api_token,
+    auth_headers,
+    refused,
+)
 from firmware_catalog import Catalog, CatalogError, Device, Matcher, parse_kev
 from firmware_catalog.provider import fetch_provider
 
@@ -25,6 +33,16 @@ EXIT_USAGE = 2
 EXIT_CONTROLLER = 3
 DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
 _TIMEOUT_S = 30
+
+
+def _use_token(args: argparse.Namespace) -> int | None:
+    """Load this invocation's API token; an exit code when it cannot be read."""
+    try:
+        _TOKEN[0] = api_token(args)
+    except CredentialError as err:
+        _error(str(err))
+        return EXIT_USAGE
+    return None
 
 
 def register(subparsers: Any) -> None:
@@ -56,11 +74,13 @@ def register(subparsers: Any) -> None:
         "--state", type=Path, help="provider URL only: JSON file remembering what was fetched (incremental)"
     )
     imp.add_argument("--controller", help=controller_help)
+    add_token_argument(imp)
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=run_import)
 
     lst = commands.add_parser("list", help="list the controller's advisories")
     lst.add_argument("--controller", help=controller_help)
+    add_token_argument(lst)
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=run_list)
 
@@ -138,11 +158,16 @@ def _base_url(args: argparse.Namespace) -> str:
     return (args.controller or os.environ.get("FERNWART_CONTROLLER_URL") or DEFAULT_CONTROLLER).rstrip("/")
 
 
+_TOKEN: list[str | None] = [None]  # the API token of this invocation (credentials.api_token)
+
+
 def _request(method: str, url: str, body: bytes | None = None, source: str | None = None) -> tuple[int, Any]:
     if not url.startswith(("http://", "https://")):
         raise CatalogError(f"controller URL must be http(s): {url}")
     request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - scheme checked above
     request.add_header("Accept", "application/json")
+    for name, value in auth_headers(_TOKEN[0]).items():
+        request.add_header(name, value)
     if source is not None:  # shown as the advisory's source by the controller
         request.add_header("X-Fernwart-Source", source.encode("ascii", "replace").decode("ascii")[:1024])
     if body is not None:
@@ -189,6 +214,8 @@ def run_import(args: argparse.Namespace) -> int:
         except OSError as err:
             _error(f"{args.kev}: cannot read: {err.strerror}")
             return EXIT_USAGE
+    if (code := _use_token(args)) is not None:
+        return code
     try:
         results = _send(sends, quiet=args.json)
     except CatalogError as err:
@@ -206,6 +233,8 @@ def _send(sends: list[tuple[str, str, str, bytes]], *, quiet: bool) -> list[dict
     results = []
     for method, url, name, data in sends:
         status, payload = _request(method, url, data, source=name)
+        if status in {401, 403}:
+            raise CatalogError(refused(status))
         ok = 200 <= status < 300
         results.append({"file": name, "status": status, "response": payload})
         if not quiet:
@@ -244,6 +273,8 @@ def _load_documents(source: str, state: Path | None) -> tuple[list[tuple[str, by
 
 def run_list(args: argparse.Namespace) -> int:
     """Every advisory of the controller (all pages of ``GET /api/v1/advisories``)."""
+    if (code := _use_token(args)) is not None:
+        return code
     base = _base_url(args)
     items: list[Any] = []
     offset: int | None = 0
@@ -253,6 +284,9 @@ def run_list(args: argparse.Namespace) -> int:
         except CatalogError as err:
             _error(str(err))
             return EXIT_CONTROLLER
+        if status in {401, 403}:
+            _error(refused(status))
+            return EX_NOPERM
         if not 200 <= status < 300 or not isinstance(payload, dict):
             _error(f"controller answered {status}: {json.dumps(payload)[:300]}")
             return EXIT_CONTROLLER

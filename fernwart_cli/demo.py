@@ -78,9 +78,12 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
         time.sleep(0.2)
 
 
-def _send(method: str, url: str, body: bytes) -> int:
+def _send(method: str, url: str, body: bytes, token: str) -> int:
     request = urllib.request.Request(  # noqa: S310 - loopback URL we built
-        url, data=body, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -89,18 +92,33 @@ def _send(method: str, url: str, body: bytes) -> int:
         return int(err.code)
 
 
-def import_lab_catalog(url: str) -> str:
+def create_admin_token(python: str, config: Path, token_file: Path) -> str:
+    """A noc-admin token made as an operator bootstraps one (``fernwart controller token create``),
+    kept in ``token_file`` (mode 0600) for the CLI (``FERNWART_TOKEN_FILE``)."""
+    argv = [python, "-m", "fernwart_cli.main", "controller", "token", "create"]
+    argv += ["--name", "demo-admin", "--role", "noc-admin", "--config", str(config)]
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=120)  # noqa: S603 (our argv)
+    if done.returncode != 0:
+        raise RuntimeError(f"token create failed: {done.stderr.decode(errors='replace').strip()}")
+    token = done.stdout.decode().strip().splitlines()[-1]
+    token_file.touch(mode=0o600)
+    token_file.chmod(0o600)
+    token_file.write_text(token + "\n")
+    return token
+
+
+def import_lab_catalog(url: str, token: str) -> str:
     """Load the demo advisories and the KEV excerpt through the REST API, as an operator would
     with `fernwart catalog import`. Returns a one-line summary."""
     accepted = rejected = 0
     for path in sorted((CATALOG / "csaf").glob("*.json")):
-        status = _send("POST", f"{url}/api/v1/advisories", path.read_bytes())
+        status = _send("POST", f"{url}/api/v1/advisories", path.read_bytes(), token)
         if 200 <= status < 300:
             accepted += 1
         else:
             rejected += 1
             sys.stderr.write(f"advisory {path.name} rejected with HTTP {status}\n")
-    kev = _send("PUT", f"{url}/api/v1/kev", (CATALOG / "kev.json").read_bytes())
+    kev = _send("PUT", f"{url}/api/v1/kev", (CATALOG / "kev.json").read_bytes(), token)
     return f"catalog: {accepted} advisories imported, {rejected} rejected; KEV excerpt: HTTP {kev}"
 
 
@@ -220,6 +238,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
         (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval))
+        token_file = state / "admin.token"
+        token = create_admin_token(python, state / "controller.toml", token_file)
         controller = stack.start(
             "controller",
             [python, "-m", "controller", "--config", str(state / "controller.toml")],
@@ -227,17 +247,20 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         url = f"http://127.0.0.1:{http_port}"
         _wait_http(f"{url}/healthz", controller, "the controller")
-        sys.stdout.write(import_lab_catalog(url) + "\n")
+        sys.stdout.write(import_lab_catalog(url, token) + "\n")
         agent_argv = [python, "-m", "agent", "--config", str(state / "agent.toml")]
         stack.start("agent", agent_argv, state / "agent.log")
 
         sys.stdout.write(
             f"\nfernwart demo is running.\n"
-            f"  console:  {url}/\n"
-            f"  REST API: {url}/api/v1/devices\n"
+            f"  console:  {url}/  (sign in with the admin token below)\n"
+            f"  REST API: {url}/api/v1/devices  (Authorization: Bearer <token>)\n"
             f"  findings: {url}/api/v1/findings\n"
             f"  metrics:  {url}/metrics\n"
             f"  logs and configs: {state}/\n"
+            f"  CLI:      export FERNWART_TOKEN_FILE={token_file}\n"
+            f"  admin token (also in {token_file}):\n"
+            f"{token}\n"
             f"Press Ctrl-C to stop.\n"
         )
         sys.stdout.flush()

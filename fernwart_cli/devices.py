@@ -1,7 +1,8 @@
 """``fernwart devices list [--json]``: a thin client of the controller's REST API.
 
 Exit codes: 0 listed, 69 (EX_UNAVAILABLE) controller unreachable, 65 (EX_DATAERR) the controller
-refused the query (the reason is printed), 70 (EX_SOFTWARE) an unexpected answer.
+refused the query (the reason is printed), 70 (EX_SOFTWARE) an unexpected answer, 77 (EX_NOPERM)
+the controller refused the API token (see fernwart_cli.credentials).
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ import sys
 from typing import Any
 
 import aiohttp
+
+from fernwart_cli.credentials import (
+    EX_NOPERM,
+    CredentialError,
+    add_token_argument,
+    api_token,
+    auth_headers,
+    refused,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 EX_DATAERR, EX_UNAVAILABLE, EX_SOFTWARE = 65, 69, 70
@@ -37,17 +47,21 @@ class ApiError(Exception):
 
 
 async def fetch_devices(
-    base_url: str, filters: dict[str, str], *, timeout_s: float = 10.0
+    base_url: str, filters: dict[str, str], *, timeout_s: float = 10.0, token: str | None = None
 ) -> list[dict[str, Any]]:
     """All devices matching ``filters``, following the pages. Raises :class:`ApiError`."""
     items: list[dict[str, Any]] = []
     offset: int | None = 0
     url = base_url.rstrip("/") + "/api/v1/devices"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout_s), headers=auth_headers(token)
+        ) as session:
             while offset is not None:
                 params = {**filters, "limit": "1000", "offset": str(offset)}
                 async with session.get(url, params=params) as response:
+                    if response.status in {401, 403}:
+                        raise ApiError(EX_NOPERM, refused(response.status))
                     body = await response.json(content_type=None)
                     if response.status in {400, 422}:
                         problems = "; ".join(
@@ -89,7 +103,12 @@ def list_devices(args: argparse.Namespace) -> int:
         if value is not None
     }
     try:
-        items = asyncio.run(fetch_devices(base_url, filters))
+        token = api_token(args)
+    except CredentialError as err:
+        sys.stderr.write(f"fernwart devices: {err}\n")
+        return 2
+    try:
+        items = asyncio.run(fetch_devices(base_url, filters, token=token))
     except ApiError as err:
         sys.stderr.write(f"fernwart devices: {err}\n")
         return err.code
@@ -109,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="URL",
         help=f"controller base URL (env FERNWART_CONTROLLER_URL, default {DEFAULT_URL})",
     )
+    add_token_argument(listing)
     listing.add_argument("--json", action="store_true", help="print the devices as a JSON array")
     listing.add_argument("--tenant")
     listing.add_argument("--site")

@@ -302,9 +302,12 @@ class CatalogStore:
         order = _finding_order(table)
         return await fetch_page(self._engine, table, conditions, order, limit=flt.limit, offset=flt.offset)
 
-    async def list_advisories(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    async def list_advisories(
+        self, limit: int, offset: int, *, tenant: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Advisories with their device counts; with ``tenant``, counting that tenant's devices only."""
         advisories = m.ADVISORIES
-        counts = _device_counts()
+        counts = _device_counts(tenant)
         columns = [c for c in advisories.c if c.name != "document"]
         async with self._engine.connect() as conn:
             total = (await conn.execute(sa.select(sa.func.count()).select_from(advisories))).scalar_one()
@@ -321,8 +324,9 @@ class CatalogStore:
             )
             return _rows(found), int(total)
 
-    async def get_advisory(self, advisory_id: str) -> dict[str, Any] | None:
-        """The advisory row (with the document text) and every finding about it, most urgent first."""
+    async def get_advisory(self, advisory_id: str, *, tenant: str | None = None) -> dict[str, Any] | None:
+        """The advisory row (with the document text) and every finding about it, most urgent first;
+        with ``tenant``, that tenant's findings only."""
         advisories = m.ADVISORIES
         findings = m.FINDINGS
         async with self._engine.connect() as conn:
@@ -332,7 +336,10 @@ class CatalogStore:
             advisory = dict(row._mapping)  # noqa: SLF001 (SQLAlchemy API)
             found = await conn.execute(
                 sa.select(findings)
-                .where(findings.c.advisory_id == advisory_id)
+                .where(
+                    findings.c.advisory_id == advisory_id,
+                    *([findings.c.tenant == tenant] if tenant is not None else []),
+                )
                 .order_by(*_finding_order(findings))
             )
             advisory["findings"] = _rows(found)
@@ -375,18 +382,17 @@ def _finding_order(table: sa.Table) -> list[Any]:
     ]
 
 
-def _device_counts() -> Any:
+def _device_counts(tenant: str | None = None) -> Any:
     findings = m.FINDINGS
     affected = sa.func.sum(sa.case((findings.c.status == "affected", 1), else_=0))
-    return (
-        sa.select(
-            findings.c.advisory_id,
-            affected.label("affected"),
-            sa.func.count().label("devices"),
-        )
-        .group_by(findings.c.advisory_id)
-        .subquery()
+    stmt = sa.select(
+        findings.c.advisory_id,
+        affected.label("affected"),
+        sa.func.count().label("devices"),
     )
+    if tenant is not None:
+        stmt = stmt.where(findings.c.tenant == tenant)
+    return stmt.group_by(findings.c.advisory_id).subquery()
 
 
 async def _replace_results(conn: AsyncConnection, results: list[DeviceResult]) -> None:

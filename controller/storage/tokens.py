@@ -130,7 +130,9 @@ async def revoke_token(store: Store, token_id: int) -> TokenInfo | None:
     now = datetime.now(UTC)
     async with store.writing() as conn:
         await conn.execute(
-            sa.update(table).where(table.c.id == token_id, table.c.revoked_at.is_(None)).values(revoked_at=now)
+            sa.update(table)
+            .where(table.c.id == token_id, table.c.revoked_at.is_(None))
+            .values(revoked_at=now)
         )
         await conn.execute(sa.delete(m.WEB_SESSIONS).where(m.WEB_SESSIONS.c.token_id == token_id))
         row = (await conn.execute(sa.select(*_COLUMNS).where(table.c.id == token_id))).first()
@@ -142,7 +144,8 @@ async def authenticate(store: Store, token: str, now: datetime | None = None) ->
     now = now or datetime.now(UTC)
     table = m.API_TOKENS
     async with store.engine.connect() as conn:
-        row = (await conn.execute(sa.select(*_COLUMNS).where(table.c.token_hash == token_hash(token)))).first()
+        stmt = sa.select(*_COLUMNS).where(table.c.token_hash == token_hash(token))
+        row = (await conn.execute(stmt)).first()
     if row is None:
         return None
     info = _info(row)
@@ -194,4 +197,5 @@ async def session_token(store: Store, session_id: str, now: datetime | None = No
 
 async def close_session(store: Store, session_id: str) -> None:
     async with store.writing() as conn:
-        await conn.execute(sa.delete(m.WEB_SESSIONS).where(m.WEB_SESSIONS.c.id_hash == token_hash(session_id)))
+        sessions = m.WEB_SESSIONS
+        await conn.execute(sa.delete(sessions).where(sessions.c.id_hash == token_hash(session_id)))

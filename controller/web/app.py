@@ -6,8 +6,10 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from controller.auth import Permission
 from controller.storage import DeviceFilter
-from controller.web import catalog_api, fleet
+from controller.web import catalog_api, console, fleet, security, tokens_api
+from controller.web.auth import authenticate, principal, public, requires, tenant_scope, visible
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
 from controller.web.responses import parse_query as _query
@@ -17,13 +19,18 @@ from controller.web.state import STATE, AppState
 log = structlog.get_logger(__name__)
 
 
+@requires(Permission.READ)
 async def list_devices(request: web.Request) -> web.Response:
     query = _query(request, DeviceQuery)
     if isinstance(query, web.Response):
         return query
-    rows, total = await request.app[STATE].store.list_devices(
-        DeviceFilter(query.tenant, query.site, query.vendor, query.status, query.limit, query.offset)
-    )
+    tenant, possible = tenant_scope(request, query.tenant)
+    rows: list[dict[str, object]] = []
+    total = 0
+    if possible:
+        rows, total = await request.app[STATE].store.list_devices(
+            DeviceFilter(tenant, query.site, query.vendor, query.status, query.limit, query.offset)
+        )
     next_offset = query.offset + len(rows) if query.offset + len(rows) < total else None
     page = DevicePage(
         items=[DeviceOut.model_validate(row) for row in rows],
@@ -35,23 +42,28 @@ async def list_devices(request: web.Request) -> web.Response:
     return _json(page)
 
 
+@requires(Permission.READ)
 async def get_device(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return _error(
             422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
         )
     device = await request.app[STATE].store.get_device(int(raw))
-    if device is None:
+    if device is None or not visible(request, device["tenant"]):
         return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
     return _json(DeviceDetail.model_validate(device))
 
 
+@requires(Permission.READ)
 async def list_agents(request: web.Request) -> web.Response:
-    rows = await request.app[STATE].store.list_agents()
+    state = request.app[STATE]
+    who = principal(request)
+    rows = [row for row in await state.store.list_agents() if who.sees(state.tenant_of(row["site_id"]))]
     return _json(AgentList(items=[AgentOut.model_validate(row) for row in rows]))
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     mqtt = "connected" if state.mqtt_connected() else "disconnected"
@@ -63,19 +75,30 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok", "mqtt": mqtt})
 
 
+@requires(Permission.MONITOR)
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[STATE].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+@public
+async def public_metrics(request: web.Request) -> web.Response:
+    return await metrics(request)
+
+
 def make_app(state: AppState) -> web.Application:
-    app = web.Application()
+    """The application; every handler declares its permission (see controller.web.auth)."""
+    hosts = security.allowed_hosts(state.http.host, state.http.allowed_hosts)
+    app = web.Application(middlewares=[security.make_middleware(hosts), authenticate, security.content_types])
     app[STATE] = state
+    app.on_response_prepare.append(security.security_headers)
     app.router.add_get("/api/v1/devices", list_devices)
     app.router.add_get("/api/v1/devices/{id}", get_device)
     app.router.add_get("/api/v1/agents", list_agents)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", public_metrics if state.http.metrics_public else metrics)
     app.router.add_get("/", fleet.page)
     catalog_api.add_routes(app)
+    tokens_api.add_routes(app)
+    console.add_routes(app)
     return app

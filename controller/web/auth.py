@@ -10,7 +10,7 @@ Credentials, in order:
 * the console's session cookie (``fernwart_session``; opened at ``POST /login`` with a token,
   later with a password or OIDC). A cookie is sent by browsers on their own, so it counts for
   safe methods only (GET, HEAD); a state-changing request with a session must also carry the
-  session's CSRF token in ``X-CSRF-Token`` (the console's forms and scripts will), else 403.
+  session's CSRF token (:func:`csrf_for`) in ``X-CSRF-Token`` or a form field ``csrf``, else 403.
 
 Answers: no or unknown credentials 401 (``WWW-Authenticate: Bearer``), a role without the
 permission 403. Objects of another tenant answer as missing ones do (404): the handlers check
@@ -29,6 +29,7 @@ from aiohttp import web
 
 from controller.auth import Permission, Principal, looks_like_token, token_hash
 from controller.storage import tokens
+from controller.web import security
 from controller.web.responses import error
 from controller.web.state import STATE
 
@@ -37,7 +38,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
 
-PRINCIPAL = "fernwart.principal"  # request[PRINCIPAL]: the Principal, or None on public routes
+# request[PRINCIPAL]: the Principal, or None on public routes
+PRINCIPAL = security.PRINCIPAL
 SESSION_COOKIE = "fernwart_session"
 SESSION_TTL = timedelta(hours=12)
 _ATTR = "__fernwart_permission__"
@@ -70,7 +72,7 @@ def principal(request: web.Request) -> Principal:
     """The authenticated principal of a handler that declared a permission."""
     found = request.get(PRINCIPAL)
     if not isinstance(found, Principal):
-        raise RuntimeError("principal() called in a handler without a declared permission")
+        raise TypeError("principal() called in a handler without a declared permission")
     return found
 
 
@@ -126,8 +128,29 @@ async def _session(request: web.Request) -> tokens.TokenInfo | None:
     return await tokens.session_token(request.app[STATE].store, session_id)
 
 
+def csrf_for(session_id: str) -> str:
+    """The CSRF token of a console session: derived from its id, so nothing more is stored."""
+    return token_hash("csrf:" + session_id)
+
+
+async def _csrf_ok(request: web.Request) -> bool:
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    sent = request.headers.get("X-CSRF-Token")
+    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        field = form.get("csrf")
+        sent = field if isinstance(field, str) else None
+    return bool(sent) and hmac.compare_digest(str(sent), csrf_for(session_id))
+
+
+def _wants_html(request: web.Request) -> bool:
+    return request.method == "GET" and not request.path.startswith("/api/") and request.path != "/metrics"
+
+
 @web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def authenticate(  # noqa: PLR0911 (one answer per outcome, in the order checked)
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
     need = declared(request.match_info.handler)
     if need == _PUBLIC:
         request[PRINCIPAL] = None
@@ -141,9 +164,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     info, problem = await _bearer(request)
     if info is None and problem is None:
         info = await _session(request)
-        if info is not None and request.method not in _SAFE and not _csrf_ok(request):
-            return forbidden("a console session needs X-CSRF-Token for this request")
+        if info is not None and request.method not in _SAFE and not await _csrf_ok(request):
+            return forbidden("a console session needs its CSRF token for this request")
     if info is None:
+        if _wants_html(request):
+            from controller.web.console import login_page  # noqa: PLC0415 (console imports this module)
+
+            return login_page("Sign in with an API token.", status=401)
         return unauthorized(problem) if problem else unauthorized()
     who = info.principal()
     request[PRINCIPAL] = who
@@ -151,8 +178,3 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return forbidden(f"role {who.role.value} may not {need.value}")
     return await handler(request)
 
-
-def _csrf_ok(request: web.Request) -> bool:
-    sent = request.headers.get("X-CSRF-Token", "")
-    expected = request.get("fernwart.csrf_hash")
-    return bool(sent) and isinstance(expected, str) and hmac.compare_digest(token_hash(sent), expected)

@@ -18,7 +18,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from controller.auth import Permission
 from controller.storage.catalog_store import FindingFilter
+from controller.web.auth import principal, requires, tenant_scope, visible
 from controller.web.catalog_schemas import (
     AdvisoryDetail,
     AdvisoryPage,
@@ -68,6 +70,7 @@ def _document_errors(err: DocumentError) -> web.Response:
     return _error(422, [{"document": err.document, "path": err.path, "reason": err.reason}])
 
 
+@requires(Permission.ADMIN)
 async def post_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
@@ -85,6 +88,7 @@ async def post_advisory(request: web.Request) -> web.Response:
     return web.json_response(payload, status=201 if change == "added" else 200)
 
 
+@requires(Permission.ADMIN)
 async def delete_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
@@ -95,6 +99,7 @@ async def delete_advisory(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@requires(Permission.READ)
 async def list_advisories(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
@@ -102,17 +107,22 @@ async def list_advisories(request: web.Request) -> web.Response:
     query = _query(request, AdvisoryQuery)
     if isinstance(query, web.Response):
         return query
-    rows, total = await matching.store.list_advisories(query.limit, query.offset)
+    who = principal(request)
+    rows, total = await matching.store.list_advisories(
+        query.limit, query.offset, tenant=who.tenant if who.scoped else None
+    )
     page = AdvisoryPage.of([summarize(row) for row in rows], total, query.limit, query.offset)
     return _json(page)
 
 
+@requires(Permission.READ)
 async def get_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
         return _unavailable()
     advisory_id = request.match_info["id"]
-    row = await matching.store.get_advisory(advisory_id)
+    who = principal(request)
+    row = await matching.store.get_advisory(advisory_id, tenant=who.tenant if who.scoped else None)
     if row is None:
         return _error(404, [{"loc": ["path", "id"], "msg": f"no advisory with id {advisory_id!r}"}])
     advisory = matching.catalog.get(advisory_id)
@@ -157,6 +167,7 @@ def _products(advisory: Advisory | None) -> list[dict[str, Any]]:
     ]
 
 
+@requires(Permission.ADMIN)
 async def put_kev(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
@@ -172,6 +183,7 @@ async def put_kev(request: web.Request) -> web.Response:
     return web.json_response({"version": kev.version, "entries": len(kev), "skipped": skipped})
 
 
+@requires(Permission.READ)
 async def get_kev(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
@@ -180,6 +192,7 @@ async def get_kev(request: web.Request) -> web.Response:
     return web.json_response({"version": kev.version, "entries": len(kev)})
 
 
+@requires(Permission.READ)
 async def list_findings(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
@@ -187,23 +200,28 @@ async def list_findings(request: web.Request) -> web.Response:
     query = _query(request, FindingQuery)
     if isinstance(query, web.Response):
         return query
-    flt = FindingFilter(**query.model_dump())
-    rows, total = await matching.store.list_findings(flt)
+    tenant, possible = tenant_scope(request, query.tenant)
+    flt = FindingFilter(**{**query.model_dump(), "tenant": tenant})
+    rows: list[dict[str, Any]] = []
+    total = 0
+    if possible:
+        rows, total = await matching.store.list_findings(flt)
     page = FindingPage.of([FindingOut.model_validate(r) for r in rows], total, query.limit, query.offset)
     return _json(page)
 
 
+@requires(Permission.READ)
 async def device_findings(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.matching is None:
         return _unavailable()
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return _error(
             422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
         )
     device = await state.store.get_device(int(raw))
-    if device is None:
+    if device is None or not visible(request, device["tenant"]):
         return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
     rows, rec = await state.matching.store.device_findings(device["site_id"], device["device_id"])
     return _json(DeviceFindings.of(device, rows, rec))

@@ -7,7 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
+from controller.auth import Permission
 from controller.storage import DeviceFilter
+from controller.web.auth import principal, requires
+from controller.web.console import session_bar
 from controller.web.state import STATE
 
 _COLUMNS = (
@@ -29,7 +32,7 @@ body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:colla
 th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}}
 .stale{{color:#a00}}.unknown{{color:#777}}
 </style></head><body>
-<h1>Fleet</h1><p>{total} devices, {agents} agents ({offline} offline). Showing the first {shown}.</p>
+{bar}<h1>Fleet</h1><p>{total} devices, {agents} agents ({offline} offline). Showing the first {shown}.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {rows}
 </tbody></table></body></html>
@@ -45,10 +48,14 @@ def _cell(row: dict[str, Any], key: str) -> str:
     return escape(str(value))
 
 
+@requires(Permission.READ)
 async def page(request: web.Request) -> web.Response:
-    store = request.app[STATE].store
-    devices, total = await store.list_devices(DeviceFilter(limit=1000))
-    agents = await store.list_agents()
+    state = request.app[STATE]
+    store = state.store
+    who = principal(request)
+    scope = who.tenant if who.scoped else None
+    devices, total = await store.list_devices(DeviceFilter(tenant=scope, limit=1000))
+    agents = [a for a in await store.list_agents() if who.sees(state.tenant_of(a["site_id"]))]
     head = "".join(f"<th>{escape(title)}</th>" for _key, title in _COLUMNS)
     rows = "\n".join(
         f'<tr class="{escape(row["status"])}">'
@@ -57,6 +64,7 @@ async def page(request: web.Request) -> web.Response:
         for row in devices
     )
     html = _PAGE.format(
+        bar=session_bar(request),
         total=total,
         agents=len(agents),
         offline=sum(1 for agent in agents if agent["state"] == "offline"),

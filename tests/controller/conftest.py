@@ -19,8 +19,9 @@ from collector.model import Identity, Observation, SoftwareComponent
 from collector.wire import AgentState, AgentStatus, ObservationBatch, encode
 from collector.wire.topics import TopicKind, topic
 from controller import service
+from controller.auth import Role
 from controller.settings import ControllerSettings, settings_from_dict
-from controller.storage import Store
+from controller.storage import Store, tokens
 from tests.fixtures.net import free_port
 
 BROKERS = ("mosquitto", "amqtt")
@@ -151,6 +152,11 @@ class Harness:
     stop: asyncio.Event
     task: asyncio.Task[None]
     publisher: aiomqtt.Client
+    token: str = ""  # a noc-admin API token, created for the test
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def http_url(self) -> str:
@@ -215,7 +221,8 @@ async def make_harness(
         store = await store_cm.__aenter__()
         publisher = publisher_client(broker)
         await publisher.__aenter__()
-        harness = Harness(broker, settings, topic_prefix, store, stop, task, publisher)
+        token = await admin_token(store)
+        harness = Harness(broker, settings, topic_prefix, store, stop, task, publisher, token)
         harnesses.append((harness, store_cm))
         return harness
 
@@ -229,6 +236,19 @@ async def make_harness(
             with contextlib.suppress(aiomqtt.MqttError):  # the broker may have been restarted
                 await harness.publisher.__aexit__(None, None, None)
             await store_cm.__aexit__(None, None, None)
+
+
+async def admin_token(store: Store, name: str = "test-admin") -> str:
+    """A noc-admin token in ``store``, as ``fernwart controller token create`` makes one."""
+    _info, token = await tokens.create_token(store, name=name, role=Role.NOC_ADMIN)
+    return token
+
+
+async def auth_headers(
+    store: Store, role: Role = Role.NOC_ADMIN, tenant: str | None = None
+) -> dict[str, str]:
+    _info, token = await tokens.create_token(store, name=f"test-{role.value}", role=role, tenant=tenant)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def wait_for_connection(settings: ControllerSettings, task: asyncio.Task[None]) -> None:

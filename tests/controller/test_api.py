@@ -17,7 +17,7 @@ from controller.metrics import Metrics
 from controller.storage import Received, Store
 from controller.web import AppState, make_app
 from fernwart_cli import devices as devices_cli
-from tests.controller.conftest import make_batch, make_observation, make_status
+from tests.controller.conftest import auth_headers, make_batch, make_observation, make_status
 from tests.fixtures.net import free_port
 
 
@@ -52,7 +52,7 @@ async def client(store: Store) -> AsyncIterator[TestClient[Any, Any]]:
     metrics = Metrics()
     metrics.observations.inc(31)
     app = make_app(AppState(store, metrics, lambda: True))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+    async with TestClient(TestServer(app, host="127.0.0.1"), headers=await auth_headers(store)) as client:
         yield client
 
 
@@ -148,18 +148,25 @@ async def test_healthz_metrics_and_fleet_page(client: TestClient[Any, Any]) -> N
     assert "3 agents (0 offline)" in html
 
 
-async def test_cli_devices_list(client: TestClient[Any, Any], capsys: pytest.CaptureFixture[str]) -> None:
+async def test_cli_devices_list(
+    client: TestClient[Any, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = str(client.make_url("")).rstrip("/")
-    items = await devices_cli.fetch_devices(base, {"tenant": "globex"})
+    token = client.session.headers["Authorization"].removeprefix("Bearer ")
+    with pytest.raises(devices_cli.ApiError) as no_token:
+        await devices_cli.fetch_devices(base, {})
+    assert no_token.value.code == 77
+    items = await devices_cli.fetch_devices(base, {"tenant": "globex"}, token=token)
     assert len(items) == 10
     assert {item["site_id"] for item in items} == {"site-3"}
     with pytest.raises(devices_cli.ApiError) as refused:
-        await devices_cli.fetch_devices(base, {"status": "nope"})
+        await devices_cli.fetch_devices(base, {"status": "nope"}, token=token)
     assert refused.value.code == devices_cli.EX_DATAERR
     assert "query.status" in str(refused.value)
     # The JSON output, through the argparse entry (asyncio.run needs its own thread here).
+    monkeypatch.setenv("FERNWART_TOKEN", token)
     args = argparse.Namespace(
-        controller=base, json=True, tenant="acme", site=None, vendor="yealink", status=None
+        controller=base, json=True, tenant="acme", site=None, vendor="yealink", status=None, token_file=None
     )
     code = await asyncio.to_thread(devices_cli.list_devices, args)
     assert code == 0
@@ -176,6 +183,7 @@ def test_cli_devices_unreachable_controller(capsys: pytest.CaptureFixture[str]) 
         site=None,
         vendor=None,
         status=None,
+        token_file=None,
     )
     assert devices_cli.list_devices(args) == devices_cli.EX_UNAVAILABLE
     assert "cannot reach the controller" in capsys.readouterr().err

@@ -40,7 +40,7 @@ from tests.controller.catalog_helpers import (
     lab_observations,
     observation,
 )
-from tests.controller.conftest import make_batch
+from tests.controller.conftest import auth_headers, make_batch
 
 Client = TestClient[Any, Any]
 
@@ -80,7 +80,8 @@ async def _start(store: Store) -> tuple[Env, Any]:
     stop = asyncio.Event()
     task = asyncio.create_task(matching.run(stop))
     client: Client = TestClient(
-        TestServer(make_app(AppState(store, metrics, lambda: True, matching)), host="127.0.0.1")
+        TestServer(make_app(AppState(store, metrics, lambda: True, matching)), host="127.0.0.1"),
+        headers=await auth_headers(store),
     )
     await client.start_server()
     return Env(store, metrics, matching, client, stop, task), client
@@ -103,6 +104,8 @@ async def env(store: Store) -> AsyncIterator[Env]:
 
 
 async def _json(client: Client, method: str, path: str, status: int, **kwargs: Any) -> Any:
+    if "data" in kwargs:  # as the CLI sends them
+        kwargs.setdefault("headers", {"Content-Type": "application/json"})
     resp = await client.request(method, path, **kwargs)
     text = await resp.text()
     assert resp.status == status, text
@@ -359,7 +362,7 @@ async def test_restart_reloads_catalog_and_serves_the_same_findings(store: Store
 
 async def test_without_matching_the_catalog_endpoints_answer_503(store: Store) -> None:
     app = make_app(AppState(store, Metrics(CollectorRegistry()), lambda: True))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+    async with TestClient(TestServer(app, host="127.0.0.1"), headers=await auth_headers(store)) as client:
         resp = await client.get("/api/v1/findings")
         assert resp.status == 503
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -37,9 +38,13 @@ FERNWART = str(Path(sys.executable).parent / "fernwart")
 pytestmark = pytest.mark.parametrize("broker", ["mosquitto"], indirect=True)
 
 
-async def _cli(*argv: str) -> tuple[int, str, str]:
+async def _cli(*argv: str, token: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        FERNWART, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        FERNWART,
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "FERNWART_TOKEN": token},
     )
     async with asyncio.timeout(120):
         out, err = await process.communicate()
@@ -57,7 +62,7 @@ async def test_cli_import_list_findings_update_and_restart(
 ) -> None:
     h = await make_harness()
     await _ingest_lab(h)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=h.auth) as session:
 
         async def devices_stored() -> bool:
             page = await get_json(session, f"{h.http_url}/api/v1/devices")
@@ -66,17 +71,18 @@ async def test_cli_import_list_findings_update_and_restart(
         await poll(devices_stored)
 
         code, out, err = await _cli(
-            "catalog", "import", str(CSAF), "--kev", str(KEV), "--controller", h.http_url, "--json"
+            "catalog", "import", str(CSAF), "--kev", str(KEV), "--controller", h.http_url, "--json",
+            token=h.token,
         )
         assert code == 0, err
         results = json.loads(out)
         assert [r["status"] for r in results] == [201] * 6 + [200]
         assert results[-1]["response"]["entries"] == 98
-        code, out, err = await _cli("catalog", "list", "--controller", h.http_url, "--json")
+        code, out, err = await _cli("catalog", "list", "--controller", h.http_url, "--json", token=h.token)
         assert code == 0, err
         listed = json.loads(out)
         assert {item["id"] for item in listed["items"]} == {p.stem for p in advisory_files()}
-        code, out, _ = await _cli("catalog", "list", "--controller", h.http_url)
+        code, out, _ = await _cli("catalog", "list", "--controller", h.http_url, token=h.token)
         assert f"{VOIP}\tCVE-2020-3161\t9.8\tKEV\t1\t" in out
 
         found = by_device(await all_findings(session, h.http_url))
@@ -102,7 +108,9 @@ async def test_cli_import_list_findings_update_and_restart(
         async with asyncio.timeout(30):
             await h.task
         restarted = await make_harness()
-        code, out, _ = await _cli("catalog", "list", "--controller", restarted.http_url, "--json")
+        code, out, _ = await _cli(
+            "catalog", "list", "--controller", restarted.http_url, "--json", token=restarted.token
+        )
         assert code == 0
         assert len(json.loads(out)["items"]) == 6
         reloaded = await all_findings(session, restarted.http_url)
@@ -127,7 +135,7 @@ async def test_cli_imports_from_a_trusted_provider_url(
     url = provider.base + "/.well-known/csaf/provider-metadata.json"
     state = tmp_path / "state.json"
     code, out, err = await _cli(
-        "catalog", "import", url, "--state", str(state), "--controller", h.http_url, "--json"
+        "catalog", "import", url, "--state", str(state), "--controller", h.http_url, "--json", token=h.token
     )
     assert code == 1, err  # the broken document was rejected, the others went in
     results = json.loads(out)
@@ -135,7 +143,7 @@ async def test_cli_imports_from_a_trusted_provider_url(
     rejected = next(r for r in results if r["status"] == 422)
     assert rejected["file"].endswith("/rolie/broken.json")
     assert rejected["response"]["errors"][0]["path"]
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=h.auth) as session:
         listing = await get_json(session, f"{h.http_url}/api/v1/advisories")
         assert {item["id"] for item in listing["items"]} == {VOIP, CSRF}
         assert {item["source"] for item in listing["items"]} == {
@@ -143,7 +151,7 @@ async def test_cli_imports_from_a_trusted_provider_url(
         }
     # Incremental: nothing changed at the provider, nothing is sent again.
     code, out, err = await _cli(
-        "catalog", "import", url, "--state", str(state), "--controller", h.http_url, "--json"
+        "catalog", "import", url, "--state", str(state), "--controller", h.http_url, "--json", token=h.token
     )
     assert json.loads(out) == []
     assert "unchanged since the last fetch" in err

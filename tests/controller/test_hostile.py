@@ -79,7 +79,7 @@ async def test_hostile_payloads_are_rejected_and_counted_while_valid_ones_flow(m
     assert await h.store.dead_letter_counts() == dict(expected)
     assert await h.store.count(m.BATCHES) == valid
     assert await h.store.count(m.OBSERVATIONS) == valid
-    async with aiohttp.ClientSession() as session, session.get(h.http_url + "/metrics") as resp:
+    async with aiohttp.ClientSession(headers=h.auth) as session, session.get(h.http_url + "/metrics") as resp:
         text = await resp.text()
     counted = {
         line.split('"')[1]: float(line.split()[-1])

@@ -40,7 +40,7 @@ async def _stored(h: Harness, n: int, what: str = "batches") -> None:
 
 async def _metrics_text(h: Harness) -> str:
     # The service's metrics are private to it: read them as Prometheus does.
-    async with aiohttp.ClientSession() as session, session.get(h.http_url + "/metrics") as resp:
+    async with aiohttp.ClientSession(headers=h.auth) as session, session.get(h.http_url + "/metrics") as resp:
         return await resp.text()
 
 

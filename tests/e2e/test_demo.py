@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,9 +20,22 @@ from tests.fixtures.net import free_port
 pytestmark = pytest.mark.slow
 
 
-def _devices(url: str) -> dict[str, dict[str, object]]:
+def _get(url: str, token: str) -> urllib.request.Request:
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+
+
+def _token(state: Path) -> str:
     try:
-        with urllib.request.urlopen(f"{url}/api/v1/devices?limit=500", timeout=2) as response:
+        return (state / "admin.token").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _devices(url: str, token: str) -> dict[str, dict[str, object]]:
+    if not token:
+        return {}
+    try:
+        with urllib.request.urlopen(_get(f"{url}/api/v1/devices?limit=500", token), timeout=2) as response:
             body = json.load(response)
     except OSError:
         return {}
@@ -55,7 +69,7 @@ def test_demo_shows_every_lab_device_within_60s(tmp_path: Path) -> None:
         seen: dict[str, dict[str, object]] = {}
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            seen = _devices(url)
+            seen = _devices(url, _token(tmp_path / "demo"))
             if all(device_id in seen and seen[device_id]["firmware_version"] for device_id in wanted):
                 break
             time.sleep(1)
@@ -68,9 +82,14 @@ def test_demo_shows_every_lab_device_within_60s(tmp_path: Path) -> None:
             assert row["serial"] == device.serial, row
             assert row["firmware_version"] == device.firmware, row
         # The demo loads its advisory catalog: the Room Kit Pro on RoomOS 11.14 is affected.
-        with urllib.request.urlopen(f"{url}/api/v1/findings?status=affected&limit=100", timeout=5) as resp:
+        findings = _get(f"{url}/api/v1/findings?status=affected&limit=100", _token(tmp_path / "demo"))
+        with urllib.request.urlopen(findings, timeout=5) as resp:
             affected = {(item["device_id"], item["advisory_id"]) for item in json.load(resp)["items"]}
         assert ("ber-konf-2-12", "cisco-sa-tce-roomos-dos-9V9jrC2q") in affected
+        # Anonymous callers get nothing.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{url}/api/v1/devices", timeout=5)
+        assert refused.value.code == 401
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 4  # broker, snmpsim, controller, agent
     finally:
