@@ -100,12 +100,12 @@ def secret_values(obj: Any) -> Iterator[str]:
     """Every ``SecretStr``/``SecretBytes`` value inside ``obj`` (models, mappings, sequences),
     including private attributes such as a device's validated driver options, and plain strings
     under secret-named keys of a mapping (a device's raw ``options``)."""
-    seen: set[int] = set()
+    seen: dict[int, Any] = {}  # holding each object, so no id is reused while walking
 
     def walk(item: Any) -> Iterator[str]:
         if id(item) in seen:
             return
-        seen.add(id(item))
+        seen[id(item)] = item
         if isinstance(item, SecretStr | SecretBytes):
             value = item.get_secret_value()
             yield value.decode("utf-8", "replace") if isinstance(value, bytes) else value
