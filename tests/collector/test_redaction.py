@@ -125,3 +125,20 @@ def test_unhandled_exceptions_go_through_the_chain(logging_configured: pytest.Ca
     (line,) = _lines(logging_configured)
     assert line["event"] == "unhandled_exception"
     assert SECRET not in json.dumps(line)
+
+
+def test_console_tracebacks_have_no_frame_locals(logging_configured: pytest.CaptureFixture[str]) -> None:
+    logconfig.configure_logging("debug", json=False)
+
+    def connect(password: str) -> None:
+        raise ConnectionError("refused")
+
+    password = "unregistered-" + "console-pw"  # rich shows source lines: not spelt out there
+    try:
+        connect(password)
+    except ConnectionError:
+        structlog.get_logger("test").exception("connect_failed")
+    out = logging_configured.readouterr().out
+    assert "connect_failed" in out
+    assert "ConnectionError" in out
+    assert password not in out
