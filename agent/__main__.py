@@ -17,6 +17,7 @@ from agent import service
 from agent.settings import load_settings
 from collector.errors import ConfigError
 from collector.logconfig import configure_logging
+from collector.redaction import register_settings_secrets
 
 EX_CONFIG = 78
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return EX_CONFIG
     if args.check:
         return 0
+    register_settings_secrets(settings)  # broker password, communities, v3 keys: masked in every line
     configure_logging(args.log_level or settings.log_level)
     try:
         asyncio.run(service.run(settings))

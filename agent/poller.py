@@ -25,6 +25,7 @@ import structlog
 
 from collector.errors import AuthFailed, Unreachable
 from collector.model import Health, HealthReason, HealthStatus, Observation, Severity, utcnow
+from collector.redaction import scrub
 
 if TYPE_CHECKING:
     from agent.metrics import AgentMetrics
@@ -133,6 +134,9 @@ class Poller:
 
     def _failed(self, result: str, code: str, message: str, started: float, *, exc: bool = False) -> None:
         self._metrics.polls[result].inc()
+        # A driver's error text goes on the wire and into the controller's database: a URL with
+        # credentials or a configured secret in it is masked, as in the log.
+        message = scrub(message)
         self._emit(
             Observation(
                 device_id=self.device_id,

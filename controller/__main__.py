@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from collector.logconfig import configure_logging
+from collector.redaction import register_settings_secrets
 from controller import service
 from controller.gc_tuning import tune_gc
 from controller.settings import EX_CONFIG, ConfigError, load_settings
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return EX_CONFIG
     if args.check:
         return 0
+    register_settings_secrets(settings)  # the database URL and its password, the broker password
     configure_logging(settings.log_level)
     tune_gc()
     try:
