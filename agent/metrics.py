@@ -33,6 +33,16 @@ class AgentMetrics:
         self.published = Counter(
             "fernwart_published", "Messages acknowledged by the broker (PUBACK)", registry=self.registry
         )
+        self.confirmed = Counter(
+            "fernwart_confirmed",
+            "Messages the controller confirmed as committed (then deleted from the outbox)",
+            registry=self.registry,
+        )
+        self.resent = Counter(
+            "fernwart_resent",
+            "Messages published again, not yet confirmed by the controller",
+            registry=self.registry,
+        )
         self.connects = Counter(
             "fernwart_mqtt_connects", "Successful broker connections", registry=self.registry
         )

@@ -1,11 +1,13 @@
-"""Durable outbox: encoded ObservationBatch messages wait here until the broker acknowledged them.
+"""Durable outbox: encoded ObservationBatch messages wait here until the controller committed them.
 
 One SQLite file in WAL mode, owned by one dedicated thread (every call hops there with
 ``run_in_executor``, so the event loop never waits on the disk). A row is one encoded message:
 ``append`` assigns the next ``seq`` of this ``boot`` and stores the bytes; the publisher reads rows
-in ``id`` order and calls ``delete`` only after the PUBACK. After a crash or a broker outage the
-publisher starts again at the oldest row, so nothing acknowledged is sent twice by design and
-nothing unacknowledged is lost (a redelivery keeps its ``batch_id``; the controller dedupes).
+in ``id`` order and publishes them, and a row is deleted only when the controller confirms its
+``(boot, seq)`` with a :class:`~collector.wire.BatchAck` (:meth:`confirm`) — not at the broker's
+PUBACK: a broker that crashes, restarts empty or fails to resume a session would otherwise lose
+what it had acknowledged. Unconfirmed rows are published again (after every reconnect, and after
+a timeout); a redelivery keeps its ``batch_id`` and the controller stores it once.
 
 Durability: ``synchronous=NORMAL`` for appends and deletes. In WAL mode that survives a process
 crash or ``kill -9`` (the WAL is written before the call returns); only an OS crash or power loss
@@ -49,6 +51,7 @@ _SCHEMA = (
         " boot INTEGER NOT NULL, seq INTEGER NOT NULL,"
         " created_at REAL NOT NULL, payload BLOB NOT NULL)"
     ),
+    "CREATE INDEX IF NOT EXISTS outbox_boot_seq ON outbox (boot, seq)",
 )
 
 
@@ -287,3 +290,50 @@ class Outbox:
     async def delete(self, row_id: int) -> None:
         """Forget an acknowledged row. Deleting a row that was already dropped is a no-op."""
         await self._call(self._delete_sync, row_id)
+
+    def _confirm_sync(self, ranges: list[tuple[int, int, int]]) -> list[int]:
+        db = self._db_or_raise()
+        deleted: list[int] = []
+        size = 0
+        with db:
+            for boot, first, last in ranges:
+                for row_id, length in db.execute(
+                    "DELETE FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ? RETURNING id, length(payload)",
+                    (boot, first, last),
+                ).fetchall():
+                    deleted.append(int(row_id))
+                    size += int(length)
+        if deleted:
+            self._rows -= len(deleted)
+            self._bytes -= size
+            self._changed_threadsafe()
+        return deleted
+
+    async def confirm(self, ranges: list[tuple[int, int, int]]) -> list[int]:
+        """Delete the rows the controller confirmed (``[boot, first_seq, last_seq]`` each);
+        returns their row ids. Rows already gone (confirmed twice, dropped) are skipped."""
+        return await self._call(self._confirm_sync, ranges)
+
+    def _read_ids_sync(self, ids: list[int]) -> list[OutboxRow]:
+        db = self._db_or_raise()
+        marks = ",".join("?" * len(ids))
+        return [
+            OutboxRow(*row)
+            for row in db.execute(
+                f"SELECT id, boot, seq, payload FROM outbox WHERE id IN ({marks}) ORDER BY id", ids
+            )
+        ]
+
+    async def read_ids(self, ids: list[int]) -> list[OutboxRow]:
+        """The rows among ``ids`` that are still here, in order (at most 500 ids at once)."""
+        if not ids:
+            return []
+        return await self._call(self._read_ids_sync, ids[:500])
+
+    def _oldest_sync(self) -> float | None:
+        row = self._db_or_raise().execute("SELECT min(created_at) FROM outbox").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    async def oldest_created_at(self) -> float | None:
+        """``time.time()`` at which the oldest row still waiting was appended; None when empty."""
+        return await self._call(self._oldest_sync)

@@ -1,12 +1,19 @@
-"""The MQTT session: connect, announce, drain the outbox in order, reconnect with backoff.
+"""The MQTT session: connect, announce, publish the outbox in order, reconnect with backoff.
 
 One aiomqtt client per connection attempt. The last will is this agent's ``offline``
-:class:`~collector.wire.AgentStatus` (retained, QoS 1); right after CONNACK the retained
-``online`` birth is published. Then outbox rows go out oldest first at QoS 1 with at most
-``mqtt.max_inflight`` awaiting their PUBACK (aiomqtt's ``publish`` returns after the PUBACK), and
-a row is deleted only once acknowledged. All publishes share one TCP connection, so they reach
-the broker in row order. When the connection drops, unacknowledged rows stay and the next
-connection starts again at the oldest row; a redelivered batch keeps its ``batch_id``.
+:class:`~collector.wire.AgentStatus` (retained, QoS 1); right after CONNACK the agent subscribes
+to its ``ack`` topic and publishes the retained ``online`` birth. Then outbox rows go out oldest
+first at QoS 1 with at most ``mqtt.max_inflight`` awaiting their PUBACK. All publishes share one
+TCP connection, so they reach the broker in row order.
+
+End-to-end acknowledgement: a PUBACK only says the broker has the message. A row is deleted
+when the controller confirms it committed the batch (:class:`~collector.wire.BatchAck` on
+``{site}/ack``). A row not confirmed ``confirm_timeout_s`` after it was published is published
+again, then after twice that, and so on up to ``resend_max_s``; when a confirmation arrives after
+a silence (the controller is back) every waiting row is due at once. Each new connection starts
+again at the oldest row. A re-sent batch keeps its ``batch_id``: the controller stores it once
+and confirms it again. Every ``heartbeat_s`` a :class:`~collector.wire.Heartbeat` reports the
+outbox and the polls.
 
 Reconnects wait ``min_s · 2^attempt`` capped at ``max_s``, with full jitter (a random fraction of
 that), so agents of a site that lost the broker together do not return together.
@@ -17,15 +24,19 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import aiomqtt
 import structlog
 
+from agent.metrics import POLL_RESULTS
 from collector.mqtt_client import without_cycles
-from collector.wire.codec import encode
-from collector.wire.messages import AgentState, AgentStatus
+from collector.wire.codec import DecodeError, decode, encode
+from collector.wire.messages import AgentState, AgentStatus, BatchAck, Heartbeat
 from collector.wire.topics import TopicKind, topic
 
 if TYPE_CHECKING:
@@ -37,6 +48,19 @@ log = structlog.get_logger(__name__)
 _random = random.Random()  # noqa: S311 - jitter, not security
 
 StatusFactory = Callable[[AgentState], AgentStatus]
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A published row waiting for the controller's confirmation."""
+
+    at: float  # monotonic time of the last publish
+    times: int  # how often it was published
+
+
+def _due(sent: _Sent, now: float, timeout_s: float, max_s: float) -> bool:
+    wait: float = min(max_s, timeout_s * 2.0 ** min(sent.times - 1, 20))
+    return now - sent.at >= wait
 
 
 def tls_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
@@ -77,6 +101,10 @@ class Publisher:
         self._metrics = metrics
         self._obs_topic = topic(settings.site_id, TopicKind.OBS, settings.mqtt.prefix)
         self._status_topic = topic(settings.site_id, TopicKind.STATUS, settings.mqtt.prefix)
+        self._ack_topic = topic(settings.site_id, TopicKind.ACK, settings.mqtt.prefix)
+        self._heartbeat_topic = topic(settings.site_id, TopicKind.HEARTBEAT, settings.mqtt.prefix)
+        self._sent: dict[int, _Sent] = {}  # row id → its last publish, until confirmed
+        self._last_confirm = time.monotonic()
         self._tls = tls_context(settings.mqtt)
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
@@ -144,6 +172,7 @@ class Publisher:
             client = self._make_client()
             try:
                 async with client:
+                    await client.subscribe(self._ack_topic, qos=1, timeout=self._mqtt.publish_timeout_s)
                     await client.publish(
                         self._status_topic, encode(self._status(AgentState.ONLINE)), qos=1, retain=True
                     )
@@ -182,9 +211,12 @@ class Publisher:
             await asyncio.sleep(delay)
 
     async def _pump(self, client: aiomqtt.Client) -> None:
+        self._sent.clear()  # a new connection publishes every waiting row again, oldest first
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._watch(client), name="mqtt-watch")
             window = asyncio.Semaphore(self._mqtt.max_inflight)
+            tg.create_task(self._resend(client, window, tg), name="mqtt-resend")
+            tg.create_task(self._heartbeats(client), name="mqtt-heartbeat")
             sent_up_to = 0  # row id; every row up to it is published or in flight on this connection
             while True:
                 await self._outbox.wait_for_rows_after(sent_up_to)
@@ -194,21 +226,99 @@ class Publisher:
                     tg.create_task(self._publish(client, row, window))
                     sent_up_to = row.id
                 if not rows:
-                    # Rows between sent_up_to and max_id were dropped before we read them.
+                    # Rows between sent_up_to and max_id were dropped or confirmed before we read them.
                     sent_up_to = self._outbox.max_id
 
     async def _watch(self, client: aiomqtt.Client) -> None:
-        """Raise :class:`aiomqtt.MqttError` as soon as the connection is lost."""
-        async for _message in client.messages:
-            pass  # commands (cmd topic) will be dispatched here
+        """Take the controller's confirmations; raise :class:`aiomqtt.MqttError` as soon as the
+        connection is lost."""
+        async for message in client.messages:
+            if message.topic.matches(self._ack_topic):
+                await self._confirmed(message.topic.value, message.payload)
 
-    async def _publish(self, client: aiomqtt.Client, row: OutboxRow, window: asyncio.Semaphore) -> None:
+    async def _confirmed(self, topic_name: str, payload: object) -> None:
+        data = payload if isinstance(payload, bytes | bytearray | str) else b""
+        try:
+            _topic, ack = decode(topic_name, data, prefix=self._mqtt.prefix)
+        except DecodeError as err:
+            log.warning("ack_rejected", reason_code=err.code, reason=err.reason[:300])
+            return
+        if not isinstance(ack, BatchAck) or ack.agent_id != self._settings.agent_id:
+            return  # not a confirmation for this agent
+        now = time.monotonic()
+        if now - self._last_confirm >= self._mqtt.confirm_timeout_s:
+            for sent in self._sent.values():  # the controller is back: what waits is due now
+                sent.at = 0.0
+        self._last_confirm = now
+        deleted = await self._outbox.confirm([(boot, first, last) for boot, first, last in ack.ranges])
+        for row_id in deleted:
+            self._sent.pop(row_id, None)
+        self._metrics.confirmed.inc(len(deleted))
+
+    async def _publish(
+        self, client: aiomqtt.Client, row: OutboxRow, window: asyncio.Semaphore, *, again: bool = False
+    ) -> None:
         try:
             await client.publish(self._obs_topic, row.payload, qos=1, timeout=self._mqtt.publish_timeout_s)
         finally:
             window.release()
-        await self._outbox.delete(row.id)
         self._metrics.published.inc()
+        if again:
+            self._metrics.resent.inc()
+        previous = self._sent.get(row.id)
+        if previous is None and again:
+            return  # confirmed while it was on its way again
+        self._sent[row.id] = _Sent(time.monotonic(), previous.times + 1 if previous else 1)
+
+    async def _resend(
+        self, client: aiomqtt.Client, window: asyncio.Semaphore, tg: asyncio.TaskGroup
+    ) -> None:
+        """Publish again what the controller has not confirmed in time (oldest first)."""
+        tick = min(self._mqtt.confirm_timeout_s / 4, 5.0)
+        timeout, most = self._mqtt.confirm_timeout_s, self._mqtt.resend_max_s
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            waiting = self._sent.items()
+            due = sorted(row_id for row_id, sent in waiting if _due(sent, now, timeout, most))[:500]
+            if not due:
+                continue
+            rows = await self._outbox.read_ids(due)
+            present = {row.id for row in rows}
+            for row_id in due:
+                if row_id not in present:
+                    self._sent.pop(row_id, None)  # confirmed or dropped meanwhile
+                else:
+                    self._sent[row_id].at = now  # not due again while this re-send is queued
+            if rows:
+                log.info("resending_unconfirmed", rows=len(rows), oldest_row=rows[0].id)
+            for row in rows:
+                await window.acquire()
+                tg.create_task(self._publish(client, row, window, again=True))
+
+    def heartbeat(self) -> Heartbeat:
+        polls = {r: int(self._metrics.value("fernwart_polls_total", result=r)) for r in POLL_RESULTS}
+        return Heartbeat(
+            site_id=self._settings.site_id,
+            agent_id=self._settings.agent_id,
+            sent_at=datetime.now(UTC),
+            boot=self._outbox.boot,
+            interval_s=self._mqtt.heartbeat_s,
+            outbox_rows=self._outbox.rows,
+            outbox_bytes=self._outbox.size_bytes,
+            oldest_unsent_s=None,
+            dropped=self._outbox.dropped,
+            polls=polls,
+        )
+
+    async def _heartbeats(self, client: aiomqtt.Client) -> None:
+        while True:
+            beat = self.heartbeat()
+            oldest = await self._outbox.oldest_created_at()
+            if oldest is not None:
+                beat = beat.model_copy(update={"oldest_unsent_s": max(0.0, time.time() - oldest)})
+            await client.publish(self._heartbeat_topic, encode(beat), qos=0)
+            await asyncio.sleep(self._mqtt.heartbeat_s)
 
 
 def _retrieve_connection_errors(client: aiomqtt.Client) -> None:

@@ -94,6 +94,13 @@ class MqttSettings(_Section):
     publish_timeout_s: float = Field(10.0, gt=0)
     # Publishes awaiting PUBACK at once. Rows go out in order on one connection either way.
     max_inflight: int = Field(16, ge=1, le=1000)
+    # A row the controller has not confirmed this long after it was published goes out again;
+    # each further re-send waits twice as long, up to resend_max_s. Every reconnect re-sends all.
+    confirm_timeout_s: float = Field(30.0, gt=0, le=3600)
+    resend_max_s: float = Field(600.0, gt=0, le=86_400)
+    # The agent's heartbeat (outbox depth, drops, poll results); the controller marks the agent
+    # offline after three missed heartbeats.
+    heartbeat_s: float = Field(30.0, ge=1, le=3600)
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
 
 

@@ -31,8 +31,9 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import exc as sa_exc
 
 from collector.mqtt_client import without_cycles
-from collector.wire import TopicKind
+from collector.wire import BatchAck, TopicKind, encode
 from collector.wire.topics import subscription
+from collector.wire.topics import topic as topic_name
 from controller.decode_pool import DecodePool, default_workers
 from controller.prepare import Outcome, PreparedBatch
 from controller.storage.records import STORE_FAILED, FlushResult, Received
@@ -55,6 +56,7 @@ class Ingest:
         self._store = store
         self._metrics = metrics
         self.connected = asyncio.Event()
+        self._acks: set[asyncio.Task[None]] = set()  # confirmations on their way to the agents
         workers = settings.ingest.decode_workers
         self._pool = DecodePool(
             default_workers() if workers is None else workers,
@@ -207,7 +209,8 @@ class Ingest:
             if not flush:
                 continue
             items = [item for chunk in flush for item in await self._received(chunk)]
-            await self._write(items)
+            confirmed = await self._write(items)
+            self._confirm(client, confirmed)
             paho = client._client  # noqa: SLF001 (manual acknowledgement, see run)
             for chunk in flush:
                 for message in chunk.messages:
@@ -236,7 +239,34 @@ class Ingest:
             flush.append(chunk)
             count += len(chunk.messages)
 
-    async def _write(self, items: list[Received]) -> None:
+    def _confirm(self, client: aiomqtt.Client, confirmed: list[tuple[str, str, int, int]]) -> None:
+        """Tell each agent which of its batches are committed (after the commit, QoS 1).
+
+        Sent in the background: a lost confirmation costs one re-send by the agent, which the
+        batch id turns into a duplicate that is confirmed again.
+        """
+        if not confirmed:
+            return
+        by_agent: dict[tuple[str, str], dict[int, list[int]]] = {}
+        for site_id, agent_id, boot, seq in confirmed:
+            by_agent.setdefault((site_id, agent_id), {}).setdefault(boot, []).append(seq)
+        now = datetime.now(UTC)
+        for (site_id, agent_id), boots in by_agent.items():
+            ack = BatchAck(site_id=site_id, agent_id=agent_id, sent_at=now, ranges=_ranges(boots))
+            name = topic_name(site_id, TopicKind.ACK, self._mqtt.prefix)
+            task = asyncio.create_task(self._publish_ack(client, name, encode(ack), len(confirmed)))
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+
+    async def _publish_ack(self, client: aiomqtt.Client, name: str, payload: bytes, count: int) -> None:
+        try:
+            await client.publish(name, payload, qos=1, timeout=10)
+        except aiomqtt.MqttError as err:
+            log.debug("confirmation_not_sent", topic=name, error=str(err))
+        else:
+            self._metrics.acks.inc(count)
+
+    async def _write(self, items: list[Received]) -> list[tuple[str, str, int, int]]:
         """Store until it works: nothing is acknowledged before it is committed.
 
         While the database is unreachable the flush is retried as it is. When the database refuses
@@ -253,8 +283,7 @@ class Ingest:
                 self._metrics.store_errors.inc()
                 if not _transient(err):
                     log.warning("flush_refused", messages=len(items), error=str(err)[:500])
-                    await self._isolate(items, err)
-                    return
+                    return await self._isolate(items, err)
                 log.exception("flush_failed", messages=len(items), error=str(err)[:500], retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -263,21 +292,23 @@ class Ingest:
         self._metrics.flush_seconds.observe(asyncio.get_running_loop().time() - started)
         self._metrics.flush_messages.observe(len(items))
         self._account(items, result)
+        return result.confirmed
 
-    async def _isolate(self, items: list[Received], err: Exception) -> None:
+    async def _isolate(self, items: list[Received], err: Exception) -> list[tuple[str, str, int, int]]:
         if len(items) == 1 and items[0].message is not None:
             item = items[0]
             reason = f"the database refused it: {type(err).__name__}: {str(err).splitlines()[0][:500]}"
             items = [Received(item.topic, item.payload, item.received_at, code=STORE_FAILED, reason=reason)]
-            await self._write(items)
-            return
+            confirmed = await self._write(items)
+            message = item.message
+            if isinstance(message, PreparedBatch):  # a dead letter for good: no use sending it again
+                confirmed.append((message.site_id, message.agent_id, message.boot, message.seq))
+            return confirmed
         if len(items) == 1:  # even the dead letter was refused: keep trying, do not drop it
             await asyncio.sleep(1.0)
-            await self._write(items)
-            return
+            return await self._write(items)
         half = len(items) // 2
-        await self._write(items[:half])
-        await self._write(items[half:])
+        return [*await self._write(items[:half]), *await self._write(items[half:])]
 
     def _account(self, items: list[Received], result: FlushResult) -> None:
         m = self._metrics
@@ -332,6 +363,21 @@ def _payload(message: aiomqtt.Message) -> bytes:
     if isinstance(payload, bytearray):
         return bytes(payload)
     return str(payload).encode()
+
+
+def _ranges(boots: dict[int, list[int]]) -> list[tuple[int, int, int]]:
+    """``[boot, first, last]`` runs of consecutive seqs, per boot, in order."""
+    ranges: list[tuple[int, int, int]] = []
+    for boot in sorted(boots):
+        seqs = sorted(set(boots[boot]))
+        first = last = seqs[0]
+        for seq in seqs[1:]:
+            if seq != last + 1:
+                ranges.append((boot, first, last))
+                first = seq
+            last = seq
+        ranges.append((boot, first, last))
+    return ranges
 
 
 def _transient(err: Exception) -> bool:

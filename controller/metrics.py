@@ -66,6 +66,11 @@ class Metrics:
             "Decode worker pools replaced after a worker died (that flush was decoded inline)",
             registry=r,
         )
+        self.acks = Counter(
+            "fernwart_ingest_confirmations_total",
+            "Batches confirmed to their agents as committed (BatchAck)",
+            registry=r,
+        )
         self.connected = Gauge("fernwart_mqtt_connected", "1 while connected to the broker", registry=r)
         self.agents_offline = Counter(
             "fernwart_agents_offline_total", "Last wills (offline) received", registry=r

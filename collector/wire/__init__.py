@@ -10,8 +10,10 @@ from collector.wire.messages import (
     SCHEMA_VERSION,
     AgentState,
     AgentStatus,
+    BatchAck,
     Command,
     CommandResult,
+    Heartbeat,
     ObservationBatch,
 )
 from collector.wire.topics import Topic, TopicKind, parse_topic
@@ -21,9 +23,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "AgentState",
     "AgentStatus",
+    "BatchAck",
     "Command",
     "CommandResult",
     "DecodeError",
+    "Heartbeat",
     "ObservationBatch",
     "Topic",
     "TopicKind",

@@ -14,8 +14,10 @@ from pydantic import TypeAdapter, ValidationError
 from collector.wire.messages import (
     SCHEMA_VERSION,
     AgentStatus,
+    BatchAck,
     Command,
     CommandResult,
+    Heartbeat,
     ObservationBatch,
 )
 from collector.wire.topics import TopicError, TopicKind, parse_topic
@@ -42,10 +44,12 @@ _MODELS: Final[dict[TopicKind, type[BaseModel]]] = {
     TopicKind.STATUS: AgentStatus,
     TopicKind.CMD: Command,
     TopicKind.CMD_RESULT: CommandResult,
+    TopicKind.ACK: BatchAck,
+    TopicKind.HEARTBEAT: Heartbeat,
 }
 _ADAPTERS: Final = {kind: TypeAdapter(model) for kind, model in _MODELS.items()}
 
-Message = ObservationBatch | AgentStatus | Command | CommandResult
+Message = ObservationBatch | AgentStatus | Command | CommandResult | BatchAck | Heartbeat
 
 
 class DecodeError(ValueError):

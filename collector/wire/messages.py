@@ -21,6 +21,7 @@ from collector.model import AgentId, DeviceId, Observation, ShortText, SiteId
 
 SCHEMA_VERSION = 1
 MAX_BATCH = 1000
+_Count = Annotated[int, Field(ge=0)]
 
 
 class _Message(BaseModel):
@@ -62,6 +63,35 @@ class AgentStatus(_Message):
     devices: list[DeviceId] = Field(default_factory=list, max_length=100_000)
     # Expected poll interval per device, so the controller can mark a device stale.
     intervals_s: dict[DeviceId, float] = Field(default_factory=dict)
+
+
+class BatchAck(_Message):
+    """The controller to one agent (``agent_id``): these batches are committed to its store.
+
+    ``ranges`` are ``[boot, first_seq, last_seq]`` (inclusive), each seq committed, whether
+    stored now, stored before (a redelivery) or refused into the dead letters for good. The agent
+    keeps every outbox row until a BatchAck names it, and re-sends what stays unconfirmed;
+    ``batch_id`` makes the re-sends harmless. A lost BatchAck costs one re-send.
+    """
+
+    type: Literal["ack"] = "ack"
+    ranges: list[tuple[_Count, _Count, _Count]] = Field(min_length=1, max_length=10_000)
+
+
+class Heartbeat(_Message):
+    """Every ``heartbeat_s``: the agent is alive, and how its outbox and polls are doing. The
+    controller marks an agent offline when heartbeats are overdue (a last will can be lost)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+    boot: int = Field(ge=0)
+    interval_s: float = Field(gt=0, le=86_400)
+    outbox_rows: int = Field(ge=0)
+    outbox_bytes: int = Field(ge=0)
+    oldest_unsent_s: float | None = Field(None, ge=0)  # age of the oldest row not yet confirmed
+    dropped: int = Field(ge=0)  # outbox rows dropped since the agent started
+    polls: dict[Annotated[str, StringConstraints(max_length=32)], _Count] = Field(
+        default_factory=dict, max_length=32
+    )  # poll results by outcome since the agent started
 
 
 class Command(_Message):

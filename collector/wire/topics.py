@@ -4,6 +4,8 @@
     fernwart/v1/{site}/status       agent → controller   AgentStatus (retained birth, last will)
     fernwart/v1/{site}/cmd          controller → agent   Command (QoS 1)
     fernwart/v1/{site}/cmd_result   agent → controller   CommandResult (QoS 1)
+    fernwart/v1/{site}/ack          controller → agent   BatchAck (QoS 1): batches committed
+    fernwart/v1/{site}/heartbeat    agent → controller   Heartbeat (QoS 0, every heartbeat_s)
 
 Observations are per site, not per device: one message carries a batch of observations from one
 agent, so the broker and the controller handle far fewer, larger messages (the ingest rate is
@@ -26,6 +28,8 @@ class TopicKind(StrEnum):
     STATUS = "status"
     CMD = "cmd"
     CMD_RESULT = "cmd_result"
+    ACK = "ack"
+    HEARTBEAT = "heartbeat"
 
 
 class TopicError(ValueError):

@@ -76,3 +76,6 @@ class FlushResult:
     gaps: list[GapRecord] = field(default_factory=list)  # of those, what is still missing after it
     rejected: list[Rejection] = field(default_factory=list)
     offline_agents: list[str] = field(default_factory=list)
+    # (site_id, agent_id, boot, seq) of every batch this flush committed (stored now or before):
+    # the controller confirms them to their agents (collector.wire.BatchAck).
+    confirmed: list[tuple[str, str, int, int]] = field(default_factory=list)

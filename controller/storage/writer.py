@@ -486,6 +486,7 @@ class FlushWriter:
             elif isinstance(message, CommandResult):
                 results.append((message, item.received_at))
             elif isinstance(message, PreparedBatch):
+                result.confirmed.append((message.site_id, message.agent_id, message.boot, message.seq))
                 if message.batch_id not in new_ids:
                     result.duplicate_batches += 1
                     continue
