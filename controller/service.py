@@ -62,6 +62,7 @@ async def run(
         settings.database.url.get_secret_value(),
         tenant_of=settings.tenant_of,
         dead_letter_max_bytes=settings.ingest.dead_letter_max_bytes,
+        max_future_skew_s=settings.ingest.max_future_skew_s,
         pool_size=settings.database.pool_size,
     ) as store:
         ingest = Ingest(settings, store, metrics)
