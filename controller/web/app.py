@@ -7,7 +7,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.storage import DeviceFilter
-from controller.web import catalog_api, fleet
+from controller.web import catalog_api, enroll_api, fleet
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
 from controller.web.responses import parse_query as _query
@@ -78,4 +78,5 @@ def make_app(state: AppState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", fleet.page)
     catalog_api.add_routes(app)
+    enroll_api.add_routes(app)
     return app
