@@ -31,12 +31,13 @@ from pathlib import Path
 import aiomqtt
 import pytest
 import sqlalchemy as sa
+import structlog
 
 from agent.service import AgentService
 from collector.wire import AgentState, encode
 from collector.wire.topics import TopicKind, topic
 from controller import service
-from controller.settings import load_settings
+from controller.settings import ControllerSettings, load_settings, settings_from_dict
 from controller.storage import Store
 from controller.storage import models as m
 from fernwart_cli.main import main as fernwart
@@ -271,7 +272,32 @@ async def test_the_real_agent_flows_into_the_controller(deployment: Deployment, 
     d = deployment
     settings = load_settings(d.config)
     stop = asyncio.Event()
-    controller = asyncio.create_task(service.run(settings, stop, handle_signals=False))
+    with structlog.testing.capture_logs() as logs:
+        controller = asyncio.create_task(service.run(settings, stop, handle_signals=False))
+        await _flows(d, settings, controller, stop, tmp_path)
+    # Both send a password over plain MQTT here (the test's loopback listener): both warn, once,
+    # and no log line carries a password.
+    warned = [entry for entry in logs if entry["event"] == "mqtt_password_without_tls"]
+    assert len(warned) == 2
+    text = repr(logs)
+    assert CONTROLLER_PASSWORD not in text
+    assert d.passwords["agent-a"] not in text
+
+
+def test_no_warning_with_tls(tmp_path: Path) -> None:
+    settings = settings_from_dict({"mqtt": {"username": "u", "password": "p", "tls": True}})
+    with structlog.testing.capture_logs() as logs:
+        service.warn_plain_password(settings)
+    assert logs == []
+
+
+async def _flows(
+    d: Deployment,
+    settings: ControllerSettings,
+    controller: asyncio.Task[None],
+    stop: asyncio.Event,
+    tmp_path: Path,
+) -> None:
     try:
         await wait_for_connection(settings, controller)
         agent = agent_settings(
