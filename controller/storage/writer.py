@@ -94,9 +94,12 @@ def _statements(dialect: str) -> _Statements:
     )
     sites = m.SITES
     return _Statements(
-        owners=sa.select(sites.c.site_id, sites.c.agent_id).where(
-            _one_of(dialect, sites.c.site_id, "ids"), sites.c.revoked_at.is_(None)
-        ),
+        # Locked, in one order (PostgreSQL; SQLite has one writer anyway): flushes for one site on
+        # several controllers take turns, also before its agent has an ``agents`` row to lock.
+        owners=sa.select(sites.c.site_id, sites.c.agent_id)
+        .where(_one_of(dialect, sites.c.site_id, "ids"), sites.c.revoked_at.is_(None))
+        .order_by(sites.c.site_id)
+        .with_for_update(),
         announce_devices=announce,
         load_agents=sa.select(agents)
         .where(_one_of(dialect, agents.c.agent_id, "ids"))
@@ -477,8 +480,9 @@ class FlushWriter:
         owners = self._owners(conn, accepted)
         kept = self._check_clock(self._check_owners(accepted, owners, dead), dead)
         batches = [item for item in kept if isinstance(item.message, PreparedBatch)]
-        # Agents first, locked (PostgreSQL): flushes of one agent on several controllers take turns,
-        # so each sees the (boot, seq) the previous one committed.
+        # Sites were locked by _owners, then agents (PostgreSQL): flushes of one agent on several
+        # controllers take turns, so each sees the (boot, seq) the previous one committed. (The
+        # agents lock alone missed a new agent's first flushes, which have no row to lock yet.)
         agents = self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
         new_ids = self._insert_batches(conn, batches, now)
         new_batches: list[PreparedBatch] = []
@@ -524,7 +528,8 @@ class FlushWriter:
 
     @staticmethod
     def _owners(conn: sa.Connection, accepted: list[Received]) -> dict[str, str]:
-        """The enrolled agent of each site in ``accepted`` that is enrolled (one select)."""
+        """The enrolled agent of each site in ``accepted`` that is enrolled (one select, locking
+        those sites' rows until the flush commits)."""
         sites = sorted({item.message.site_id for item in accepted if item.message is not None})
         if not sites:
             return {}
