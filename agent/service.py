@@ -119,6 +119,14 @@ class AgentService:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
+        if s.mqtt.password is not None and s.mqtt.tls is None:
+            # TLS is the documented default for agents (docs/broker.md).
+            log.warning(
+                "mqtt_password_without_tls",
+                host=s.mqtt.host,
+                port=s.mqtt.port,
+                hint="the broker password travels in clear: add an [mqtt.tls] table",
+            )
         async with contextlib.AsyncExitStack() as stack:
             outbox = await stack.enter_async_context(Outbox.open(s.outbox, self.metrics))
             self.outbox = outbox

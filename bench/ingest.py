@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from collector.model import Health, HealthStatus, Identity, Observation, SoftwareComponent  # noqa: E402
 from collector.wire import ObservationBatch, encode  # noqa: E402
-from controller.storage import Store  # noqa: E402
+from controller.storage import Store, enrollment  # noqa: E402
 from controller.storage import models as m  # noqa: E402
 
 MARKER = datetime(1999, 9, 9, 9, 9, 9, 90909, tzinfo=UTC)
@@ -440,6 +440,9 @@ async def run_backend(
                     await asyncio.sleep(0.1)
                 else:
                     raise SystemExit(f"controller did not come up, see {log.name}")
+            async with Store.open(db_url) as store:  # the controller accepts enrolled sites only
+                for site, _ in work:
+                    await enrollment.enroll(store, site, "agent-" + site.removeprefix("site-"))
             total_msgs = sum(len(p) for _, p in work)
             total_obs = total_msgs * args.per_batch
             ctx = multiprocessing.get_context("fork")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from collector.wire.codec import REASON_CODES
-from controller.storage.records import AGENT_MISMATCH, STORE_FAILED
+from controller.storage.records import AGENT_MISMATCH, FUTURE_TIMESTAMP, NOT_ENROLLED, STORE_FAILED
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -23,7 +23,7 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        for reason in (*REASON_CODES, AGENT_MISMATCH, STORE_FAILED):
+        for reason in (*REASON_CODES, AGENT_MISMATCH, NOT_ENROLLED, FUTURE_TIMESTAMP, STORE_FAILED):
             self.rejected.labels(reason=reason)
         self.batches = Counter(
             "fernwart_ingest_batches_total",

@@ -54,6 +54,7 @@ class PreparedBatch:
     seq: int
     sent_at: datetime
     observations: tuple[PreparedObservation, ...]
+    newest_us: int  # the newest observed_at (microseconds since the epoch), for the future-skew check
     # The observations as PostgreSQL COPY rows (controller.pg_copy), when the store is PostgreSQL.
     copy: CopyRows | None = None
 
@@ -138,6 +139,7 @@ def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBat
         batch.seq,
         batch.sent_at.astimezone(UTC),
         tuple(rows),
+        max((row.observed_us for row in rows), default=0),
         encode_copy(batch.site_id, batch.agent_id, batch_id, rows) if copy else None,
     )
 

@@ -52,6 +52,18 @@ async def _watchdog(stop: asyncio.Event, interval_s: float) -> None:
                 await stop.wait()
 
 
+def warn_plain_password(settings: ControllerSettings) -> None:
+    """TLS is the documented default: a broker password sent in clear is worth a warning."""
+    mqtt = settings.mqtt
+    if mqtt.password is not None and not mqtt.tls:
+        log.warning(
+            "mqtt_password_without_tls",
+            host=mqtt.host,
+            port=mqtt.port,
+            hint="the broker password travels in clear: set [mqtt] tls = true (docs/broker.md)",
+        )
+
+
 async def run(
     settings: ControllerSettings, stop: asyncio.Event | None = None, *, handle_signals: bool = True
 ) -> None:
@@ -60,10 +72,12 @@ async def run(
     if handle_signals:
         install_signal_handlers(stop)
     metrics = Metrics()
+    warn_plain_password(settings)
     async with Store.open(
         settings.database.url.get_secret_value(),
         tenant_of=settings.tenant_of,
         dead_letter_max_bytes=settings.ingest.dead_letter_max_bytes,
+        max_future_skew_s=settings.ingest.max_future_skew_s,
         pool_size=settings.database.pool_size,
     ) as store:
         ingest = Ingest(settings, store, metrics)

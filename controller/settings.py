@@ -89,6 +89,10 @@ class IngestSettings(_Section):
     # Processes that validate and shape messages beside the event loop; unset: one per spare
     # core, at most four; 0: decode on the event loop (a single-core host).
     decode_workers: int | None = Field(None, ge=0, le=64)
+    # A batch whose sent_at or any observed_at lies further than this beyond the time it was
+    # received is refused (dead letter future_timestamp): a clock far ahead would pin a device's
+    # state, since a device row only moves forward in time.
+    max_future_skew_s: float = Field(300.0, gt=0)
 
 
 class SiteSettings(_Section):

@@ -4,6 +4,11 @@ Starts, in order: the embedded amqtt broker, a lab of simulated SNMP devices (sn
 loopback), the controller (SQLite) and an agent polling the lab. Each is its own process started
 exactly as in production (``python -m controller --config …``), only configured for loopback. Prints
 the console URL and stops everything, in reverse order, on Ctrl-C or SIGTERM.
+
+The controller accepts messages only for enrolled sites, so the demo enrolls its lab site for its
+agent before the controller starts, as an admin would with ``fernwart controller enroll``. The
+embedded amqtt broker stays anonymous, on loopback only: the demo has no broker users or ACL and
+its agent sends no password (a real deployment: ``fernwart controller broker-config``).
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from types import FrameType
 
 import aiomqtt
 
+from controller.settings import load_settings
+from controller.storage import Store, enrollment
 from lab.devices import lab_devices
 from lab.snmpsim import start_snmpsim
 
 CATALOG = Path(__file__).resolve().parents[1] / "lab" / "catalog"
 SITE_ID = "lab-berlin"
+AGENT_ID = "lab-agent-1"
 TENANT = "demo-customer"
 
 
@@ -152,7 +160,7 @@ def agent_config(state: Path, broker_port: int, snmp_port: int, interval_s: floa
     lines = [
         "# Written by `fernwart demo`: one agent polling the simulated lab over SNMPv2c.",
         f'site_id = "{SITE_ID}"',
-        'agent_id = "lab-agent-1"',
+        f'agent_id = "{AGENT_ID}"',
         'log_level = "info"',
         "",
         "[mqtt]",
@@ -183,6 +191,24 @@ def agent_config(state: Path, broker_port: int, snmp_port: int, interval_s: floa
             f'community = "{device.community}"',
         ]
     return "\n".join(lines) + "\n"
+
+
+def enroll_lab_site(config: Path) -> str:
+    """Enroll the lab site for the lab agent in the controller's database (kept when a previous
+    demo run in the same state directory enrolled it). Returns a one-line summary."""
+
+    async def enroll() -> str:
+        settings = load_settings(config)
+        async with Store.open(settings.database.url.get_secret_value()) as store:
+            current = await enrollment.get_enrollment(store, SITE_ID)
+            if current is not None and current.active and current.agent_id == AGENT_ID:
+                return f"site {SITE_ID}: enrolled for agent {AGENT_ID} (from an earlier run)"
+            if current is not None and current.active:
+                await enrollment.unenroll(store, SITE_ID)
+            await enrollment.enroll(store, SITE_ID, AGENT_ID, enrolled_by="fernwart demo")
+        return f"site {SITE_ID}: enrolled for agent {AGENT_ID} (embedded broker: anonymous, loopback only)"
+
+    return asyncio.run(enroll())
 
 
 @dataclass
@@ -240,6 +266,7 @@ def run_demo(args: argparse.Namespace) -> int:
         (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval))
         token_file = state / "admin.token"
         token = create_admin_token(python, state / "controller.toml", token_file)
+        sys.stdout.write(enroll_lab_site(state / "controller.toml") + "\n")
         controller = stack.start(
             "controller",
             [python, "-m", "controller", "--config", str(state / "controller.toml")],

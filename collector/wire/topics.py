@@ -9,7 +9,9 @@
 
 Observations are per site, not per device: one message carries a batch of observations from one
 agent, so the broker and the controller handle far fewer, larger messages (the ingest rate is
-bounded by messages/s, not bytes). A broker ACL per agent grants ``fernwart/v1/{its site}/#``.
+bounded by messages/s, not bytes). One agent is enrolled per site, so a site's topics are its
+agent's: the broker ACL (``fernwart controller broker-config``, docs/broker.md) lets an agent
+publish only its site's obs, status and cmd_result and read only its site's cmd.
 A deployment may put everything under another root (``prefix``), e.g. one per test.
 """
 

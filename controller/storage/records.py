@@ -8,7 +8,9 @@ from datetime import datetime
 from collector.wire import AgentStatus, CommandResult, ObservationBatch, encode
 from controller.prepare import PreparedBatch, prepare_batch
 
-AGENT_MISMATCH = "agent_mismatch"
+AGENT_MISMATCH = "agent_mismatch"  # the site is enrolled for another agent
+NOT_ENROLLED = "not_enrolled"  # no such site enrolled (or its enrollment revoked)
+FUTURE_TIMESTAMP = "future_timestamp"  # sent_at or an observed_at beyond [ingest] max_future_skew_s
 STORE_FAILED = "store_failed"  # valid on the wire, refused by the database
 
 # An ObservationBatch is accepted too (tests, tools); the store prepares it first (see prepared()).

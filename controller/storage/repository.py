@@ -183,6 +183,7 @@ class Store:
         *,
         tenant_of: Callable[[str], str] = lambda _site: "default",
         dead_letter_max_bytes: int = 64 * 1024,
+        max_future_skew_s: float | None = 300.0,
         pool_size: int = 5,
     ) -> AsyncIterator[Store]:
         engine = create_engine(url, pool_size=pool_size)
@@ -191,7 +192,11 @@ class Store:
         checkpoints = None
         try:
             await migrate.upgrade(engine)
-            writer = FlushWriter(tenant_of=tenant_of, dead_letter_max_bytes=dead_letter_max_bytes)
+            writer = FlushWriter(
+                tenant_of=tenant_of,
+                dead_letter_max_bytes=dead_letter_max_bytes,
+                max_future_skew_s=max_future_skew_s,
+            )
             store = cls(engine, writer, flush_engine)
             if flush_engine is not None and flush_engine.url.database:
                 checkpoints = asyncio.create_task(_checkpoints(flush_engine.url.database), name="checkpoints")
@@ -219,16 +224,16 @@ class Store:
         if self._flush_thread is not None:
             loop = asyncio.get_running_loop()
             async with self._turns:
-                result, owners = await loop.run_in_executor(self._flush_thread, self._write_in_thread, items)
+                result = await loop.run_in_executor(self._flush_thread, self._write_in_thread, items)
         else:
             async with self.writing() as conn:
-                result, owners = await conn.run_sync(self._writer.write, items)
-        self._writer.committed(owners)
+                result = await conn.run_sync(self._writer.write, items)
+        self._writer.committed()
         for listener in self._flush_listeners:
             listener(items)
         return result
 
-    def _write_in_thread(self, items: list[Received]) -> tuple[FlushResult, dict[str, str]]:
+    def _write_in_thread(self, items: list[Received]) -> FlushResult:
         assert self._flush_engine is not None
         with self._flush_engine.begin() as conn:
             return self._writer.write(conn, items)

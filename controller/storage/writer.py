@@ -5,8 +5,13 @@ Guarantees, also across restarts and several controller instances sharing one da
 * a batch is stored at most once: ``batches.batch_id`` is the primary key and the insert is
   ``ON CONFLICT DO NOTHING RETURNING``; only the batches this statement inserted get their
   observations written;
-* a site belongs to the agent whose birth or batch claimed it first (``sites`` row, insert-or-ignore);
-  a message from another agent for that site is dead-lettered as ``agent_mismatch``;
+* a message is accepted only for a site enrolled by an admin (a ``sites`` row, not revoked; see
+  :mod:`controller.storage.enrollment`) and only from the agent enrolled for it: others are
+  dead-lettered as ``not_enrolled`` or ``agent_mismatch``. Enrollments are read in every flush
+  (one indexed select), so an unenrollment or re-enrollment, also by another controller
+  instance, applies from the next flush on;
+* a batch stamped (``sent_at`` or an ``observed_at``) more than ``max_future_skew_s`` after it
+  was received is dead-lettered as ``future_timestamp``: it would pin a device's state;
 * a device row moves forward only: its upsert applies when the observation is not older;
 * firmware history gets a row when a device's firmware version differs from the stored one.
 """
@@ -29,6 +34,8 @@ from controller.prepare import PreparedBatch, PreparedObservation, epoch_us, utc
 from controller.storage import models as m
 from controller.storage.records import (
     AGENT_MISMATCH,
+    FUTURE_TIMESTAMP,
+    NOT_ENROLLED,
     FlushResult,
     GapRecord,
     Received,
@@ -39,12 +46,6 @@ _EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 (SQLite stores naive UTC)
 
 # Rows per multi-VALUES statement: far below SQLite's and PostgreSQL's bound-parameter limits.
 _CHUNK = 1000
-
-
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _on_driver(conn: sa.Connection, call: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -91,7 +92,14 @@ def _statements(dialect: str) -> _Statements:
             "agent_id": announce.excluded.agent_id,
         },
     )
+    sites = m.SITES
     return _Statements(
+        # Locked, in one order (PostgreSQL; SQLite has one writer anyway): flushes for one site on
+        # several controllers take turns, also before its agent has an ``agents`` row to lock.
+        owners=sa.select(sites.c.site_id, sites.c.agent_id)
+        .where(_one_of(dialect, sites.c.site_id, "ids"), sites.c.revoked_at.is_(None))
+        .order_by(sites.c.site_id)
+        .with_for_update(),
         announce_devices=announce,
         load_agents=sa.select(agents)
         .where(_one_of(dialect, agents.c.agent_id, "ids"))
@@ -106,6 +114,7 @@ def _statements(dialect: str) -> _Statements:
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
+    owners: sa.Select[Any]
     announce_devices: Any
     load_agents: sa.Select[Any]
     upsert_agents: Any
@@ -441,34 +450,39 @@ class _DeviceStates:
 
 
 class FlushWriter:
-    """Writes flushes; keeps the (permanent) site → agent ownership cached after commits."""
+    """Writes flushes. ``max_future_skew_s``: how far beyond its receive time a batch's clock may
+    be (agents' clocks drift; NTP keeps them within a second); None accepts any time."""
 
-    def __init__(self, *, tenant_of: Callable[[str], str], dead_letter_max_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        tenant_of: Callable[[str], str],
+        dead_letter_max_bytes: int,
+        max_future_skew_s: float | None = 300.0,
+    ) -> None:
         self._tenant_of = tenant_of
         self._dead_letter_max_bytes = dead_letter_max_bytes
-        self._owners: dict[str, str] = {}
+        self._max_skew = None if max_future_skew_s is None else timedelta(seconds=max_future_skew_s)
         self._devices = _DeviceStates()
 
-    def committed(self, owners: dict[str, str]) -> None:
-        self._owners.update(owners)
+    def committed(self) -> None:
+        """Call after the transaction of :meth:`write` committed."""
         self._devices.committed()
 
-    def write(self, conn: sa.Connection, items: list[Received]) -> tuple[FlushResult, dict[str, str]]:
-        """Write ``items`` on ``conn`` (inside the caller's transaction).
-
-        Returns the result and the site owners it resolved, to pass to :meth:`committed` after
-        the commit.
-        """
+    def write(self, conn: sa.Connection, items: list[Received]) -> FlushResult:
+        """Write ``items`` on ``conn`` (inside the caller's transaction); call :meth:`committed`
+        after the commit."""
         now = datetime.now(UTC)
         result = FlushResult()
         self._devices.begin()
         dead: list[Received] = [item for item in items if item.message is None]
         accepted = [item for item in items if item.message is not None]
-        owners = self._resolve_owners(conn, accepted, now)
-        kept = self._check_owners(accepted, owners, dead)
+        owners = self._owners(conn, accepted)
+        kept = self._check_clock(self._check_owners(accepted, owners, dead), dead)
         batches = [item for item in kept if isinstance(item.message, PreparedBatch)]
-        # Agents first, locked (PostgreSQL): flushes of one agent on several controllers take turns,
-        # so each sees the (boot, seq) the previous one committed.
+        # Sites were locked by _owners, then agents (PostgreSQL): flushes of one agent on several
+        # controllers take turns, so each sees the (boot, seq) the previous one committed. (The
+        # agents lock alone missed a new agent's first flushes, which have no row to lock yet.)
         agents = self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
         new_ids = self._insert_batches(conn, batches, now)
         new_batches: list[PreparedBatch] = []
@@ -511,48 +525,72 @@ class FlushWriter:
             dialect = conn.dialect.name
             ids = _values(dialect, [batch.batch_id for batch in new_batches])
             conn.execute(_statements(dialect).stored_at, {"ids": ids, "at": datetime.now(UTC)})
-        return result, owners
+        return result
+
+    @staticmethod
+    def _owners(conn: sa.Connection, accepted: list[Received]) -> dict[str, str]:
+        """The enrolled agent of each site in ``accepted`` that is enrolled (one select, locking
+        those sites' rows until the flush commits)."""
+        sites = sorted({item.message.site_id for item in accepted if item.message is not None})
+        if not sites:
+            return {}
+        dialect = conn.dialect.name
+        found = conn.execute(_statements(dialect).owners, {"ids": _values(dialect, sites)})
+        return {row.site_id: row.agent_id for row in found}
 
     @staticmethod
     def _check_owners(
         accepted: list[Received], owners: dict[str, str], dead: list[Received]
     ) -> list[Received]:
-        """The messages whose agent owns their site; the others go to ``dead`` as agent_mismatch."""
+        """The messages from the agent enrolled for their site; the others go to ``dead``, as
+        ``not_enrolled`` (no such site enrolled) or ``agent_mismatch`` (another agent's site)."""
         kept: list[Received] = []
         for item in accepted:
             message = item.message
             assert message is not None
-            owner = owners[message.site_id]
+            owner = owners.get(message.site_id)
             if message.agent_id == owner:
                 kept.append(item)
                 continue
-            reason = (
-                f"agent_id: site {message.site_id!r} belongs to agent {owner!r}, not {message.agent_id!r}"
-            )
-            dead.append(
-                Received(item.topic, item.payload, item.received_at, code=AGENT_MISMATCH, reason=reason)
-            )
+            if owner is None:
+                code, reason = NOT_ENROLLED, f"site_id: site {message.site_id!r} is not enrolled"
+            else:
+                code = AGENT_MISMATCH
+                reason = (
+                    f"agent_id: site {message.site_id!r} belongs to agent {owner!r}, not {message.agent_id!r}"
+                )
+            dead.append(Received(item.topic, item.payload, item.received_at, code=code, reason=reason))
         return kept
 
-    def _resolve_owners(self, conn: sa.Connection, accepted: list[Received], now: datetime) -> dict[str, str]:
-        owners: dict[str, str] = {}
-        claims: dict[str, str] = {}
-        for item in accepted:
-            assert item.message is not None
-            site = item.message.site_id
-            if site in self._owners:
-                owners[site] = self._owners[site]
-            else:
-                claims.setdefault(site, item.message.agent_id)
-        if claims:
-            table = m.SITES
-            rows = [{"site_id": s, "agent_id": a, "registered_at": now} for s, a in claims.items()]
-            conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=["site_id"]), rows)
-            found = conn.execute(
-                sa.select(table.c.site_id, table.c.agent_id).where(table.c.site_id.in_(list(claims)))
-            )
-            owners.update({row.site_id: row.agent_id for row in found})
-        return owners
+    def _check_clock(self, kept: list[Received], dead: list[Received]) -> list[Received]:
+        """The messages whose batch is not stamped beyond the skew allowed; the others go to
+        ``dead`` as ``future_timestamp``."""
+        skew = self._max_skew
+        if skew is None:
+            return kept
+        valid: list[Received] = []
+        for item in kept:
+            batch = item.message
+            if isinstance(batch, PreparedBatch):
+                limit = item.received_at + skew
+                reason = ""
+                if batch.sent_at > limit:
+                    reason = (
+                        f"sent_at: {batch.sent_at.isoformat()} is more than {skew.total_seconds():g}s ahead"
+                    )
+                elif batch.newest_us > epoch_us(limit):
+                    at = utc_from_us(batch.newest_us).isoformat()
+                    reason = f"observations: observed_at {at} is more than {skew.total_seconds():g}s ahead"
+                if reason:
+                    reason += f" of the time received ({item.received_at.isoformat()})"
+                    dead.append(
+                        Received(
+                            item.topic, item.payload, item.received_at, code=FUTURE_TIMESTAMP, reason=reason
+                        )
+                    )
+                    continue
+            valid.append(item)
+        return valid
 
     def _insert_batches(self, conn: sa.Connection, batches: list[Received], now: datetime) -> set[str]:
         rows: dict[str, tuple[Any, ...]] = {}

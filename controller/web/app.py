@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.auth import Permission
 from controller.storage import DeviceFilter
-from controller.web import catalog_api, console, fleet, security, tokens_api
+from controller.web import catalog_api, console, enroll_api, fleet, security, tokens_api
 from controller.web.auth import authenticate, principal, public, requires, tenant_scope, visible
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
@@ -101,4 +101,5 @@ def make_app(state: AppState) -> web.Application:
     catalog_api.add_routes(app)
     tokens_api.add_routes(app)
     console.add_routes(app)
+    enroll_api.add_routes(app)
     return app

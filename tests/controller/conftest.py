@@ -21,7 +21,7 @@ from collector.wire.topics import TopicKind, topic
 from controller import service
 from controller.auth import Role
 from controller.settings import ControllerSettings, settings_from_dict
-from controller.storage import Store, tokens
+from controller.storage import Store, enrollment, tokens
 from tests.fixtures.net import free_port
 
 BROKERS = ("mosquitto", "amqtt")
@@ -143,6 +143,33 @@ def make_status(
     )
 
 
+# The sites the tests send for, each with the one agent enrolled for it (the controller accepts
+# messages for enrolled sites only, see controller.storage.enrollment).
+TEST_SITES: tuple[tuple[str, str], ...] = (("site-1", "agent-1"), ("s", "a"))
+
+
+async def enroll(store: Store, *sites: tuple[str, str]) -> dict[str, str]:
+    """Enroll each (site, agent) unless it already is (a store opened again); returns the broker
+    passwords of the sites enrolled now."""
+    passwords = {}
+    for site, agent in sites:
+        current = await enrollment.get_enrollment(store, site)
+        if current is not None and current.active and current.agent_id == agent:
+            continue
+        _, passwords[site] = await enrollment.enroll(store, site, agent, enrolled_by="tests")
+    return passwords
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    url: str, *, sites: tuple[tuple[str, str], ...] = TEST_SITES, **options: Any
+) -> AsyncIterator[Store]:
+    """``Store.open`` with ``sites`` enrolled."""
+    async with Store.open(url, **options) as store:
+        await enroll(store, *sites)
+        yield store
+
+
 @dataclass
 class Harness:
     broker: BrokerInfo
@@ -210,7 +237,7 @@ async def make_harness(
 ) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
     harnesses: list[tuple[Harness, Any]] = []
 
-    async def start(**extra: Any) -> Harness:
+    async def start(sites: tuple[tuple[str, str], ...] = TEST_SITES, **extra: Any) -> Harness:
         settings = settings_from_dict(controller_config(broker, database_url, topic_prefix, **extra))
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(settings, stop, handle_signals=False))
@@ -219,6 +246,7 @@ async def make_harness(
         # after the service migrated (Alembic's context is process-global: no concurrent upgrades).
         store_cm = Store.open(settings.database.url.get_secret_value())
         store = await store_cm.__aenter__()
+        await enroll(store, *sites)
         publisher = publisher_client(broker)
         await publisher.__aenter__()
         token = await admin_token(store)

@@ -17,7 +17,7 @@ from controller.metrics import Metrics
 from controller.storage import Received, Store
 from controller.web import AppState, make_app
 from fernwart_cli import devices as devices_cli
-from tests.controller.conftest import auth_headers, make_batch, make_observation, make_status
+from tests.controller.conftest import auth_headers, make_batch, make_observation, make_status, open_store
 from tests.fixtures.net import free_port
 
 
@@ -28,7 +28,10 @@ def _received(message: Any) -> Received:
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     tenants = {"site-1": "acme", "site-2": "acme", "site-3": "globex"}
-    async with Store.open(database_url, tenant_of=lambda site: tenants.get(site, "default")) as store:
+    sites = (("site-1", "agent-1"), ("site-2", "agent-2"), ("site-3", "agent-3"))
+    async with open_store(
+        database_url, sites=sites, tenant_of=lambda site: tenants.get(site, "default")
+    ) as store:
         items = [_received(make_status("site-1", "agent-1", intervals={"d-00": 60.0}))]
         for site, agent, vendor in (
             ("site-1", "agent-1", "cisco"),

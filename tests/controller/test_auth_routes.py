@@ -29,7 +29,7 @@ from controller.storage import DeviceFilter, Received, Store, tokens
 from controller.web import AppState, make_app, security
 from controller.web.auth import declared
 from tests.controller.catalog_helpers import CSRF, KEV, TCE, VOIP, advisory_files, lab_observations
-from tests.controller.conftest import make_batch, make_status
+from tests.controller.conftest import make_batch, make_status, open_store
 from tests.fixtures.net import free_port
 
 Client = TestClient[Any, Any]
@@ -55,7 +55,9 @@ class World:
 
 @pytest.fixture
 async def world(database_url: str) -> AsyncIterator[World]:
-    async with Store.open(database_url, tenant_of=lambda site: TENANTS.get(site, "default")) as store:
+    sites = (("site-a", "agent-a"), ("site-g", "agent-g"))
+    tenant_of = lambda site: TENANTS.get(site, "default")  # noqa: E731
+    async with open_store(database_url, sites=sites, tenant_of=tenant_of) as store:
         await store.write_flush(
             [
                 _received(make_status("site-a", "agent-a")),
@@ -121,6 +123,14 @@ def _table(w: World) -> dict[tuple[str, str], tuple[Permission | str, str, bytes
         ("GET", "/api/v1/tokens"): (Permission.ADMIN, "/api/v1/tokens", None),
         ("DELETE", "/api/v1/tokens/{id}"): (Permission.ADMIN, "/api/v1/tokens/999999999", None),
         ("GET", "/api/v1/whoami"): (Permission.READ, "/api/v1/whoami", None),
+        ("POST", "/api/v1/enrollments"): (Permission.ADMIN, "/api/v1/enrollments", b'{"site_id": ""}'),
+        ("GET", "/api/v1/enrollments"): (Permission.ADMIN, "/api/v1/enrollments", None),
+        ("DELETE", "/api/v1/enrollments/{site_id}"): (Permission.ADMIN, "/api/v1/enrollments/nope", None),
+        ("POST", "/api/v1/enrollments/{site_id}/rotate"): (
+            Permission.ADMIN,
+            "/api/v1/enrollments/no-such-site/rotate",
+            None,
+        ),
         ("GET", "/login"): ("public", "/login", None),
         ("POST", "/login"): ("public", "/login", None),
         ("POST", "/logout"): (Permission.READ, "/logout", None),

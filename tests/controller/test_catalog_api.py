@@ -40,7 +40,7 @@ from tests.controller.catalog_helpers import (
     lab_observations,
     observation,
 )
-from tests.controller.conftest import auth_headers, make_batch
+from tests.controller.conftest import auth_headers, make_batch, open_store
 
 Client = TestClient[Any, Any]
 
@@ -67,7 +67,7 @@ class Env:
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    async with Store.open(database_url, tenant_of=lambda _site: "acme") as store:
+    async with open_store(database_url, tenant_of=lambda _site: "acme") as store:
         await store.write_flush([_received(make_batch("site-1", "agent-1", 0, lab_observations()))])
         yield store
 
@@ -373,7 +373,7 @@ async def test_two_instances_share_the_catalog_and_write_findings_in_turn(
     env, client = await _start(store)
     try:
         await _import(client, VOIP, CSRF)
-        async with Store.open(database_url, tenant_of=lambda _site: "acme") as other_store:
+        async with open_store(database_url, tenant_of=lambda _site: "acme") as other_store:
             second = MatchingService(other_store, CollectorRegistry())
             await second.start()  # loads what the first instance imported
             assert {advisory.id for advisory in second.catalog} == {VOIP, CSRF}

@@ -9,18 +9,26 @@ from collections import Counter
 import aiohttp
 import sqlalchemy as sa
 
-from collector.wire import encode
+from collector.wire import AgentState, encode
+from collector.wire.topics import TopicKind
 from controller.storage import models as m
-from tests.controller.conftest import Harness, make_batch, make_observation, make_status, wait_until
+from tests.controller.conftest import (
+    TEST_SITES,
+    Harness,
+    make_batch,
+    make_observation,
+    make_status,
+    wait_until,
+)
 
 TEN_MB = 10 * 1024 * 1024
 
 
-def _hostile(h: Harness, i: int, rng: random.Random) -> tuple[str, bytes | str, str]:
+def _hostile(h: Harness, i: int, rng: random.Random) -> tuple[str, bytes | str, str]:  # noqa: C901 (one case per kind)
     """The i-th bad message: (topic, payload, expected reason code)."""
     good = json.loads(encode(make_batch("site-1", "agent-1", 10_000 + i, [make_observation("dev-x")])))
     obs_topic = h.topic("site-1")
-    match i % 9:
+    match i % 12:
         case 0:
             return obs_topic, b"{not json" + rng.randbytes(rng.randint(0, 64)), "bad_json"
         case 1:
@@ -43,6 +51,15 @@ def _hostile(h: Harness, i: int, rng: random.Random) -> tuple[str, bytes | str, 
         case 7:
             good["type"] = "status"
             return obs_topic, json.dumps(good), "wrong_type"
+        case 9:  # a site nobody enrolled: no longer claimed by its first message
+            good["site_id"] = "site-unclaimed"
+            return h.topic("site-unclaimed"), json.dumps(good), "not_enrolled"
+        case 10:  # would pin dev-x's firmware: a device row only moves forward in time
+            good["observations"][0]["observed_at"] = "2099-01-01T00:00:00Z"
+            return obs_topic, json.dumps(good), "future_timestamp"
+        case 11:  # a retained "offline" for the live agent, from someone posing as another agent
+            forged = make_status("site-1", "agent-evil", state=AgentState.OFFLINE)
+            return h.topic("site-1", TopicKind.STATUS), encode(forged), "agent_mismatch"
         case _:
             return f"{h.prefix}/bad site!/obs", json.dumps(good), "bad_topic"
 
@@ -87,6 +104,8 @@ async def test_hostile_payloads_are_rejected_and_counted_while_valid_ones_flow(m
         if line.startswith("fernwart_ingest_rejected_total{")
     }
     assert {reason: int(n) for reason, n in counted.items() if n} == dict(expected)
+    assert [(a["agent_id"], a["state"]) for a in await h.store.list_agents()] == [("agent-1", "online")]
+    assert await h.store.count(m.SITES) == len(TEST_SITES)  # nothing claimed a site
     # Dead letters keep a bounded prefix of the payload and its original size.
     async with h.store.engine.connect() as conn:
         row = (

@@ -12,7 +12,7 @@ from collector.wire import encode
 from controller.matching import _CHANGED, MatchingService
 from controller.storage import Received, Store
 from controller.storage.records import prepared
-from tests.controller.conftest import make_batch, make_observation, obs_age
+from tests.controller.conftest import make_batch, make_observation, obs_age, open_store
 
 _seq = itertools.count()
 
@@ -26,7 +26,7 @@ def _items(store: Store, firmware: str, age: float) -> list[Received]:
 
 
 async def test_each_change_is_recomputed_once(database_url: str) -> None:
-    async with Store.open(database_url) as store:
+    async with open_store(database_url) as store:
         service = MatchingService(store, CollectorRegistry())
         await service.start()
         first = _items(store, "1.0", 30)
@@ -70,7 +70,7 @@ async def test_each_change_is_recomputed_once(database_url: str) -> None:
 async def test_a_failed_recompute_keeps_its_devices_and_later_changes(database_url: str) -> None:
     """A recompute that fails (the database briefly away) puts its devices back in the queue; a
     device reported otherwise meanwhile is recomputed whatever it reads, and the retry stores it."""
-    async with Store.open(database_url) as store:
+    async with open_store(database_url) as store:
         registry = CollectorRegistry()
         service = MatchingService(store, registry)
         await service.start()

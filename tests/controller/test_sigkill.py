@@ -16,13 +16,13 @@ import sqlalchemy as sa
 
 from collector.wire import encode
 from collector.wire.topics import TopicKind, topic
-from controller.storage import Store
 from controller.storage import models as m
 from tests.controller.conftest import (
     BrokerInfo,
     controller_config,
     make_batch,
     make_observation,
+    open_store,
     publisher_client,
     wait_until,
 )
@@ -122,7 +122,7 @@ async def test_sigkill_mid_stream_loses_nothing(
     ctl.start()
     try:
         await ctl.wait_connected()
-        async with Store.open(database_url) as store, publisher_client(broker) as publisher:
+        async with open_store(database_url) as store, publisher_client(broker) as publisher:
             obs_topic = topic("site-1", TopicKind.OBS, topic_prefix)
 
             async def publish_all() -> None:

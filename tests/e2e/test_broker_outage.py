@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fernwart_cli.main import main as fernwart
 from lab.devices import lab_devices
 from lab.snmpsim import SnmpSim, start_snmpsim
 from tests.fixtures.mqtt import MosquittoBroker
@@ -102,6 +103,17 @@ def test_broker_outage_loses_nothing(
 ) -> None:
     http_port = free_port()
     controller_cfg, agent_cfg, db = _write_configs(tmp_path, mosquitto, topic_prefix, snmpsim, http_port)
+    enroll = [
+        "controller",
+        "enroll",
+        "--site",
+        SITE,
+        "--agent",
+        "outage-agent",
+        "--config",
+        str(controller_cfg),
+    ]
+    assert fernwart(enroll) == 0  # the controller accepts messages for enrolled sites only
     controller_log = (tmp_path / "controller.log").open("wb")
     agent_log_path = tmp_path / "agent.log"
     agent_log = agent_log_path.open("wb")

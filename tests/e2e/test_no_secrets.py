@@ -305,6 +305,15 @@ def test_no_secret_reaches_logs_outbox_wire_or_database(
             stdout=wire_out,
             stderr=subprocess.STDOUT,
         )
+    # Sites exist only once enrolled: the main agent's, as an operator would, with the CLI. The
+    # broker password it prints is one more secret that must appear nowhere.
+    enrolled = subprocess.run(
+        [str(BIN / "fernwart"), "controller", "enroll", "--site", "site-main", "--agent", "site-main-agent",
+         "--config", str(tmp_path / "ctl-main.toml")],
+        capture_output=True, text=True, check=True, timeout=120, env=env,
+    )
+    broker_password = enrolled.stdout.strip().splitlines()[-1]
+    assert len(broker_password) >= 16
     try:
         for daemon in daemons:
             daemon.start()
@@ -369,7 +378,7 @@ def test_no_secret_reaches_logs_outbox_wire_or_database(
     leaks = [
         f"{secret} in {name}: …{_context(data, secret)}…"
         for name, data in sources.items()
-        for secret in SECRETS
+        for secret in (*SECRETS, broker_password)
         if secret.encode() in data
     ]
     assert not leaks, "\n".join(leaks)
