@@ -112,6 +112,25 @@ def _toml(path: Path) -> dict[str, Any]:
         raise DataError([f"{path}: TOML syntax error: {err}"]) from None
 
 
+_KEYS = frozenset({"device_id", "vendor", "product", "software_version", "customer", "site", "in_scope"})
+
+
+def _plain_record(item: object) -> bool:
+    """The fast path: a record with nothing to report (the slow path below names every problem)."""
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("device_id"), str)
+        and isinstance(item.get("customer"), str)
+        and isinstance(item.get("site"), str)
+        and bool(item["device_id"] and item["customer"] and item["site"])
+        and isinstance(item.get("vendor", ""), str)
+        and isinstance(item.get("product", ""), str)
+        and isinstance(item.get("software_version", ""), str)
+        and isinstance(item.get("in_scope", True), bool)
+        and _KEYS.issuperset(item)
+    )
+
+
 def read_inventory(path: Path) -> list[InventoryDevice]:
     """The inventory of ``fernwart catalog match`` plus ``customer``, ``site``, optional ``in_scope``."""
     try:
@@ -124,6 +143,20 @@ def read_inventory(path: Path) -> list[InventoryDevice]:
     devices: list[InventoryDevice] = []
     seen: set[str] = set()
     for index, item in enumerate(data):
+        if _plain_record(item) and item["device_id"] not in seen:
+            seen.add(item["device_id"])
+            devices.append(
+                InventoryDevice(
+                    item["device_id"],
+                    item.get("vendor", ""),
+                    item.get("product", ""),
+                    item.get("software_version", ""),
+                    item["customer"],
+                    item["site"],
+                    item.get("in_scope", True),
+                )
+            )
+            continue
         where = f"{path}: [{index}]"
         if not isinstance(item, dict):
             errors.append(f"{where}: expected an object")
@@ -140,33 +173,10 @@ def read_inventory(path: Path) -> list[InventoryDevice]:
         ]
         if not isinstance(item.get("in_scope", True), bool):
             bad.append(f"{where}.in_scope: expected true or false")
-        unknown = set(item) - {
-            "device_id",
-            "vendor",
-            "product",
-            "software_version",
-            "customer",
-            "site",
-            "in_scope",
-        }
-        bad += [f"{where}.{key}: unknown key" for key in sorted(unknown)]
-        if not bad and item["device_id"] in seen:
+        bad += [f"{where}.{key}: unknown key" for key in sorted(set(item) - _KEYS)]
+        if not bad:  # the record is fine; only its id was seen before
             bad.append(f"{where}.device_id: {item['device_id']!r} appears twice")
-        if bad:
-            errors += bad
-            continue
-        seen.add(item["device_id"])
-        devices.append(
-            InventoryDevice(
-                item["device_id"],
-                item.get("vendor", ""),
-                item.get("product", ""),
-                item.get("software_version", ""),
-                item["customer"],
-                item["site"],
-                item.get("in_scope", True),
-            )
-        )
+        errors += bad
     if errors:
         raise DataError(errors)
     return devices
@@ -254,7 +264,8 @@ def run_plan(args: argparse.Namespace) -> int:
     planner, devices = loaded
     jobs = planner.plan(devices)
     if args.json:
-        sys.stdout.write(json.dumps([job.to_dict() for job in jobs], indent=2) + "\n")
+        # One object per line: still one JSON array, and the C encoder (indent= would not use it).
+        sys.stdout.write("[\n" + ",\n".join(json.dumps(job.to_dict()) for job in jobs) + "\n]\n")
         return EXIT_OK
     for job in jobs:
         when = f"{job.start.isoformat()}..{job.end.isoformat()}" if job.start and job.end else "-"

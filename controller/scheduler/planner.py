@@ -17,6 +17,7 @@ Cost: windows are expanded once per (customer, set of windows of a site), notice
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,6 +127,7 @@ class Planner:
             self._by_customer.setdefault(window.customer, []).append(index)
         self._site_windows: dict[tuple[str, str], tuple[int, ...]] = {}
         self._slots: dict[tuple[str, tuple[int, ...]], list[Slot]] = {}
+        self._slot_starts: dict[tuple[str, tuple[int, ...]], list[datetime]] = {}
         self._notices: dict[tuple[str, datetime], datetime | None] = {}
         self._approved: dict[tuple[str, str, str], dict[int, str | None]] = {}
         self._waves: dict[tuple[str, str, str], tuple[int, datetime | None]] = {}
@@ -133,18 +135,26 @@ class Planner:
     # -- public ---------------------------------------------------------------------------------
     def plan(self, devices: Sequence[InventoryDevice]) -> list[PlannedJob]:
         """One job per device, in the given order. Raises ``KeyError`` for a customer without policy."""
-        for device in devices:
+        plain = [device.as_device() for device in devices]
+        seen: set[tuple[str, str, str]] = set()
+        for device in plain:
             # The fleet's reported versions extend the release catalog before any target is chosen.
-            identity, version, _why = self.selector.matcher.identify(device.as_device())
+            combo = (device.vendor, device.product, device.software_version)
+            if combo in seen:
+                continue
+            seen.add(combo)
+            identity, version, _why = self.selector.matcher.identify(device)
             if version is not None and identity.scheme is not None:
                 self.selector.releases.add_reported(identity.scheme, version)
-        return [self.plan_device(device) for device in devices]
+        return [self.plan_device(device, as_device) for device, as_device in zip(devices, plain, strict=True)]
 
-    def plan_device(self, device: InventoryDevice) -> PlannedJob:  # noqa: PLR0911 - one return per hold reason
+    def plan_device(  # noqa: C901, PLR0911, PLR0912 - the steps of the module docstring, one hold each
+        self, device: InventoryDevice, as_device: Device | None = None
+    ) -> PlannedJob:
         policy = self.policies[device.customer]
         if not device.in_scope:
             return _hold(device, "out_of_scope", "outside the contract scope: no update of any class")
-        choice = self.selector.choose(device.as_device())
+        choice = self.selector.choose(as_device or device.as_device())
         if choice.problem is not None:
             return _hold(device, choice.problem, choice.reason)
         assert choice.target is not None
@@ -160,7 +170,11 @@ class Planner:
         group = (device.customer, choice.family, target)
         planned, gate = self._waves.get(group, (0, None))
         wave = 1 if self.canary == 0 or planned < self.canary else 2
-        candidates = [s for s in slots if wave == 1 or gate is None or s.occurrence.start >= gate]
+        if wave == 1 or gate is None:
+            candidates = slots
+        else:
+            starts = self._starts(device.customer, device.site)
+            candidates = slots[bisect_left(starts, gate) :]
         approved_by: str | None = None
         if update_class == "feature":
             approvals = self._approvals(policy, choice, device.site)
@@ -242,6 +256,13 @@ class Planner:
                     slots.append(Slot(occurrence, notice))
         slots.sort(key=lambda s: (s.occurrence.start, s.occurrence.end))
         return slots
+
+    def _starts(self, customer: str, site: str) -> list[datetime]:
+        key = (customer, self._site_windows[(customer, site)])
+        found = self._slot_starts.get(key)
+        if found is None:
+            found = self._slot_starts[key] = [s.occurrence.start for s in self._slots[key]]
+        return found
 
     def _notice(self, policy: CustomerPolicy, start: datetime) -> datetime | None:
         key = (policy.customer, start)
