@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "fernwart_cli.probe",
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
+    "fernwart_cli.campaign",
 )
 
 

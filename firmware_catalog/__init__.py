@@ -11,6 +11,8 @@ from firmware_catalog.kev import KevCatalog, KevEntry, parse_kev
 from firmware_catalog.matcher import Matcher
 from firmware_catalog.model import Advisory, Device, Finding, ProductEntry, Recommendation, Status, Verdict
 from firmware_catalog.products import DeviceIdentity, ProductKey, identify_device, normalize_product
+from firmware_catalog.releases import Release, ReleaseCatalog
+from firmware_catalog.targets import TargetChoice, TargetSelector
 from firmware_catalog.vers import VersRange, parse_vers
 from firmware_catalog.versions import SCHEMES, Version, parse_version
 
@@ -32,7 +34,11 @@ __all__ = [
     "ProductKey",
     "RangeError",
     "Recommendation",
+    "Release",
+    "ReleaseCatalog",
     "Status",
+    "TargetChoice",
+    "TargetSelector",
     "Verdict",
     "VersRange",
     "Version",

@@ -98,6 +98,23 @@ class Matcher:
             device.device_id, current, None, "no version stated by the advisories fixes all of them", affected
         )
 
+    def identify(self, device: Device) -> tuple[DeviceIdentity, Version | None, str | None]:
+        """(identity, parsed version or None, why there is none) of a device; cached per combination."""
+        profile = self._profile(_combo(device))
+        return profile.identity, profile.version, profile.why
+
+    def verdicts_at(self, device: Device, version: Version) -> tuple[Verdict, ...]:
+        """What the advisories would say about ``device`` running ``version`` (its own scheme).
+
+        The identity stays the device's own (a target string alone may not tell the family).
+        Cached per (scheme, release) like every other result. Empty for another scheme.
+        """
+        identity = self._profile(_combo(device)).identity
+        if not identity.mapped or identity.scheme != version.scheme:
+            return ()
+        plan_key = self._plan_keys.setdefault((identity.scheme, version.key), len(self._plan_keys))
+        return self._ranked(identity, plan_key, version, None)
+
     # -- a fleet, kept up to date ---------------------------------------------------------------
     def set_devices(self, devices: Iterable[Device]) -> None:
         """Replace the fleet and match every device (full match)."""
@@ -232,14 +249,16 @@ class Matcher:
                 assert advisory is not None
                 verdicts.append(self._verdict(advisory, AdvisoryResult("unknown", reason, None, (), None)))
             return tuple(verdicts)
-        cache_key = profile.plan_key
+        return self._ranked(identity, profile.plan_key, profile.version, profile.why)
+
+    def _ranked(
+        self, identity: DeviceIdentity, cache_key: int, version: Version | None, why: str | None
+    ) -> tuple[Verdict, ...]:
         ranked: list[tuple[tuple[bool, int, float, str], Verdict]] = []
         for plan in self._touching(identity):
             item = plan.results.get(cache_key)
             if item is None:
-                verdict = self._verdict(
-                    plan.advisory, plan.evaluate(identity.scheme, profile.version, profile.why)
-                )
+                verdict = self._verdict(plan.advisory, plan.evaluate(identity.scheme, version, why))
                 rank = (
                     not verdict.kev,
                     _PRIORITY[verdict.status],
