@@ -14,14 +14,15 @@ from typing import Final
 from pydantic import TypeAdapter, ValidationError
 
 from collector import wire
-from collector.wire import AgentStatus, CommandResult, ObservationBatch, Topic, TopicKind
+from collector.wire import AgentStatus, CommandResult, Heartbeat, ObservationBatch, Topic, TopicKind
 from collector.wire.codec import Message
 from collector.wire.topics import TopicError, parse_topic
 
-_FAST: Final[dict[TopicKind, TypeAdapter[ObservationBatch | AgentStatus | CommandResult]]] = {
+_FAST: Final[dict[TopicKind, TypeAdapter[ObservationBatch | AgentStatus | CommandResult | Heartbeat]]] = {
     TopicKind.OBS: TypeAdapter(ObservationBatch),
     TopicKind.STATUS: TypeAdapter(AgentStatus),
     TopicKind.CMD_RESULT: TypeAdapter(CommandResult),
+    TopicKind.HEARTBEAT: TypeAdapter(Heartbeat),
 }
 
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-_KINDS = (TopicKind.OBS, TopicKind.STATUS, TopicKind.CMD_RESULT)
+_KINDS = (TopicKind.OBS, TopicKind.STATUS, TopicKind.HEARTBEAT, TopicKind.CMD_RESULT)
 _MAX_CHUNKS = 64  # gathered chunks waiting for the writer
 
 

@@ -1,9 +1,10 @@
-"""Inventory upkeep: devices that stopped reporting become stale."""
+"""Inventory upkeep: devices that stopped reporting become stale, silent agents offline."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -26,6 +27,15 @@ async def mark_stale_once(settings: ControllerSettings, store: Store, metrics: M
     if count:
         metrics.devices_stale.inc(count)
         log.info("devices_marked_stale", count=count)
+    for agent in await store.mark_silent_agents(datetime.now(UTC), settings.agent_missed_heartbeats):
+        metrics.agents_offline.inc()
+        log.warning(
+            "agent_offline",
+            agent=agent["agent_id"],
+            site=agent["site_id"],
+            reason="heartbeat_overdue",
+            last_heartbeat=agent["heartbeat_at"].isoformat(),
+        )
     return count
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from collector import wire
-from collector.wire import AgentStatus, CommandResult, ObservationBatch
+from collector.wire import AgentStatus, CommandResult, Heartbeat, ObservationBatch
 from collector.wire.codec import WRONG_TYPE
 from controller.decode import decode
 from controller.pg_copy import CopyRows
@@ -82,7 +82,7 @@ def _restore_batch(*values: Any) -> PreparedBatch:
     return PreparedBatch(*fields)
 
 
-Prepared = PreparedBatch | AgentStatus | CommandResult
+Prepared = PreparedBatch | AgentStatus | CommandResult | Heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,7 @@ def prepare(topic: str, payload: bytes, *, prefix: str, max_payload: int, copy: 
     kind = parsed.kind.value
     if isinstance(decoded, ObservationBatch):
         return Outcome(kind, prepare_batch(decoded, copy=copy))
-    if isinstance(decoded, AgentStatus | CommandResult):
+    if isinstance(decoded, AgentStatus | CommandResult | Heartbeat):
         return Outcome(kind, decoded)
     # A command on our own command topic: not ours to store.
     return Outcome("invalid", code=WRONG_TYPE, reason="type: cmd")

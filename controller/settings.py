@@ -112,6 +112,9 @@ class ControllerSettings(BaseSettings):
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)
     stale_check_s: float = Field(10.0, gt=0)
+    # An agent is offline once this many of its heartbeat intervals passed without one (checked
+    # every stale_check_s): at 30 s heartbeats, offline 60 to 70 s after the last one.
+    agent_missed_heartbeats: float = Field(2.0, ge=1.0, le=100.0)
     watchdog_s: float = Field(10.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     default_tenant: str = "default"

@@ -71,6 +71,16 @@ class Agent(Base):
     intervals_s: Mapped[dict[str, float]] = mapped_column(sa.JSON(), default=dict)
     status_at: Mapped[datetime | None]
     last_seen: Mapped[datetime]
+    # Why the state is what it is: "birth", "last_will", "heartbeat", "heartbeat_overdue".
+    state_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    # The newest heartbeat (revision 0006): when, its interval, and what it reported.
+    heartbeat_at: Mapped[datetime | None]
+    heartbeat_s: Mapped[float | None]
+    outbox_rows: Mapped[int | None] = mapped_column(sa.BigInteger())
+    outbox_bytes: Mapped[int | None] = mapped_column(sa.BigInteger())
+    oldest_unsent_s: Mapped[float | None]
+    dropped: Mapped[int | None] = mapped_column(sa.BigInteger())
+    polls: Mapped[dict[str, int] | None] = mapped_column(sa.JSON())
 
 
 class Device(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from collector.wire import AgentStatus, CommandResult, ObservationBatch, encode
+from collector.wire import AgentStatus, CommandResult, Heartbeat, ObservationBatch, encode
 from controller.prepare import PreparedBatch, prepare_batch
 
 AGENT_MISMATCH = "agent_mismatch"  # the site is enrolled for another agent
@@ -14,7 +14,7 @@ FUTURE_TIMESTAMP = "future_timestamp"  # sent_at or an observed_at beyond [inges
 STORE_FAILED = "store_failed"  # valid on the wire, refused by the database
 
 # An ObservationBatch is accepted too (tests, tools); the store prepares it first (see prepared()).
-Accepted = PreparedBatch | ObservationBatch | AgentStatus | CommandResult
+Accepted = PreparedBatch | ObservationBatch | AgentStatus | CommandResult | Heartbeat
 
 
 @dataclass(frozen=True, slots=True)

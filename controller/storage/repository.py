@@ -262,6 +262,33 @@ class Store:
 
     # --- queries ------------------------------------------------------------------------------
 
+    async def mark_silent_agents(self, now: datetime, missed: float = 2.0) -> list[dict[str, Any]]:
+        """Mark online agents offline (``heartbeat_overdue``) whose newest heartbeat is more than
+        ``missed`` of their heartbeat intervals old; returns them. An agent that sends no
+        heartbeats (an older build) is left to its last will."""
+        agents = m.AGENTS
+        async with self.writing() as conn:
+            columns = (agents.c.agent_id, agents.c.site_id, agents.c.heartbeat_at, agents.c.heartbeat_s)
+            rows = await conn.execute(
+                sa.select(*columns).where(
+                    agents.c.state == "online",
+                    agents.c.heartbeat_at.is_not(None),
+                    agents.c.heartbeat_s.is_not(None),
+                )
+            )
+            silent = [
+                {"agent_id": row.agent_id, "site_id": row.site_id, "heartbeat_at": row.heartbeat_at}
+                for row in rows
+                if (now - row.heartbeat_at).total_seconds() > missed * row.heartbeat_s
+            ]
+            if silent:
+                await conn.execute(
+                    sa.update(agents)
+                    .where(agents.c.agent_id.in_([a["agent_id"] for a in silent]), agents.c.state == "online")
+                    .values(state="offline", state_reason="heartbeat_overdue", status_at=now)
+                )
+        return silent
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
@@ -333,11 +360,22 @@ class Store:
             found.append({"id": row.id, "observed_at": at, "batch_id": batch, "observation": observation})
         return found
 
-    async def list_agents(self) -> list[dict[str, Any]]:
-        agents = m.AGENTS
+    async def list_agents(self, missing_limit: int = 50) -> list[dict[str, Any]]:
+        """Every agent, each with ``missing``: the seq ranges ``[boot, from, to]`` recorded as
+        missing and not received since (newest first, at most ``missing_limit``)."""
+        agents, gaps = m.AGENTS, m.GAPS
         async with self.engine.connect() as conn:
             rows = await conn.execute(sa.select(agents).order_by(agents.c.site_id, agents.c.agent_id))
-            return [dict(row._mapping) for row in rows]  # noqa: SLF001
+            found = [dict(row._mapping) for row in rows]  # noqa: SLF001
+            missing: dict[str, list[tuple[int, int, int]]] = {}
+            columns = (gaps.c.agent_id, gaps.c.boot, gaps.c.from_seq, gaps.c.to_seq)
+            for gap in await conn.execute(sa.select(*columns).order_by(gaps.c.id.desc())):
+                ranges = missing.setdefault(gap.agent_id, [])
+                if len(ranges) < missing_limit:
+                    ranges.append((int(gap.boot), int(gap.from_seq), int(gap.to_seq)))
+        for agent in found:
+            agent["missing"] = missing.get(agent["agent_id"], [])
+        return found
 
     async def list_gaps(self, agent_id: str | None = None) -> list[dict[str, Any]]:
         gaps = m.GAPS

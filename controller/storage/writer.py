@@ -21,14 +21,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from collector.wire import AgentState, AgentStatus, CommandResult
+from collector.wire import AgentState, AgentStatus, CommandResult, Heartbeat
 from controller import pg_copy
 from controller.prepare import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
 from controller.storage import models as m
@@ -138,9 +138,28 @@ class _AgentRow:
     intervals_s: dict[str, float]
     status_at: datetime | None
     last_seen: datetime
+    state_reason: str | None = None
+    heartbeat_at: datetime | None = None
+    heartbeat_s: float | None = None
+    outbox_rows: int | None = None
+    outbox_bytes: int | None = None
+    oldest_unsent_s: float | None = None
+    dropped: int | None = None
+    polls: dict[str, int] | None = None
 
 
 _AGENT_FIELDS = tuple(f.name for f in fields(_AgentRow))
+
+
+@dataclass(slots=True)
+class _Applied:
+    """What applying a flush's messages found: what to write next."""
+
+    new_batches: list[PreparedBatch] = field(default_factory=list)
+    gaps: list[GapRecord] = field(default_factory=list)
+    late: list[PreparedBatch] = field(default_factory=list)
+    births: list[AgentStatus] = field(default_factory=list)
+    results: list[tuple[CommandResult, datetime]] = field(default_factory=list)
 
 
 # site, device, batch id, observed_at as the column stores it (see _stamp), position in the batch
@@ -485,30 +504,14 @@ class FlushWriter:
         # agents lock alone missed a new agent's first flushes, which have no row to lock yet.)
         agents = self._load_agents(conn, {item.message.agent_id for item in kept if item.message})
         new_ids = self._insert_batches(conn, batches, now)
-        new_batches: list[PreparedBatch] = []
-        gaps: list[GapRecord] = []
-        late: list[PreparedBatch] = []
-        births: list[AgentStatus] = []
-        results: list[tuple[CommandResult, datetime]] = []
-        for item in kept:
-            message = item.message
-            if isinstance(message, AgentStatus):
-                result.statuses += 1
-                self._apply_status(agents, message, item.received_at, result)
-                if message.state is AgentState.ONLINE:
-                    births.append(message)
-            elif isinstance(message, CommandResult):
-                results.append((message, item.received_at))
-            elif isinstance(message, PreparedBatch):
-                result.confirmed.append((message.site_id, message.agent_id, message.boot, message.seq))
-                if message.batch_id not in new_ids:
-                    result.duplicate_batches += 1
-                    continue
-                new_ids.discard(message.batch_id)  # a second copy in this flush is a duplicate
-                new_batches.append(message)
-                if self._track_seq(agents, message, item.received_at, gaps):
-                    result.late_batches += 1
-                    late.append(message)
+        applied = self._apply(kept, agents, new_ids, result)
+        new_batches, gaps, late, births, results = (
+            applied.new_batches,
+            applied.gaps,
+            applied.late,
+            applied.births,
+            applied.results,
+        )
         result.stored_batches = len(new_batches)
         result.gaps = gaps
         if births:  # they may add or change device rows: read them again
@@ -526,6 +529,34 @@ class FlushWriter:
             ids = _values(dialect, [batch.batch_id for batch in new_batches])
             conn.execute(_statements(dialect).stored_at, {"ids": ids, "at": datetime.now(UTC)})
         return result
+
+    def _apply(
+        self, kept: list[Received], agents: dict[str, _AgentRow], new_ids: set[str], result: FlushResult
+    ) -> _Applied:
+        """Each accepted message, in arrival order, against the agents' state."""
+        applied = _Applied()
+        for item in kept:
+            message = item.message
+            if isinstance(message, AgentStatus):
+                result.statuses += 1
+                self._apply_status(agents, message, item.received_at, result)
+                if message.state is AgentState.ONLINE:
+                    applied.births.append(message)
+            elif isinstance(message, CommandResult):
+                applied.results.append((message, item.received_at))
+            elif isinstance(message, Heartbeat):
+                self._apply_heartbeat(agents, message, item.received_at)
+            elif isinstance(message, PreparedBatch):
+                result.confirmed.append((message.site_id, message.agent_id, message.boot, message.seq))
+                if message.batch_id not in new_ids:
+                    result.duplicate_batches += 1
+                    continue
+                new_ids.discard(message.batch_id)  # a second copy in this flush is a duplicate
+                applied.new_batches.append(message)
+                if self._track_seq(agents, message, item.received_at, applied.gaps):
+                    result.late_batches += 1
+                    applied.late.append(message)
+        return applied
 
     @staticmethod
     def _owners(conn: sa.Connection, accepted: list[Received]) -> dict[str, str]:
@@ -622,6 +653,27 @@ class FlushWriter:
         return {row.agent_id: _AgentRow(**{c: getattr(row, c) for c in _AGENT_FIELDS}) for row in found}
 
     @staticmethod
+    def _apply_heartbeat(agents: dict[str, _AgentRow], beat: Heartbeat, received_at: datetime) -> None:
+        """The agent is alive: online (again), with what its heartbeat reports."""
+        row = agents.get(beat.agent_id)
+        if row is None:
+            row = agents[beat.agent_id] = _AgentRow(
+                beat.agent_id, beat.site_id, "online", beat.boot, None, "", [], {}, None, received_at
+            )
+        elif beat.boot < row.boot:
+            return  # from an earlier boot, delivered late
+        if row.state != "online" or row.state_reason == "heartbeat_overdue":
+            row.state, row.state_reason, row.status_at = "online", "heartbeat", received_at
+        row.last_seen = max(row.last_seen, received_at)
+        row.heartbeat_at = received_at
+        row.heartbeat_s = beat.interval_s
+        row.outbox_rows = beat.outbox_rows
+        row.outbox_bytes = beat.outbox_bytes
+        row.oldest_unsent_s = beat.oldest_unsent_s
+        row.dropped = beat.dropped
+        row.polls = dict(beat.polls)
+
+    @staticmethod
     def _apply_status(
         agents: dict[str, _AgentRow], status: AgentStatus, received_at: datetime, result: FlushResult
     ) -> None:
@@ -643,6 +695,7 @@ class FlushWriter:
                     received_at,
                 )
             row.state = "offline"
+            row.state_reason = "last_will"
             row.status_at = received_at
             result.offline_agents.append(status.agent_id)
             return
@@ -663,6 +716,14 @@ class FlushWriter:
             intervals_s=dict(status.intervals_s),
             status_at=received_at,
             last_seen=max(received_at, row.last_seen) if row else received_at,
+            state_reason="birth",
+            heartbeat_at=row.heartbeat_at if row else None,
+            heartbeat_s=row.heartbeat_s if row else None,
+            outbox_rows=row.outbox_rows if row else None,
+            outbox_bytes=row.outbox_bytes if row else None,
+            oldest_unsent_s=row.oldest_unsent_s if row else None,
+            dropped=row.dropped if row else None,
+            polls=row.polls if row else None,
         )
 
     @staticmethod

@@ -49,10 +49,28 @@ async def get_device(request: web.Request) -> web.Response:
         return _error(
             422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
         )
-    device = await request.app[STATE].store.get_device(int(raw))
+    store = request.app[STATE].store
+    device = await store.get_device(int(raw))
     if device is None or not visible(request, device["tenant"]):
         return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
+    newest = await store.observations(device["site_id"], device["device_id"], limit=1)
+    if newest:
+        device["latest"] = _latest(newest[0])
     return _json(DeviceDetail.model_validate(device))
+
+
+def _latest(stored: dict[str, object]) -> dict[str, object]:
+    """The newest observation's health, its reasons and the host health values, as the agent sent them."""
+    observation = stored["observation"]
+    assert isinstance(observation, dict)
+    health = observation.get("health") or {}
+    return {
+        "observed_at": stored["observed_at"],
+        "health": health.get("status", "unknown"),
+        "reasons": health.get("reasons", []),
+        "reachable": observation.get("reachable"),
+        "metrics": observation.get("metrics", {}),
+    }
 
 
 @requires(Permission.READ)

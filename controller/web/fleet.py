@@ -30,13 +30,38 @@ _PAGE = """<!doctype html>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem}}table{{border-collapse:collapse}}
 th,td{{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}}
-.stale{{color:#a00}}.unknown{{color:#777}}
+.stale,.offline{{color:#a00}}.unknown{{color:#777}}
 </style></head><body>
 {bar}<h1>Fleet</h1><p>{total} devices, {agents} agents ({offline} offline). Showing the first {shown}.</p>
+<h2>Agents</h2>
+<table><thead><tr>{agent_head}</tr></thead><tbody>
+{agent_rows}
+</tbody></table>
+<h2>Devices</h2>
 <table><thead><tr>{head}</tr></thead><tbody>
 {rows}
 </tbody></table></body></html>
 """
+
+
+_AGENT_COLUMNS = (
+    ("site_id", "Site"),
+    ("agent_id", "Agent"),
+    ("state", "Status"),
+    ("state_reason", "Why"),
+    ("last_seen", "Last seen (UTC)"),
+    ("last_seq", "Last seq"),
+    ("missing", "Missing seq ranges"),
+    ("dropped", "Dropped"),
+    ("outbox_rows", "Outbox"),
+)
+
+
+def _agent_cell(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if key == "missing":
+        return escape(", ".join(f"{boot}:{first}-{last}" for boot, first, last in value or []))
+    return _cell(row, key)
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -63,7 +88,16 @@ async def page(request: web.Request) -> web.Response:
         + "</tr>"
         for row in devices
     )
+    agent_head = "".join(f"<th>{escape(title)}</th>" for _key, title in _AGENT_COLUMNS)
+    agent_rows = "\n".join(
+        f'<tr class="{escape(agent["state"])}">'
+        + "".join(f"<td>{_agent_cell(agent, key)}</td>" for key, _ in _AGENT_COLUMNS)
+        + "</tr>"
+        for agent in agents
+    )
     html = _PAGE.format(
+        agent_head=agent_head,
+        agent_rows=agent_rows,
         bar=session_bar(request),
         total=total,
         agents=len(agents),

@@ -55,6 +55,7 @@ class DeviceOut(_Out):
 
 class DeviceDetail(DeviceOut):
     firmware_history: list[FirmwareChange]
+    latest: LatestObservation | None = None
 
 
 class DevicePage(_Out):
@@ -69,13 +70,38 @@ class AgentOut(_Out):
     agent_id: str
     site_id: str
     state: str
+    state_reason: str | None  # birth, last_will, heartbeat, heartbeat_overdue
     boot: int
     last_seq: int | None
+    missing: list[tuple[int, int, int]]  # [boot, from_seq, to_seq] not received (newest first)
     version: str
     capabilities: list[str]
     intervals_s: dict[str, float]
     status_at: datetime | None
     last_seen: datetime
+    heartbeat_at: datetime | None
+    heartbeat_s: float | None
+    outbox_rows: int | None
+    outbox_bytes: int | None
+    oldest_unsent_s: float | None
+    dropped: int | None
+    polls: dict[str, int] | None
+
+
+class HealthReasonOut(_Out):
+    code: str
+    severity: str
+    message: str | None = None
+
+
+class LatestObservation(_Out):
+    """The device's newest observation: health with its reasons, and host health values."""
+
+    observed_at: datetime
+    health: str
+    reasons: list[HealthReasonOut]
+    reachable: bool | None
+    metrics: dict[str, float]
 
 
 class AgentList(_Out):

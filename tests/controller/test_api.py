@@ -147,7 +147,8 @@ async def test_healthz_metrics_and_fleet_page(client: TestClient[Any, Any]) -> N
     resp = await client.get("/")
     html = await resp.text()
     assert resp.status == 200
-    assert html.count("<tr class=") == 30
+    assert html.count('<tr class="active">') + html.count('<tr class="unknown">') == 30
+    assert html.count('<tr class="online">') == 3
     assert "3 agents (0 offline)" in html
 
 
