@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fernwart_cli import exits
 from fernwart_cli.credentials import (
-    EX_NOPERM,  # list: the controller refused the token
     CredentialError,
     add_token_argument,
     api_token,
@@ -27,10 +27,10 @@ from fernwart_cli.credentials import (
 from firmware_catalog import Catalog, CatalogError, Device, Matcher, parse_kev
 from firmware_catalog.provider import fetch_provider
 
-EXIT_OK = 0
-EXIT_FINDINGS_REJECTED = 1  # some documents were rejected, the rest was matched
-EXIT_USAGE = 2
-EXIT_CONTROLLER = 3
+EXIT_OK = exits.OK
+EXIT_FINDINGS_REJECTED = exits.FAILURE  # some documents were rejected, the rest went through
+EXIT_USAGE = exits.USAGE
+EXIT_UNAVAILABLE = exits.UNAVAILABLE  # the controller (or a provider's metadata) cannot be reached
 DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
 _TIMEOUT_S = 30
 
@@ -161,6 +161,24 @@ def _base_url(args: argparse.Namespace) -> str:
 _TOKEN: list[str | None] = [None]  # the API token of this invocation (credentials.api_token)
 
 
+class _Unreachable(CatalogError):
+    """The controller did not answer at all (exit 69)."""
+
+
+class _Refused(CatalogError):
+    """The controller answered, but not as hoped: ``code`` is the exit code (77, 70)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _failed(err: CatalogError) -> int:
+    """Print ``err``; its exit code: 77/70 as the controller answered, else 69 (no answer)."""
+    _error(str(err))
+    return err.code if isinstance(err, _Refused) else EXIT_UNAVAILABLE
+
+
 def _request(method: str, url: str, body: bytes | None = None, source: str | None = None) -> tuple[int, Any]:
     if not url.startswith(("http://", "https://")):
         raise CatalogError(f"controller URL must be http(s): {url}")
@@ -181,8 +199,10 @@ def _request(method: str, url: str, body: bytes | None = None, source: str | Non
             return err.code, json.loads(payload)
         except ValueError:
             return err.code, payload.decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise CatalogError(f"{url}: {err}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise _Unreachable(f"cannot reach the controller at {url}: {err}") from err
+    except ValueError as err:
+        raise _Refused(exits.SOFTWARE, f"{url}: unexpected answer: {err}") from err
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -190,8 +210,9 @@ def run_import(args: argparse.Namespace) -> int:
 
     A provider URL is fetched here (firmware_catalog.provider: hashes verified, conditional GETs
     with ``--state``), not by the controller, so the controller never fetches URLs on request.
-    Exit 0 when all went in, 1 when some were rejected, 2 for usage errors, 3 when the controller
-    (or the provider's metadata) cannot be reached.
+    Exit codes (fernwart_cli.exits): 0 when all went in, 1 when some were rejected, 2 for usage
+    errors, 69 when the controller (or the provider's metadata) cannot be reached, 77 when the
+    controller refuses the token.
     """
     if args.source is None and args.kev is None:
         _error("give a CSAF file, directory or provider URL, and/or --kev FILE")
@@ -219,8 +240,7 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         results = _send(sends, quiet=args.json)
     except CatalogError as err:
-        _error(str(err))
-        return EXIT_CONTROLLER
+        return _failed(err)
     failed += sum(1 for r in results if not 200 <= r["status"] < 300)
     if args.json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
@@ -234,7 +254,7 @@ def _send(sends: list[tuple[str, str, str, bytes]], *, quiet: bool) -> list[dict
     for method, url, name, data in sends:
         status, payload = _request(method, url, data, source=name)
         if status in {401, 403}:
-            raise CatalogError(refused(status))
+            raise _Refused(exits.NOPERM, refused(status))
         ok = 200 <= status < 300
         results.append({"file": name, "status": status, "response": payload})
         if not quiet:
@@ -249,7 +269,7 @@ def _load_documents(source: str, state: Path | None) -> tuple[list[tuple[str, by
             report = asyncio.run(fetch_provider(source, state))
         except CatalogError as err:
             _error(str(err))
-            return EXIT_CONTROLLER
+            return EXIT_UNAVAILABLE
         for url in report.unchanged:
             sys.stderr.write(f"unchanged since the last fetch: {url}\n")
         return [(doc.url, doc.data) for doc in report.documents], [str(err) for err in report.errors]
@@ -282,14 +302,13 @@ def run_list(args: argparse.Namespace) -> int:
         try:
             status, payload = _request("GET", f"{base}/api/v1/advisories?limit=1000&offset={offset}")
         except CatalogError as err:
-            _error(str(err))
-            return EXIT_CONTROLLER
+            return _failed(err)
         if status in {401, 403}:
             _error(refused(status))
-            return EX_NOPERM
+            return exits.NOPERM
         if not 200 <= status < 300 or not isinstance(payload, dict):
             _error(f"controller answered {status}: {json.dumps(payload)[:300]}")
-            return EXIT_CONTROLLER
+            return exits.SOFTWARE
         page = payload.get("items")
         items.extend(page if isinstance(page, list) else [])
         next_offset = payload.get("next_offset")
