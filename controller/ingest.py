@@ -351,8 +351,8 @@ def _retrieve_disconnect_cause(client: aiomqtt.Client) -> None:
     await: retrieve it, or asyncio logs "Future exception was never retrieved … Unexpected
     disconnection" when the client is collected."""
     future = client._disconnected  # noqa: SLF001 (see _read_loop)
-    if future.done() and not future.cancelled() and future.exception() is not None:
-        log.debug("mqtt_disconnected_after_session", error=str(future.exception()))
+    if future.done() and not future.cancelled():
+        future.exception()  # marks it retrieved; a loss that mattered was logged by _run already
 
 
 def _drain(queue: asyncio.Queue[aiomqtt.Message], into: list[aiomqtt.Message], limit: int) -> None:
