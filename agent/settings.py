@@ -33,6 +33,7 @@ from agent.secrets import resolve_secrets
 from collector.errors import ConfigError
 from collector.model import AgentId, DeviceId, SiteId
 from collector.registry import UnknownDriverError, load_driver
+from collector.validation import clean_message
 from collector.wire.messages import MAX_BATCH
 from collector.wire.topics import DEFAULT_PREFIX
 
@@ -188,8 +189,7 @@ def _message(item: Any) -> str:
         return "unknown key"
     if kind == "missing":
         return "field required"
-    msg: str = item["msg"]
-    return msg.removeprefix("Value error, ")
+    return clean_message(item["msg"])
 
 
 def validation_lines(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:

@@ -109,8 +109,9 @@ class Ingest:
     async def _run(self, stop: asyncio.Event) -> None:
         delay = 0.5
         while not stop.is_set():
+            client = self._client()
             try:
-                async with self._client() as client:
+                async with client:
                     # aiomqtt acknowledges on receipt; we acknowledge after the commit instead.
                     client._client.manual_ack_set(True)  # noqa: SLF001, FBT003 (paho API, not in aiomqtt)
                     for topic in self.subscriptions():
@@ -132,6 +133,7 @@ class Ingest:
             finally:
                 self.connected.clear()
                 self._metrics.connected.set(0)
+                _retrieve_disconnect_cause(client)
             if stop.is_set():
                 break
             with_jitter = delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
@@ -387,6 +389,16 @@ def _transient(err: Exception) -> bool:
     if isinstance(err, sa_exc.DBAPIError):
         return err.connection_invalidated or isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError)
     return False
+
+
+def _retrieve_disconnect_cause(client: aiomqtt.Client) -> None:
+    """A connection lost after the read loop ended (the broker going away while the controller
+    stops) leaves its error in aiomqtt's disconnect future, which ``__aexit__`` then does not
+    await: retrieve it, or asyncio logs "Future exception was never retrieved … Unexpected
+    disconnection" when the client is collected."""
+    future = client._disconnected  # noqa: SLF001 (see _read_loop)
+    if future.done() and not future.cancelled():
+        future.exception()  # marks it retrieved; a loss that mattered was logged by _run already
 
 
 def _drain(queue: asyncio.Queue[aiomqtt.Message], into: list[aiomqtt.Message], limit: int) -> None:

@@ -42,11 +42,9 @@ from firmware_catalog import (
     DocumentError,
     KevCatalog,
     Matcher,
-    VersionParseError,
-    identify_device,
+    match_problem,
     parse_advisory,
     parse_kev,
-    parse_version,
 )
 from firmware_catalog.csaf import decode_document
 
@@ -62,20 +60,6 @@ _SETTLE_S = 0.2  # pause after a recompute of changed devices, so that the next 
 _RETRY_S = 1.0  # pause after a failed write before trying again
 _SLICE = 200  # devices matched between two pauses for the event loop
 _PROBLEM_CACHE = 100_000  # (vendor, model, firmware) combinations whose match problem is kept
-
-
-def match_problem(vendor: str, model: str, firmware: str | None) -> str | None:
-    """Why a device cannot be matched at all (every advisory is then ``unknown`` for it), or None."""
-    if not firmware:
-        return "no firmware version reported"
-    identity = identify_device(vendor, model, firmware)
-    if not identity.mapped or identity.scheme is None:
-        return f"product cannot be mapped: {identity.reason}"
-    try:
-        parse_version(identity.scheme, firmware)
-    except VersionParseError as err:
-        return f"software version {firmware!r} cannot be parsed: {err.reason}"
-    return None
 
 
 class CatalogMetrics:

@@ -6,15 +6,25 @@ each with its key path; ``__main__`` prints them and exits 78 (EX_CONFIG).
 
 from __future__ import annotations
 
+import re
 import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from collector.model import IDENT_PATTERN
+from collector.validation import clean_message
 from collector.wire import DEFAULT_MAX_PAYLOAD
 from collector.wire.topics import DEFAULT_PREFIX
 
@@ -34,10 +44,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,39}")  # RFC 3986 3.1; never reaches the password
+SUPPORTED_DATABASES = ("sqlite+aiosqlite:///PATH", "postgresql+asyncpg://USER:PASSWORD@HOST[:PORT]/DB")
+
+
 class DatabaseSettings(_Section):
     # sqlite+aiosqlite:///path (WAL) or postgresql+asyncpg://user:pw@host/db
     url: SecretStr = SecretStr("sqlite+aiosqlite:///./var/fernwart.db")
     pool_size: int = Field(5, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, url: SecretStr) -> SecretStr:
+        """Only the dialects and drivers the store runs on; the message never holds the URL
+        (it may hold a password), only its scheme."""
+        scheme, separator, _rest = url.get_secret_value().partition("://")
+        if scheme not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+            named = f"scheme {scheme!r}" if separator and _SCHEME.fullmatch(scheme) else "no URL scheme"
+            msg = f"unsupported database ({named}); supported: {' or '.join(SUPPORTED_DATABASES)}"
+            raise ValueError(msg)
+        return url
 
 
 class MqttSettings(_Section):
@@ -141,7 +167,7 @@ def format_validation_error(err: ValidationError) -> list[str]:
     lines = []
     for item in err.errors(include_url=False):
         loc = ".".join(str(part) for part in item["loc"]) or "(root)"
-        lines.append(f"{loc}: {item['msg']}")
+        lines.append(f"{loc}: {clean_message(item['msg'])}")
     return lines
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from controller.scheduler import DataError, InventoryDevice, Planner, parse_policy, parse_windows
 from controller.scheduler.planner import DEFAULT_CANARY, DEFAULT_HORIZON_DAYS
+from fernwart_cli import exits
 from firmware_catalog import (
     Catalog,
     CatalogError,
@@ -29,10 +30,6 @@ from firmware_catalog import (
     parse_version,
 )
 from firmware_catalog.products import FAMILY_SCHEME
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_DATAERR = 65
 
 
 def register(subparsers: Any) -> None:
@@ -254,23 +251,23 @@ def run_plan(args: argparse.Namespace) -> int:
     if isinstance(checked, list):
         for line in checked:
             _error(line)
-        return EXIT_USAGE
+        return exits.USAGE
     now, targets = checked
     loaded = _load(args, targets, now)
     if isinstance(loaded, list):
         for line in loaded:
             _error(line)
-        return EXIT_DATAERR
+        return exits.DATAERR
     planner, devices = loaded
     jobs = planner.plan(devices)
     if args.json:
         # One object per line: still one JSON array, and the C encoder (indent= would not use it).
         sys.stdout.write("[\n" + ",\n".join(json.dumps(job.to_dict()) for job in jobs) + "\n]\n")
-        return EXIT_OK
+        return exits.OK
     for job in jobs:
         when = f"{job.start.isoformat()}..{job.end.isoformat()}" if job.start and job.end else "-"
         sys.stdout.write(
             f"{job.device_id}\t{job.action}\t{job.update_class or '-'}\t{job.target or '-'}\t{when}\t"
             f"wave {job.wave or '-'}\t{job.execution or '-'}\t{job.reason_code}\t{job.reason}\n"
         )
-    return EXIT_OK
+    return exits.OK

@@ -16,21 +16,21 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fernwart_cli import exits
 from fernwart_cli.credentials import (
-    EX_NOPERM,  # list: the controller refused the token
     CredentialError,
     add_token_argument,
     api_token,
     auth_headers,
     refused,
 )
-from firmware_catalog import Catalog, CatalogError, Device, Matcher, parse_kev
+from firmware_catalog import Catalog, CatalogError, Device, Matcher, match_problem, parse_kev
 from firmware_catalog.provider import fetch_provider
 
-EXIT_OK = 0
-EXIT_FINDINGS_REJECTED = 1  # some documents were rejected, the rest was matched
-EXIT_USAGE = 2
-EXIT_CONTROLLER = 3
+EXIT_OK = exits.OK
+EXIT_FINDINGS_REJECTED = exits.FAILURE  # some documents were rejected, the rest went through
+EXIT_USAGE = exits.USAGE
+EXIT_UNAVAILABLE = exits.UNAVAILABLE  # the controller (or a provider's metadata) cannot be reached
 DEFAULT_CONTROLLER = "http://127.0.0.1:8080"
 _TIMEOUT_S = 30
 
@@ -49,10 +49,16 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("catalog", help="advisory catalog (CSAF 2.0, CISA KEV)")
     commands = parser.add_subparsers(dest="catalog_command", required=True, metavar="SUBCOMMAND")
 
-    match = commands.add_parser("match", help="match an inventory against advisories, offline")
+    match = commands.add_parser(
+        "match",
+        help="match an inventory against advisories, offline",
+        description="Match an inventory against CSAF advisories (and KEV), offline.",
+        epilog=INVENTORY_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     match.add_argument("--advisories", required=True, type=Path, help="CSAF file or directory")
     match.add_argument("--kev", type=Path, help="CISA KEV JSON feed")
-    match.add_argument("--inventory", required=True, type=Path, help="JSON array of devices")
+    match.add_argument("--inventory", required=True, type=Path, help="JSON array of devices (see below)")
     match.add_argument("--json", action="store_true", help="print findings as a JSON array")
     match.add_argument(
         "--recommend", action="store_true", help="also print the recommended target per device"
@@ -89,6 +95,15 @@ def _error(message: str) -> None:
     sys.stderr.write(f"fernwart catalog: {message}\n")
 
 
+INVENTORY_FORMAT = """\
+The inventory is a JSON array of devices, or a page of the REST API ({"items": [...]}).
+A device has device_id (required), vendor, product and software_version; the REST API's own
+fields are accepted as well: model (else family) for product, firmware_version for
+software_version, and site_id (the device is then named SITE/DEVICE). So the output of
+`fernwart devices list --json` is an inventory. When no device can be matched (no product,
+no firmware, unknown vendor), every finding would be "unknown": that is a warning and exit 65."""
+
+
 def run_match(args: argparse.Namespace) -> int:
     catalog = Catalog()
     try:
@@ -106,52 +121,82 @@ def run_match(args: argparse.Namespace) -> int:
         _error(f"rejected {err}")
     matcher = Matcher(catalog)
     matcher.set_devices(devices)
-    findings = matcher.findings()
     if args.json:
-        rows = [
-            {
-                "device_id": f.device_id,
-                "advisory_id": f.advisory_id,
-                "cves": list(f.cves),
-                "status": f.status,
-                "first_fixed": f.first_fixed,
-                "kev": f.kev,
-                "cvss": f.cvss,
-                "reason": f.reason,
-            }
-            for f in findings
-        ]
-        output: Any = rows
-        if args.recommend:
-            output = {"findings": rows, "recommendations": [matcher.recommend(d).to_dict() for d in devices]}
-        sys.stdout.write(json.dumps(output, indent=2) + "\n")
+        _print_match_json(matcher, devices, recommend=args.recommend)
     else:
-        for f in findings:
-            flag = " KEV" if f.kev else ""
-            fixed = f" first fixed {f.first_fixed}" if f.first_fixed else ""
-            why = f" ({f.reason})" if f.reason else ""
-            sys.stdout.write(f"{f.device_id}\t{f.advisory_id}\t{f.status}{flag}{fixed}{why}\n")
-        if args.recommend:
-            for device in devices:
-                rec = matcher.recommend(device)
-                sys.stdout.write(f"{rec.device_id}\ttarget {rec.target or '-'}\t{rec.reason or ''}\n")
+        _print_match_text(matcher, devices, recommend=args.recommend)
+    problems = [(d.device_id, match_problem(d.vendor, d.product, d.software_version)) for d in devices]
+    if devices and all(problem is not None for _device_id, problem in problems):
+        device_id, problem = problems[0]
+        _error(
+            f"warning: none of the {len(devices)} devices of {args.inventory} can be matched "
+            f"(e.g. {device_id}: {problem}); is it an inventory? see `fernwart catalog match --help`"
+        )
+        return exits.DATAERR
     return EXIT_FINDINGS_REJECTED if report.errors else EXIT_OK
 
 
+def _print_match_json(matcher: Matcher, devices: list[Device], *, recommend: bool) -> None:
+    rows = [
+        {
+            "device_id": f.device_id,
+            "advisory_id": f.advisory_id,
+            "cves": list(f.cves),
+            "status": f.status,
+            "first_fixed": f.first_fixed,
+            "kev": f.kev,
+            "cvss": f.cvss,
+            "reason": f.reason,
+        }
+        for f in matcher.findings()
+    ]
+    output: Any = rows
+    if recommend:
+        recommendations = [
+            {**matcher.recommend(d).to_dict(), "status": matcher.device_status(d)} for d in devices
+        ]
+        output = {"findings": rows, "recommendations": recommendations}
+    sys.stdout.write(json.dumps(output, indent=2) + "\n")
+
+
+def _print_match_text(matcher: Matcher, devices: list[Device], *, recommend: bool) -> None:
+    for f in matcher.findings():
+        flag = " KEV" if f.kev else ""
+        fixed = f" first fixed {f.first_fixed}" if f.first_fixed else ""
+        why = f" ({f.reason})" if f.reason else ""
+        sys.stdout.write(f"{f.device_id}\t{f.advisory_id}\t{f.status}{flag}{fixed}{why}\n")
+    if recommend:
+        for device in devices:
+            rec = matcher.recommend(device)
+            status = matcher.device_status(device)
+            target = rec.target or "-"
+            sys.stdout.write(f"{rec.device_id}\t{status}\ttarget {target}\t{rec.reason or ''}\n")
+
+
 def _read_inventory(path: Path) -> list[Device]:
-    """The offline inventory: a JSON array of {device_id, vendor, product, software_version}."""
+    """The offline inventory (see INVENTORY_FORMAT). Raises CatalogError naming the bad field."""
     inventory = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(inventory, dict) and isinstance(inventory.get("items"), list):
+        inventory = inventory["items"]  # a page of GET /api/v1/devices
     if not isinstance(inventory, list):
         raise CatalogError(f"{path}: expected a JSON array of devices")
-    devices = []
-    for index, item in enumerate(inventory):
-        if not isinstance(item, dict) or not isinstance(item.get("device_id"), str) or not item["device_id"]:
-            raise CatalogError(f"{path}: [{index}].device_id: expected a non-empty string")
-        for field in ("vendor", "product", "software_version"):
-            if not isinstance(item.get(field, ""), str):
-                raise CatalogError(f"{path}: [{index}].{field}: expected a string")
-        devices.append(Device.from_dict(item))
-    return devices
+    return [_inventory_device(item, f"{path}: [{index}]") for index, item in enumerate(inventory)]
+
+
+def _inventory_device(item: Any, where: str) -> Device:
+    if not isinstance(item, dict) or not isinstance(item.get("device_id"), str) or not item["device_id"]:
+        raise CatalogError(f"{where}.device_id: expected a non-empty string")
+    fields = ("vendor", "product", "software_version", "model", "family", "firmware_version", "site_id")
+    for field in fields:
+        if item.get(field) is not None and not isinstance(item[field], str):
+            raise CatalogError(f"{where}.{field}: expected a string")
+    site = item.get("site_id")
+    return Device(
+        device_id=f"{site}/{item['device_id']}" if site else item["device_id"],
+        vendor=item.get("vendor") or "",
+        product=item.get("product") or item.get("model") or item.get("family") or "",
+        software_version=item.get("software_version") or item.get("firmware_version") or "",
+    )
 
 
 def _base_url(args: argparse.Namespace) -> str:
@@ -159,6 +204,24 @@ def _base_url(args: argparse.Namespace) -> str:
 
 
 _TOKEN: list[str | None] = [None]  # the API token of this invocation (credentials.api_token)
+
+
+class _Unreachable(CatalogError):
+    """The controller did not answer at all (exit 69)."""
+
+
+class _Refused(CatalogError):
+    """The controller answered, but not as hoped: ``code`` is the exit code (77, 70)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _failed(err: CatalogError) -> int:
+    """Print ``err``; its exit code: 77/70 as the controller answered, else 69 (no answer)."""
+    _error(str(err))
+    return err.code if isinstance(err, _Refused) else EXIT_UNAVAILABLE
 
 
 def _request(method: str, url: str, body: bytes | None = None, source: str | None = None) -> tuple[int, Any]:
@@ -181,8 +244,10 @@ def _request(method: str, url: str, body: bytes | None = None, source: str | Non
             return err.code, json.loads(payload)
         except ValueError:
             return err.code, payload.decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise CatalogError(f"{url}: {err}") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise _Unreachable(f"cannot reach the controller at {url}: {err}") from err
+    except ValueError as err:
+        raise _Refused(exits.SOFTWARE, f"{url}: unexpected answer: {err}") from err
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -190,8 +255,9 @@ def run_import(args: argparse.Namespace) -> int:
 
     A provider URL is fetched here (firmware_catalog.provider: hashes verified, conditional GETs
     with ``--state``), not by the controller, so the controller never fetches URLs on request.
-    Exit 0 when all went in, 1 when some were rejected, 2 for usage errors, 3 when the controller
-    (or the provider's metadata) cannot be reached.
+    Exit codes (fernwart_cli.exits): 0 when all went in, 1 when some were rejected, 2 for usage
+    errors, 69 when the controller (or the provider's metadata) cannot be reached, 77 when the
+    controller refuses the token.
     """
     if args.source is None and args.kev is None:
         _error("give a CSAF file, directory or provider URL, and/or --kev FILE")
@@ -219,8 +285,7 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         results = _send(sends, quiet=args.json)
     except CatalogError as err:
-        _error(str(err))
-        return EXIT_CONTROLLER
+        return _failed(err)
     failed += sum(1 for r in results if not 200 <= r["status"] < 300)
     if args.json:
         sys.stdout.write(json.dumps(results, indent=2) + "\n")
@@ -234,7 +299,7 @@ def _send(sends: list[tuple[str, str, str, bytes]], *, quiet: bool) -> list[dict
     for method, url, name, data in sends:
         status, payload = _request(method, url, data, source=name)
         if status in {401, 403}:
-            raise CatalogError(refused(status))
+            raise _Refused(exits.NOPERM, refused(status))
         ok = 200 <= status < 300
         results.append({"file": name, "status": status, "response": payload})
         if not quiet:
@@ -249,7 +314,7 @@ def _load_documents(source: str, state: Path | None) -> tuple[list[tuple[str, by
             report = asyncio.run(fetch_provider(source, state))
         except CatalogError as err:
             _error(str(err))
-            return EXIT_CONTROLLER
+            return EXIT_UNAVAILABLE
         for url in report.unchanged:
             sys.stderr.write(f"unchanged since the last fetch: {url}\n")
         return [(doc.url, doc.data) for doc in report.documents], [str(err) for err in report.errors]
@@ -282,14 +347,13 @@ def run_list(args: argparse.Namespace) -> int:
         try:
             status, payload = _request("GET", f"{base}/api/v1/advisories?limit=1000&offset={offset}")
         except CatalogError as err:
-            _error(str(err))
-            return EXIT_CONTROLLER
+            return _failed(err)
         if status in {401, 403}:
             _error(refused(status))
-            return EX_NOPERM
+            return exits.NOPERM
         if not 200 <= status < 300 or not isinstance(payload, dict):
             _error(f"controller answered {status}: {json.dumps(payload)[:300]}")
-            return EXIT_CONTROLLER
+            return exits.SOFTWARE
         page = payload.get("items")
         items.extend(page if isinstance(page, list) else [])
         next_offset = payload.get("next_offset")

@@ -11,7 +11,9 @@ import argparse
 import os
 from pathlib import Path
 
-EX_NOPERM = 77  # the controller refused the token (401/403)
+from fernwart_cli import exits
+
+EX_NOPERM = exits.NOPERM  # the controller refused the token (401/403)
 
 
 class CredentialError(Exception):

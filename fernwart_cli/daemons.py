@@ -14,7 +14,7 @@ CONTROLLER_ACTIONS = ("fernwart_cli.tokens", "fernwart_cli.enroll")
 def _runner(module_name: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         module = importlib.import_module(module_name)
-        code: int = module.main(["--config", str(args.config)])
+        code: int = module.main(["--config", str(args.config), *(["--check"] if args.check else [])])
         return code
 
     return run
@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         run = actions.add_parser("run", help=f"run {what} in the foreground (exit 78 on bad config)")
         run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+        run.add_argument(
+            "--check",
+            action="store_true",
+            help="validate the configuration and exit: 0 if valid, 78 (one line per problem) if not",
+        )
         run.set_defaults(func=_runner(module_name))
         if name == "controller":
             for action_module in CONTROLLER_ACTIONS:

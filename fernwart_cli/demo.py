@@ -31,6 +31,7 @@ import aiomqtt
 
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
+from fernwart_cli import exits
 from lab.devices import lab_devices
 from lab.snmpsim import start_snmpsim
 
@@ -296,16 +297,16 @@ def run_demo(args: argparse.Namespace) -> int:
             for what, proc in stack.procs:
                 if proc.poll() is not None:
                     sys.stderr.write(f"{what} exited with code {proc.returncode}; see {state}/{what}.log\n")
-                    return 1
+                    return exits.FAILURE
             if deadline is not None and time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     except RuntimeError as err:
         sys.stderr.write(f"demo failed to start: {err}\n")
-        return 1
+        return exits.FAILURE
     else:
         sys.stdout.write("stopping …\n")
-        return 0
+        return exits.OK
     finally:
         stack.stop()
         if sim is not None:

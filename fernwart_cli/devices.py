@@ -1,8 +1,8 @@
 """``fernwart devices list [--json]``: a thin client of the controller's REST API.
 
-Exit codes: 0 listed, 69 (EX_UNAVAILABLE) controller unreachable, 65 (EX_DATAERR) the controller
-refused the query (the reason is printed), 70 (EX_SOFTWARE) an unexpected answer, 77 (EX_NOPERM)
-the controller refused the API token (see fernwart_cli.credentials).
+Exit codes (fernwart_cli.exits): 0 listed, 2 unreadable token file, 69 (EX_UNAVAILABLE) controller
+unreachable, 65 (EX_DATAERR) the controller refused the query (the reason is printed), 70
+(EX_SOFTWARE) an unexpected answer, 77 (EX_NOPERM) the controller refused the API token.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from fernwart_cli import exits
 from fernwart_cli.credentials import (
-    EX_NOPERM,
     CredentialError,
     add_token_argument,
     api_token,
@@ -26,7 +26,8 @@ from fernwart_cli.credentials import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-EX_DATAERR, EX_UNAVAILABLE, EX_SOFTWARE = 65, 69, 70
+EX_DATAERR, EX_UNAVAILABLE, EX_SOFTWARE = exits.DATAERR, exits.UNAVAILABLE, exits.SOFTWARE
+EX_NOPERM = exits.NOPERM
 _COLUMNS = (
     "id",
     "tenant",
@@ -106,7 +107,7 @@ def list_devices(args: argparse.Namespace) -> int:
         token = api_token(args)
     except CredentialError as err:
         sys.stderr.write(f"fernwart devices: {err}\n")
-        return 2
+        return exits.USAGE
     try:
         items = asyncio.run(fetch_devices(base_url, filters, token=token))
     except ApiError as err:
@@ -116,7 +117,7 @@ def list_devices(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
     else:
         sys.stdout.write(_table(items) + "\n")
-    return 0
+    return exits.OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

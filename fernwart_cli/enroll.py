@@ -29,11 +29,10 @@ from typing import Any
 
 from controller.broker import BrokerConfigError, BrokerFile, BrokerUser, render_emqx, render_mosquitto
 from controller.broker.passwd import hash_password
-from controller.settings import EX_CONFIG, ConfigError, ControllerSettings, load_settings
+from controller.settings import ConfigError, ControllerSettings, load_settings
 from controller.storage import Store
 from controller.storage import enrollment as en
-
-EX_DATAERR = 65
+from fernwart_cli import exits
 
 
 class _Refused(Exception):
@@ -51,7 +50,7 @@ def _run(args: argparse.Namespace, action: Callable[[ControllerSettings, Store],
     except ConfigError as err:
         for problem in err.problems:
             sys.stderr.write(f"config error: {problem}\n")
-        return EX_CONFIG
+        return exits.CONFIG
 
     async def main() -> int:
         async with Store.open(settings.database.url.get_secret_value()) as store:
@@ -60,11 +59,11 @@ def _run(args: argparse.Namespace, action: Callable[[ControllerSettings, Store],
     try:
         return asyncio.run(main())
     except _Refused as err:
-        return _fail(str(err), EX_DATAERR)
+        return _fail(str(err), exits.DATAERR)
     except en.EnrollmentError as err:
-        return _fail(str(err), EX_DATAERR)
+        return _fail(str(err), exits.DATAERR)
     except BrokerConfigError as err:
-        return _fail(f"{args.config}: {err}", EX_CONFIG)
+        return _fail(f"{args.config}: {err}", exits.CONFIG)
 
 
 def _enroll(args: argparse.Namespace) -> int:
@@ -90,7 +89,7 @@ def _enroll(args: argparse.Namespace) -> int:
             "broker password (shown once; the agent's [mqtt] password):\n"
             f"{password}\n"
         )
-        return 0
+        return exits.OK
 
     return _run(args, action)
 
@@ -104,7 +103,7 @@ def _unenroll(args: argparse.Namespace) -> int:
             f"site {revoked.site_id} unenrolled (agent {revoked.agent_id}); "
             "run `fernwart controller broker-config` and reload the broker\n"
         )
-        return 0
+        return exits.OK
 
     return _run(args, action)
 
@@ -119,7 +118,7 @@ def _list(args: argparse.Namespace) -> int:
         if args.json:
             items = [{key: _jsonable(value) for key, value in row.public().items()} for row in rows]
             sys.stdout.write(json.dumps(items, indent=2) + "\n")
-            return 0
+            return exits.OK
         sys.stdout.write("SITE  AGENT  PASSWORD  ENROLLED  REVOKED\n")
         for row in rows:
             revoked = row.revoked_at.isoformat() if row.revoked_at else "-"
@@ -127,7 +126,7 @@ def _list(args: argparse.Namespace) -> int:
             sys.stdout.write(
                 f"{row.site_id}  {row.agent_id}  {password}  {row.registered_at.isoformat()}  {revoked}\n"
             )
-        return 0
+        return exits.OK
 
     return _run(args, action)
 
@@ -183,7 +182,7 @@ def _broker_config(args: argparse.Namespace) -> int:
         sys.stdout.write(f"wrote {names} to {out}: {len(agents)} agents and the controller\n")
         for site in without:
             sys.stderr.write(f"warning: site {site} has no broker password yet: `enroll --rotate` it\n")
-        return 0
+        return exits.OK
 
     return _run(args, action)
 

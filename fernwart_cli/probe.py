@@ -4,8 +4,8 @@ What a field engineer runs to check a device before adding it to an agent's conf
 Secrets may come from the environment (FERNWART_SNMP_COMMUNITY, FERNWART_SNMP_AUTH_KEY,
 FERNWART_SNMP_PRIV_KEY) instead of the command line, where other users' ``ps`` can see them.
 
-Exit codes: 0 read, 69 unreachable (EX_UNAVAILABLE), 77 credentials refused (EX_NOPERM),
-78 invalid options (EX_CONFIG), 70 the device answered garbage (EX_SOFTWARE).
+Exit codes (fernwart_cli.exits): 0 read, 69 unreachable (EX_UNAVAILABLE), 77 credentials refused
+(EX_NOPERM), 78 invalid options (EX_CONFIG), 70 the device answered garbage (EX_SOFTWARE).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from collector.errors import AuthFailed, BadResponse, Unreachable
 from collector.model import Observation
 from collector.snmp import SnmpDriver, SnmpOptions
 from collector.snmp.options import AuthProto, PrivProto
+from collector.validation import clean_message
+from fernwart_cli import exits
 
-EX_UNAVAILABLE = 69
-EX_SOFTWARE = 70
-EX_NOPERM = 77
-EX_CONFIG = 78
+EX_UNAVAILABLE = exits.UNAVAILABLE
+EX_SOFTWARE = exits.SOFTWARE
+EX_NOPERM = exits.NOPERM
+EX_CONFIG = exits.CONFIG
 
 
 def split_target(target: str) -> tuple[str, int | None]:
@@ -79,7 +81,7 @@ def run_snmp(args: argparse.Namespace) -> int:
         options = SnmpOptions.model_validate(_options(args))
     except ValueError as err:
         lines = (
-            [f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in err.errors()]
+            [f"{'.'.join(map(str, e['loc'])) or 'options'}: {clean_message(e['msg'])}" for e in err.errors()]
             if isinstance(err, ValidationError)
             else [f"target: {err}"]
         )
@@ -93,12 +95,28 @@ def run_snmp(args: argparse.Namespace) -> int:
         return EX_NOPERM
     except Unreachable as err:
         _fail(f"unreachable: {err}")
+        _fail(_likely_causes(options))
         return EX_UNAVAILABLE
     except BadResponse as err:
         _fail(f"bad response: {err}")
         return EX_SOFTWARE
     sys.stdout.write(observation.model_dump_json(indent=2) + "\n")
-    return 0
+    return exits.OK
+
+
+def _likely_causes(options: SnmpOptions) -> str:
+    """What usually makes a device stay silent. An SNMPv2c agent does not answer a wrong community
+    at all (it drops the message, counting it only in snmpInBadCommunityNames), so "no answer" is
+    all a wrong community ever looks like."""
+    causes = [
+        f"the device does not listen on udp port {options.port} (give HOST:PORT)",
+        "an ACL or firewall drops this host's requests",
+    ]
+    if options.community is not None:
+        causes.insert(0, "a wrong community (an SNMPv2c agent ignores it silently)")
+    else:
+        causes.insert(0, "SNMPv3 is not enabled for this user on the device")
+    return "likely causes: " + "; ".join(causes)
 
 
 def _fail(message: str) -> None:

@@ -3,7 +3,8 @@
 The bootstrap path: on a new controller nobody holds a token yet. These actions open the
 controller's database directly (the same ``--config`` the daemon reads) and need nothing else.
 ``create`` prints the token as the last line of standard output, once; it is stored hashed.
-Exit codes: 0 done, 1 no such token, 2 usage, 78 (EX_CONFIG) unusable configuration.
+Exit codes (fernwart_cli.exits): 0 done, 1 no such token, 2 usage, 78 (EX_CONFIG) unusable
+configuration.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from controller.auth import Role, TokenRequestError
-from controller.settings import EX_CONFIG, ConfigError, load_settings
-from controller.storage import Store, tokens
+import sqlalchemy.exc
 
-EX_USAGE = 2
+from controller.auth import Role, TokenRequestError
+from controller.settings import ConfigError, load_settings
+from controller.storage import Store, tokens
+from fernwart_cli import exits
+
+EX_USAGE = exits.USAGE
+EX_CONFIG = exits.CONFIG
 
 
 def _expiry(text: str) -> datetime:
@@ -53,7 +58,13 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]
         async with Store.open(settings.database.url.get_secret_value()) as store:
             return await work(store)
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (OSError, sqlalchemy.exc.OperationalError) as err:
+        # The driver's own words (never the URL: it may hold the password).
+        reason = getattr(err, "orig", None) or getattr(err, "strerror", None) or type(err).__name__
+        sys.stderr.write(f"fernwart controller token: cannot open the controller's database: {reason}\n")
+        return exits.UNAVAILABLE
 
 
 def _record(info: tokens.TokenInfo) -> dict[str, Any]:
@@ -88,7 +99,7 @@ def create(args: argparse.Namespace) -> int:
             "shown once; keep it safe:\n"
         )
         sys.stdout.write(secret + "\n")
-        return 0
+        return exits.OK
 
     return _with_store(args, work)
 
@@ -98,7 +109,7 @@ def list_tokens(args: argparse.Namespace) -> int:
         found = await tokens.list_tokens(store)
         if args.json:
             sys.stdout.write(json.dumps([_record(info) for info in found], indent=2) + "\n")
-            return 0
+            return exits.OK
         now = datetime.now(UTC)
         for info in found:
             state = "revoked" if info.revoked_at else ("expired" if not info.usable(now) else "active")
@@ -106,7 +117,7 @@ def list_tokens(args: argparse.Namespace) -> int:
             tenant = info.tenant or "-"
             fields = (str(info.id), info.name, info.role.value, tenant, state, f"last used {used}")
             sys.stdout.write("\t".join(fields) + "\n")
-        return 0
+        return exits.OK
 
     return _with_store(args, work)
 
@@ -116,9 +127,9 @@ def revoke(args: argparse.Namespace) -> int:
         info = await tokens.revoke_token(store, args.id)
         if info is None:
             sys.stderr.write(f"fernwart controller token revoke: no token with id {args.id}\n")
-            return 1
+            return exits.FAILURE
         sys.stdout.write(f"token {info.id} {info.name!r} revoked\n")
-        return 0
+        return exits.OK
 
     return _with_store(args, work)
 

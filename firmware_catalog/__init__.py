@@ -8,8 +8,18 @@ from firmware_catalog.catalog import Catalog, ImportReport
 from firmware_catalog.csaf import parse_advisory
 from firmware_catalog.errors import CatalogError, DocumentError, FetchError, RangeError, VersionParseError
 from firmware_catalog.kev import KevCatalog, KevEntry, parse_kev
-from firmware_catalog.matcher import Matcher
-from firmware_catalog.model import Advisory, Device, Finding, ProductEntry, Recommendation, Status, Verdict
+from firmware_catalog.matcher import Matcher, match_problem
+from firmware_catalog.model import (
+    Advisory,
+    Device,
+    DeviceStatus,
+    Finding,
+    ProductEntry,
+    Recommendation,
+    Status,
+    Verdict,
+    device_status,
+)
 from firmware_catalog.products import DeviceIdentity, ProductKey, identify_device, normalize_product
 from firmware_catalog.releases import Release, ReleaseCatalog
 from firmware_catalog.targets import TargetChoice, TargetSelector
@@ -23,6 +33,7 @@ __all__ = [
     "CatalogError",
     "Device",
     "DeviceIdentity",
+    "DeviceStatus",
     "DocumentError",
     "FetchError",
     "Finding",
@@ -43,7 +54,9 @@ __all__ = [
     "VersRange",
     "Version",
     "VersionParseError",
+    "device_status",
     "identify_device",
+    "match_problem",
     "normalize_product",
     "parse_advisory",
     "parse_kev",

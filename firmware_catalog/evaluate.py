@@ -191,7 +191,9 @@ class Plan:
             for score in vuln.scores
             if product_ids.intersection(score.product_ids)
         ]
-        self.cvss = max(scores) if scores else None
+        # The scores for the device's products; else the advisory's own (a CSAF score names the
+        # affected products only, so a not_affected or unknown finding would show none at all).
+        self.cvss = max(scores) if scores else advisory.max_cvss
         self.fix_url = next(
             (
                 r.url
@@ -225,7 +227,7 @@ class Plan:
                     per_vuln[vuln] = GroupResult(status, reason, first_fixed)
         if not per_vuln:
             return AdvisoryResult(
-                "unknown", why or "no product status for this product", None, self.products, None
+                "unknown", why or "no product status for this product", None, self.products, self.cvss
             )
         if len(per_vuln) == 1:
             (final,) = per_vuln.values()

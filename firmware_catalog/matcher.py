@@ -18,7 +18,15 @@ from collections.abc import Iterable
 from firmware_catalog.catalog import Catalog, IndexKey
 from firmware_catalog.errors import VersionParseError
 from firmware_catalog.evaluate import AdvisoryResult, Plan, candidate_versions
-from firmware_catalog.model import Advisory, Device, Finding, Recommendation, Verdict
+from firmware_catalog.model import (
+    Advisory,
+    Device,
+    DeviceStatus,
+    Finding,
+    Recommendation,
+    Verdict,
+    device_status,
+)
 from firmware_catalog.products import DeviceIdentity, covers, identify_device
 from firmware_catalog.versions import Version, parse_version
 
@@ -27,6 +35,21 @@ Combo = tuple[str, str, str]  # (vendor, product, software_version) as reported
 ResultKey = tuple[DeviceIdentity, str | None, object]
 
 _PRIORITY = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
+_UNKNOWN_NAMED = 3  # unknown advisories a recommendation's reason names, the rest are counted
+
+
+def match_problem(vendor: str, product: str, software_version: str | None) -> str | None:
+    """Why a device cannot be matched at all (every advisory is then ``unknown`` for it), or None."""
+    if not software_version:
+        return "no firmware version reported"
+    identity = identify_device(vendor, product, software_version)
+    if not identity.mapped or identity.scheme is None:
+        return f"product cannot be mapped: {identity.reason}"
+    try:
+        parse_version(identity.scheme, software_version)
+    except VersionParseError as err:
+        return f"software version {software_version!r} cannot be parsed: {err.reason}"
+    return None
 
 
 class _Profile:
@@ -80,7 +103,7 @@ class Matcher:
         affected = tuple(v.advisory_id for v in verdicts if v.status == "affected")
         current = device.software_version
         if not affected:
-            return Recommendation(device.device_id, current, None, "affected by no advisory", ())
+            return Recommendation(device.device_id, current, None, _not_affected_reason(verdicts), ())
         scheme, version = profile.identity.scheme, profile.version
         if scheme is None or version is None:
             return Recommendation(device.device_id, current, None, profile.why, affected)
@@ -139,6 +162,10 @@ class Matcher:
         if key is not None:
             self._forget(device_id, key)
             del self._devices[device_id]
+
+    def device_status(self, device: Device) -> DeviceStatus:
+        """The device's status as a whole (``not_covered``: no advisory concerns its product)."""
+        return device_status(v.status for v in self._verdicts(_combo(device)))
 
     def findings(self, device_id: str | None = None) -> list[Finding]:
         """Findings of one device, or of every device (device order, most urgent first)."""
@@ -247,21 +274,22 @@ class Matcher:
             for advisory_id in self.catalog.advisories_of_vendor(identity.vendor):
                 advisory = self.catalog.get(advisory_id)
                 assert advisory is not None
-                verdicts.append(self._verdict(advisory, AdvisoryResult("unknown", reason, None, (), None)))
+                result = AdvisoryResult("unknown", reason, None, (), advisory.max_cvss)
+                verdicts.append(self._verdict(advisory, result))
             return tuple(verdicts)
         return self._ranked(identity, profile.plan_key, profile.version, profile.why)
 
     def _ranked(
         self, identity: DeviceIdentity, cache_key: int, version: Version | None, why: str | None
     ) -> tuple[Verdict, ...]:
-        ranked: list[tuple[tuple[bool, int, float, str], Verdict]] = []
+        ranked: list[tuple[tuple[int, bool, float, str], Verdict]] = []
         for plan in self._touching(identity):
             item = plan.results.get(cache_key)
             if item is None:
                 verdict = self._verdict(plan.advisory, plan.evaluate(identity.scheme, version, why))
-                rank = (
-                    not verdict.kev,
+                rank = (  # what needs action first: affected, then KEV, then CVSS (as the API sorts)
                     _PRIORITY[verdict.status],
+                    not verdict.kev,
                     -(verdict.cvss or 0.0),
                     verdict.advisory_id,
                 )
@@ -321,8 +349,22 @@ class Matcher:
                 self._result(self._profile(_combo(device)))
 
 
-def _first(item: tuple[tuple[bool, int, float, str], Verdict]) -> tuple[bool, int, float, str]:
+def _first(item: tuple[tuple[int, bool, float, str], Verdict]) -> tuple[int, bool, float, str]:
     return item[0]
+
+
+def _not_affected_reason(verdicts: tuple[Verdict, ...]) -> str:
+    """Why there is no target for a device no advisory says is affected: not covered at all, or
+    which advisories leave it unknown and why."""
+    if not verdicts:
+        return "no advisory in the catalog concerns this product"
+    unknown = [v for v in verdicts if v.status == "unknown"]
+    if not unknown:
+        return "affected by no advisory"
+    named = "; ".join(f"{v.advisory_id}: {v.reason or 'no statement'}" for v in unknown[:_UNKNOWN_NAMED])
+    more = f"; and {len(unknown) - _UNKNOWN_NAMED} more" if len(unknown) > _UNKNOWN_NAMED else ""
+    advisories = "advisory" if len(unknown) == 1 else "advisories"
+    return f"no advisory says it is affected; unknown for {len(unknown)} {advisories}: {named}{more}"
 
 
 def _combo(device: Device) -> Combo:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -10,6 +10,10 @@ from firmware_catalog.products import ProductKey
 from firmware_catalog.vers import VersRange
 
 Status = Literal["affected", "fixed", "not_affected", "unknown"]
+# A device as a whole: its most urgent finding's status, or ``not_covered`` when no advisory of
+# the catalog concerns its product at all (then nothing is known, least of all "not affected").
+DeviceStatus = Literal["affected", "unknown", "fixed", "not_affected", "not_covered"]
+DEVICE_STATUS_ORDER: tuple[DeviceStatus, ...] = ("affected", "unknown", "fixed", "not_affected")
 
 AFFECTED_STATUSES = frozenset({"known_affected", "first_affected", "last_affected"})
 FIXED_STATUSES = frozenset({"fixed", "first_fixed"})
@@ -113,6 +117,13 @@ class Advisory:
             "products": len(self.products),
             "source": self.source,
         }
+
+
+def device_status(statuses: Iterable[str]) -> DeviceStatus:
+    """The status of a device with findings of ``statuses``: affected > unknown > fixed >
+    not_affected; ``not_covered`` without findings."""
+    present = set(statuses)
+    return next((status for status in DEVICE_STATUS_ORDER if status in present), "not_covered")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from pydantic import TypeAdapter, ValidationError
 
+from collector.validation import clean_message
 from collector.wire.messages import (
     SCHEMA_VERSION,
     AgentStatus,
@@ -67,7 +68,7 @@ def _format_validation(err: ValidationError, limit: int = 5) -> str:
     parts = []
     for item in err.errors(include_url=False)[:limit]:
         loc = ".".join(str(p) for p in item["loc"]) or "(root)"
-        parts.append(f"{loc}: {item['msg']}")
+        parts.append(f"{loc}: {clean_message(item['msg'])}")
     more = err.error_count() - limit
     if more > 0:
         parts.append(f"… and {more} more")

@@ -369,12 +369,14 @@ _STATUS_ORDER = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
 
 
 def _finding_order(table: sa.Table) -> list[Any]:
-    """KEV first, then the highest CVSS (unscored last), then affected before unknown before fixed."""
+    """What needs action first: affected before unknown before fixed before not_affected; within
+    a status KEV first, then the highest CVSS (unscored last). (KEV first regardless of status put
+    a KEV advisory's not_affected findings above every affected one.)"""
     status_rank = sa.case(_STATUS_ORDER, value=table.c.status, else_=4)
     return [
+        status_rank,
         table.c.kev.desc(),
         sa.func.coalesce(table.c.cvss, -1.0).desc(),
-        status_rank,
         table.c.tenant,
         table.c.site_id,
         table.c.device_id,

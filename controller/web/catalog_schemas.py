@@ -9,8 +9,11 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.storage.catalog_store import Severity, severity
+from firmware_catalog import device_status
 
 FindingStatus = Literal["affected", "fixed", "not_affected", "unknown"]
+# A device as a whole (firmware_catalog.DeviceStatus): not_covered when no advisory concerns it.
+DeviceFindingStatus = Literal["affected", "unknown", "fixed", "not_affected", "not_covered"]
 
 
 class _In(BaseModel):
@@ -137,8 +140,9 @@ class DeviceFindings(_Out):
     vendor: str
     model: str
     firmware_version: str | None
-    # unknown until the device was matched, or when it cannot be matched (see recommendation.match_problem)
-    status: FindingStatus
+    # unknown until the device was matched, or when it cannot be matched (see recommendation.match_problem);
+    # not_covered when no advisory of the catalog concerns the device's product
+    status: DeviceFindingStatus
     counts: dict[str, int]  # findings by status
     kev: int  # findings with status affected whose CVEs are in KEV
     highest_severity: Severity | None  # of the affected findings
@@ -151,16 +155,9 @@ class DeviceFindings(_Out):
         for row in rows:
             counts[row["status"]] += 1
         affected = [row for row in rows if row["status"] == "affected"]
+        status: DeviceFindingStatus = device_status(row["status"] for row in rows)
         if rec is None or rec["match_problem"] is not None:
             status = "unknown"
-        elif counts["affected"]:
-            status = "affected"
-        elif counts["unknown"]:
-            status = "unknown"
-        elif counts["fixed"]:
-            status = "fixed"
-        else:
-            status = "not_affected"
         scores = [row["cvss"] for row in affected if row["cvss"] is not None]
         return cls(
             id=device["id"],

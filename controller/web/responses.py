@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from collector.validation import clean_message
+
 Q = TypeVar("Q", bound=BaseModel)
 
 
@@ -31,7 +33,11 @@ def parse_query(request: web.Request, model: type[Q]) -> Q | web.Response:
         return error(
             422,
             [
-                {"loc": ["query", *item["loc"]], "msg": item["msg"], "input": item.get("input")}
+                {
+                    "loc": ["query", *item["loc"]],
+                    "msg": clean_message(item["msg"]),
+                    "input": item.get("input"),
+                }
                 for item in err.errors(include_url=False, include_context=False)
             ],
         )

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from collector.validation import clean_message
 from controller.auth import Permission, Role, TokenRequestError
 from controller.storage import tokens
 from controller.web.auth import principal, requires
@@ -60,7 +61,7 @@ async def create(request: web.Request) -> web.Response:
         return error(
             422,
             [
-                {"loc": ["body", *item["loc"]], "msg": item["msg"]}
+                {"loc": ["body", *item["loc"]], "msg": clean_message(item["msg"])}
                 for item in err.errors(include_url=False, include_context=False, include_input=False)
             ],
         )

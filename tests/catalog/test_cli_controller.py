@@ -80,5 +80,5 @@ async def test_controller_unreachable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FERNWART_CONTROLLER_URL", f"http://127.0.0.1:{_free_port()}")
-    assert await _cli(["catalog", "list"]) == 3
+    assert await _cli(["catalog", "list"]) == 69  # EX_UNAVAILABLE, as in every command
     assert "fernwart catalog:" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fernwart_cli.main import main
+from firmware_catalog import device_status
 from tests.catalog.conftest import CATALOG_DATA, CSAF_DIR, KEV_FILE, REPO
 
 # advisories.md, "Not asserted": cisco-sa-20161102-tp with RoomOS and CE 9.x devices.
@@ -131,3 +132,54 @@ def test_a_bad_inventory_is_a_usage_error(tmp_path: Path, capsys: pytest.Capture
     inventory.write_text(json.dumps([{"vendor": "Cisco"}]))
     assert main(["catalog", "match", "--advisories", str(CSAF_DIR), "--inventory", str(inventory)]) == 2
     assert "[0].device_id: expected a non-empty string" in capsys.readouterr().err
+
+
+def test_device_status_follows_the_ground_truth(capsys: pytest.CaptureFixture[str]) -> None:
+    """A device's status is its most urgent expected finding's. The Yealink, Poly and Microsoft
+    controls are in no advisory's product tree: expected.json lists their pairs as not_affected
+    (and they have no finding rows, as above); as devices they are not_covered, since nothing in
+    the catalog speaks about them at all."""
+    argv = ["catalog", "match", "--advisories", str(CSAF_DIR), "--kev", str(KEV_FILE), "--recommend"]
+    argv += ["--inventory", str(CATALOG_DATA / "inventory.json"), "--json"]
+    assert main(argv) == 0
+    output = json.loads(capsys.readouterr().out)
+    status = {r["device_id"]: r["status"] for r in output["recommendations"]}
+    reason = {r["device_id"]: r["reason"] for r in output["recommendations"]}
+    expected: dict[str, set[str]] = {}
+    for want in json.loads((CATALOG_DATA / "expected.json").read_text()):
+        expected.setdefault(want["device_id"], set()).add(want["status"])
+    with_findings = {row["device_id"] for row in output["findings"]}
+    uncovered = set(status) - with_findings
+    assert uncovered == {"fw-d25", "fw-d26", "fw-d27"}
+    for device_id in sorted(uncovered):
+        assert expected[device_id] == {"not_affected"}
+        assert status[device_id] == "not_covered"
+        assert reason[device_id] == "no advisory in the catalog concerns this product"
+    not_asserted: dict[str, set[str]] = {}  # what the matcher says where advisories.md does not
+    for row in output["findings"]:
+        if (row["device_id"], row["advisory_id"]) in NOT_ASSERTED:
+            not_asserted.setdefault(row["device_id"], set()).add(row["status"])
+    for device_id in sorted(with_findings):
+        statuses = expected[device_id] | not_asserted.get(device_id, set())
+        assert status[device_id] == device_status(statuses), device_id
+    # All unknown: the reason says which advisories leave it unknown and why, not "affected by no advisory".
+    assert status["fw-d04"] == "unknown"
+    assert reason["fw-d04"].startswith("no advisory says it is affected; unknown for 2 advisories: ")
+    assert (
+        "cisco-sa-tce-roomos-dos-9V9jrC2q: Cisco RoomOS Software: the document states nothing"
+        in reason["fw-d04"]
+    )
+
+
+def test_findings_carry_the_advisorys_cvss_and_affected_come_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = _run(capsys)
+    scored = {"cisco-sa-voip-phones-rce-dos-rB6EeRXs": 9.8, "cisco-sa-20190320-ip-phone-csrf": 8.1}
+    for row in rows:
+        if row["advisory_id"] in scored:
+            # not_affected too: a CSAF score lists only the affected products, but it is the advisory's.
+            assert row["cvss"] == scored[str(row["advisory_id"])], row
+    fw_d20 = [r for r in rows if r["device_id"] == "fw-d20"]
+    assert [r["status"] for r in fw_d20] == ["affected", "not_affected", "not_affected"]
+    assert fw_d20[1]["kev"]  # the KEV advisory's not_affected finding no longer comes first

@@ -157,3 +157,21 @@ def test_probe_exit_codes(snmpd: SnmpdAgent) -> None:
     invalid = _probe(snmpd.target)
     assert invalid.returncode == 78
     assert "either community" in invalid.stderr
+
+
+def test_a_wrong_community_names_the_likely_causes(snmpd: SnmpdAgent) -> None:
+    wrong = _probe(snmpd.target, "--community", "not-the-community", "--timeout", "0.3", "--retries", "0")
+    assert wrong.returncode == 69
+    lines = wrong.stderr.splitlines()
+    assert any("no answer" in line for line in lines)
+    causes = next(line for line in lines if "likely causes" in line)
+    for cause in ("wrong community", "ACL", "udp port"):
+        assert cause in causes
+    assert "not-the-community" not in wrong.stderr
+
+
+def test_invalid_options_carry_no_pydantic_prefix(snmpd: SnmpdAgent) -> None:
+    both = _probe(snmpd.target, "--community", "c", "--user", "u", "--auth-key", "k" * 8)
+    assert both.returncode == 78
+    assert "either community" in both.stderr
+    assert "Value error" not in both.stderr

@@ -160,9 +160,18 @@ async def test_real_advisories_give_lab_devices_sensible_findings(env: Env) -> N
     assert kev_first
     assert all(f["kev"] for f in kev_first)
     everything = await _findings(client)
-    assert everything[: len(kev_first)] == kev_first  # KEV first
-    rest = [f["cvss"] or -1 for f in everything[len(kev_first) :]]
-    assert rest == sorted(rest, reverse=True)
+    # What needs action first: affected, then unknown, fixed, not_affected; within each, KEV
+    # first, then CVSS. (KEV first regardless of status put not_affected KEV findings on top.)
+    rank = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
+    order = [
+        (rank[f["status"]], not f["kev"], -(f["cvss"] if f["cvss"] is not None else -1)) for f in everything
+    ]
+    assert order == sorted(order)
+    assert everything[0]["status"] == "affected"
+    assert {f["status"] for f in kev_first} > {"affected"}  # the KEV advisory's not_affected phones
+    assert everything.index(next(f for f in kev_first if f["status"] == "not_affected")) > max(
+        i for i, f in enumerate(everything) if f["status"] == "affected"
+    )
     affected = await _findings(client, "&status=affected&tenant=acme")
     assert {f["device_id"] for f in affected} == {"ber-konf-2-12", "sep-enterprise-8851"}
     assert await _findings(client, "&tenant=other") == []
@@ -183,6 +192,9 @@ async def test_real_advisories_give_lab_devices_sensible_findings(env: Env) -> N
     statuses = {f["device_id"]: f["status"] for f in detail["findings"]}
     assert statuses["sep-enterprise-8851"] == "affected"
     assert statuses["sep5ca62d0088a1"] == "not_affected"
+    # The advisory's CVSS on every finding of it, not_affected ones too (as in the listing).
+    assert {(f["cvss"], f["severity"]) for f in detail["findings"]} == {(9.8, "critical")}
+    assert rows[VOIP]["cvss"] == 9.8
 
     pk = await _device_pk(client, "sep-enterprise-8851")
     device = await _json(client, "GET", f"/api/v1/devices/{pk}/findings", 200)
@@ -195,6 +207,12 @@ async def test_real_advisories_give_lab_devices_sensible_findings(env: Env) -> N
     )
     assert mystery["status"] == "unknown"
     assert mystery["recommendation"]["match_problem"] == "no firmware version reported"
+    # No advisory of the catalog concerns a Yealink: not covered, which is not "not affected".
+    yealink = await _json(
+        client, "GET", f"/api/v1/devices/{await _device_pk(client, 'yealink-mp56-1a56')}/findings", 200
+    )
+    assert (yealink["status"], yealink["findings"]) == ("not_covered", [])
+    assert yealink["recommendation"]["reason"] == "no advisory in the catalog concerns this product"
 
     exposition = (await (await client.get("/metrics")).text()).splitlines()
     assert 'fernwart_catalog_imports_total{result="added"} 6.0' in exposition
