@@ -13,7 +13,6 @@ import os
 import signal
 
 import structlog
-from aiohttp import web
 
 from collector.sdnotify import notify as sd_notify
 from collector.sdnotify import watchdog_interval_s
@@ -23,7 +22,7 @@ from controller.matching import MatchingService
 from controller.metrics import Metrics
 from controller.settings import ControllerSettings
 from controller.storage import Store
-from controller.web import AppState, make_app
+from controller.web import AppState, limits, make_app
 
 log = structlog.get_logger(__name__)
 
@@ -69,13 +68,13 @@ async def run(
         await matching.start()  # the catalog and findings as stored, before the API answers
         store.add_flush_listener(matching.on_flush)
         app = make_app(AppState(store, metrics, ingest.connected.is_set, matching))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, settings.http.host, settings.http.port)
-            await site.start()
+        async with limits.serve(app, settings.http, metrics.registry) as limiter:
             log.info(
-                "http_listening", host=settings.http.host, port=settings.http.port, database=store.dialect
+                "http_listening",
+                host=settings.http.host,
+                port=settings.http.port,
+                database=store.dialect,
+                max_connections=limiter.max_connections,
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
@@ -88,6 +87,4 @@ async def run(
                 log.info("controller_ready")
                 await stop.wait()
                 sd_notify("STOPPING=1")
-        finally:
-            await runner.cleanup()
     log.info("controller_stopped")
