@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.storage import DeviceFilter
 from controller.web import catalog_api, fleet
+from controller.web.responses import device_pk
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
 from controller.web.responses import parse_query as _query
@@ -36,14 +37,12 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 async def get_device(request: web.Request) -> web.Response:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        return _error(
-            422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
-        )
-    device = await request.app[STATE].store.get_device(int(raw))
+    pk = device_pk(request.match_info["id"])
+    if isinstance(pk, web.Response):
+        return pk
+    device = await request.app[STATE].store.get_device(pk)
     if device is None:
-        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
+        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {pk}"}])
     return _json(DeviceDetail.model_validate(device))
 
 

@@ -29,6 +29,7 @@ from controller.web.catalog_schemas import (
     FindingQuery,
     summarize,
 )
+from controller.web.responses import device_pk, text_id
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
 from controller.web.responses import parse_query as _query
@@ -89,7 +90,9 @@ async def delete_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
         return _unavailable()
-    advisory_id = request.match_info["id"]
+    advisory_id = text_id(request.match_info["id"])
+    if isinstance(advisory_id, web.Response):
+        return advisory_id
     if await matching.remove_advisory(advisory_id) is None:
         return _error(404, [{"loc": ["path", "id"], "msg": f"no advisory with id {advisory_id!r}"}])
     return web.Response(status=204)
@@ -111,7 +114,9 @@ async def get_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
         return _unavailable()
-    advisory_id = request.match_info["id"]
+    advisory_id = text_id(request.match_info["id"])
+    if isinstance(advisory_id, web.Response):
+        return advisory_id
     row = await matching.store.get_advisory(advisory_id)
     if row is None:
         return _error(404, [{"loc": ["path", "id"], "msg": f"no advisory with id {advisory_id!r}"}])
@@ -197,14 +202,12 @@ async def device_findings(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.matching is None:
         return _unavailable()
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        return _error(
-            422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
-        )
-    device = await state.store.get_device(int(raw))
+    pk = device_pk(request.match_info["id"])
+    if isinstance(pk, web.Response):
+        return pk
+    device = await state.store.get_device(pk)
     if device is None:
-        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
+        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {pk}"}])
     rows, rec = await state.matching.store.device_findings(device["site_id"], device["device_id"])
     return _json(DeviceFindings.of(device, rows, rec))
 
