@@ -1,7 +1,8 @@
 """REST API of the advisory catalog: advisories, KEV, findings, a device's findings.
 
 * ``POST /api/v1/advisories``: one CSAF document; 201 added, 200 replaced or unchanged, 422 with
-  ``{"errors": [{"document", "path", "reason"}]}``, 413 above :data:`MAX_BODY_BYTES`.
+  ``{"errors": [{"document", "path", "reason"}]}``, 413 above :data:`MAX_BODY_BYTES`, 507 when a
+  new advisory would exceed ``[catalog] max_advisories``.
 * ``DELETE /api/v1/advisories/{id}``: 204, 404.
 * ``GET /api/v1/advisories`` (limit, offset): summaries with affected-device counts.
 * ``GET /api/v1/advisories/{id}``: summary, CVEs, products, and every device it concerns.
@@ -13,12 +14,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from controller.storage.catalog_store import FindingFilter
+from controller.storage.catalog_store import AdvisoryQuotaExceeded, FindingFilter
 from controller.web.catalog_schemas import (
     AdvisoryDetail,
     AdvisoryPage,
@@ -82,6 +84,9 @@ async def post_advisory(request: web.Request) -> web.Response:
     except DocumentError as err:
         log.info("advisory_rejected", document=err.document, path=err.path, reason=err.reason[:300])
         return _document_errors(err)
+    except AdvisoryQuotaExceeded as err:
+        log.warning("advisory_refused_quota", limit=err.limit)
+        return _error(507, [{"loc": ["body"], "msg": str(err)}])
     payload = {"result": change, "devices_recomputed": devices, "advisory": advisory.summary()}
     return web.json_response(payload, status=201 if change == "added" else 200)
 
@@ -122,7 +127,7 @@ async def get_advisory(request: web.Request) -> web.Response:
         return _error(404, [{"loc": ["path", "id"], "msg": f"no advisory with id {advisory_id!r}"}])
     advisory = matching.catalog.get(advisory_id)
     if advisory is None or advisory.current_release_date != row["current_release_date"]:
-        advisory = _parse_stored(row)  # imported by another controller instance
+        advisory = await asyncio.to_thread(_parse_stored, row)  # imported by another controller instance
     findings = row.pop("findings")
     affected = sum(1 for f in findings if f["status"] == "affected")
     summary = summarize({**row, "affected_devices": affected, "devices": len(findings)})
