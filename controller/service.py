@@ -20,6 +20,7 @@ from controller.ingest import Ingest
 from controller.inventory import run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics
+from controller.retention import run_dead_letter_pruner
 from controller.settings import ControllerSettings
 from controller.storage import Store
 from controller.web import AppState, limits, make_app
@@ -64,7 +65,7 @@ async def run(
         pool_size=settings.database.pool_size,
     ) as store:
         ingest = Ingest(settings, store, metrics)
-        matching = MatchingService(store, metrics.registry)
+        matching = MatchingService(store, metrics.registry, max_advisories=settings.catalog.max_advisories)
         await matching.start()  # the catalog and findings as stored, before the API answers
         store.add_flush_listener(matching.on_flush)
         app = make_app(AppState(store, metrics, ingest.connected.is_set, matching))
@@ -79,6 +80,10 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
                 tg.create_task(run_stale_marker(settings, store, metrics, stop), name="stale")
+                tg.create_task(
+                    run_dead_letter_pruner(store, metrics, settings.ingest.dead_letter_max_rows, stop),
+                    name="dead_letters",
+                )
                 tg.create_task(matching.run(stop), name="matching")
                 watchdog = watchdog_interval_s()
                 if watchdog is not None:

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import json
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
+import structlog
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from controller import retention
+from controller.matching import MatchingService
+from controller.metrics import Metrics
 from controller.settings import HttpSettings
-from controller.web import limits
+from controller.storage import Received, Store
+from controller.storage import models as m
+from controller.web import AppState, limits, make_app
+from tests.controller.catalog_helpers import VOIP, advisory_files
 from tests.controller.conftest import BrokerInfo, controller_config
 from tests.controller.test_sigkill import ControllerProcess, to_toml
 from tests.fixtures.net import free_port
@@ -247,3 +259,106 @@ def _sample(metrics: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+# --- quotas: dead letters, advisories --------------------------------------------------------
+
+
+async def test_the_oldest_dead_letters_beyond_the_quota_are_pruned_and_counted(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        now = datetime.now(UTC)
+        for flush in range(3):
+            await store.write_flush(
+                [
+                    Received(f"t/{flush}/{n}", b"{bad", now, code="bad_json", reason="not JSON")
+                    for n in range(10)
+                ]
+            )
+        metrics = Metrics()
+        with structlog.testing.capture_logs() as logs:
+            assert await retention.prune_dead_letters_once(store, metrics, max_rows=12) == 18
+            assert await retention.prune_dead_letters_once(store, metrics, max_rows=12) == 0
+        assert [entry["event"] for entry in logs] == ["dead_letters_pruned"]
+        assert metrics.registry.get_sample_value("fernwart_ingest_dead_letters_pruned_total") == 18
+        dead = m.DEAD_LETTERS
+        async with store.engine.connect() as conn:
+            topics = (await conn.execute(sa.select(dead.c.topic).order_by(dead.c.id))).scalars().all()
+        assert topics == [f"t/1/{n}" for n in range(8, 10)] + [f"t/2/{n}" for n in range(10)]  # the newest
+
+
+async def test_pruning_from_two_instances_at_once_keeps_the_quota(database_url: str) -> None:
+    async with Store.open(database_url) as first, Store.open(database_url) as second:
+        now = datetime.now(UTC)
+        await first.write_flush(
+            [Received(f"t/{n}", b"x", now, code="bad_json", reason="r") for n in range(50)]
+        )
+        pruned = await asyncio.gather(first.prune_dead_letters(20), second.prune_dead_letters(20))
+        assert sum(pruned) == 30
+        assert await first.count(m.DEAD_LETTERS) == 20
+
+
+async def test_a_new_advisory_beyond_the_quota_is_refused_and_a_replacement_still_works(
+    database_url: str,
+) -> None:
+    documents = [json.loads(path.read_bytes()) for path in advisory_files()[:3]]
+    async with Store.open(database_url) as store:
+        metrics = Metrics()
+        matching = MatchingService(store, metrics.registry, max_advisories=2)
+        await matching.start()
+        client: TestClient[Any, Any] = TestClient(
+            TestServer(make_app(AppState(store, metrics, lambda: True, matching)), host="127.0.0.1")
+        )
+        await client.start_server()
+        try:
+            for document in documents[:2]:
+                assert (await client.post("/api/v1/advisories", json=document)).status == 201
+            refused = await client.post("/api/v1/advisories", json=documents[2])
+            assert refused.status == 507
+            assert "max_advisories" in (await refused.json())["errors"][0]["msg"]
+            revised = copy.deepcopy(documents[0])
+            revised["document"]["tracking"]["version"] = "99"
+            assert (await client.post("/api/v1/advisories", json=revised)).status == 200  # replaced
+            assert len(matching.catalog) == 2
+            rejected = metrics.registry.get_sample_value(
+                "fernwart_catalog_imports_total", {"result": "rejected"}
+            )
+            assert rejected == 1
+        finally:
+            await client.close()
+
+
+async def test_advisory_parsing_runs_off_the_event_loop(database_url: str) -> None:
+    """While a large advisory is parsed, the event loop keeps turning (bounded: no timing figure)."""
+    body = _large_advisory(copies=100)  # ~1 s to validate and parse
+    async with Store.open(database_url) as store:
+        matching = MatchingService(store, CollectorRegistry())
+        await matching.start()
+        adding = asyncio.create_task(matching.add_advisory(body, "api"))
+        ticks = 0
+        while not adding.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        advisory, change, _devices = await adding
+    assert change == "added"
+    assert len(advisory.products) > 1000
+    assert ticks > 10  # the loop turned while the document was parsed (was 0 on the loop)
+
+
+def _large_advisory(copies: int) -> bytes:
+    """A real advisory with its product tree repeated ``copies`` times (new product ids)."""
+    document = json.loads(advisory_files(VOIP)[0].read_bytes())
+    vendor = document["product_tree"]["branches"][0]
+    template = copy.deepcopy(vendor["branches"])
+    affected = document["vulnerabilities"][0]["product_status"].setdefault("known_affected", [])
+    for n in range(copies):
+        for branch in copy.deepcopy(template):
+            stack = [branch]
+            while stack:
+                node = stack.pop()
+                node["name"] = f"{node['name']} R{n}"
+                if "product" in node:
+                    node["product"]["product_id"] += f"-R{n}"
+                    affected.append(node["product"]["product_id"])
+                stack.extend(node.get("branches", []))
+            vendor["branches"].append(branch)
+    return json.dumps(document).encode()
