@@ -1,12 +1,14 @@
 """Benchmark: /healthz latency and log volume while 20,000 idle connections are held.
 
     .venv/bin/python bench/http_flood.py [--connections 20000] [--sources 100] [--seconds 30]
+                                         [--nofile 1024] [--tree DIR]
 
 Starts Mosquitto and a controller subprocess (SQLite in a temporary directory), has two child
 processes hold --connections idle TCP connections from --sources loopback addresses, then asks
 /healthz every 0.5 s (fresh connection each, 10 s timeout) for --seconds. Prints the latencies
-(median, max, failures) and the bytes the controller logged meanwhile. Run it with PYTHONPATH
-pointing at an older tree to compare (the holder and broker come from this tree's tests/).
+(median, max, failures) and the bytes the controller logged meanwhile. The controller starts with
+a soft RLIMIT_NOFILE of --nofile (systemd's default soft limit is 1024) from --tree (another
+checkout, to compare; the holder and broker always come from this tree's tests/).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.mqtt import MosquittoBroker  # noqa: E402
 from tests.fixtures.net import free_port, terminate  # noqa: E402
+
+
+def _soft_nofile(limit: int) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
 
 
 async def probe(url: str, seconds: float) -> tuple[list[float], int]:
@@ -50,7 +58,7 @@ async def probe(url: str, seconds: float) -> tuple[list[float], int]:
     return latencies, failures
 
 
-def main(connections: int, sources: int, seconds: float) -> None:
+def main(connections: int, sources: int, seconds: float, nofile: int, tree: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         broker = MosquittoBroker(Path(tmp))
         broker.start()
@@ -66,7 +74,9 @@ def main(connections: int, sources: int, seconds: float) -> None:
                 [sys.executable, "-m", "controller", "--config", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)},
+                cwd=tree,
+                preexec_fn=lambda: _soft_nofile(nofile),  # noqa: PLW1509 (no threads yet)
             )
         holders: list[subprocess.Popen[bytes]] = []
         try:
@@ -116,5 +126,7 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=20_000)
     parser.add_argument("--sources", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--nofile", type=int, default=1024)
+    parser.add_argument("--tree", type=Path, default=ROOT)
     args = parser.parse_args()
-    main(args.connections, args.sources, args.seconds)
+    main(args.connections, args.sources, args.seconds, args.nofile, args.tree.resolve())

@@ -75,7 +75,8 @@ class HttpSettings(_Section):
     # An idle keep-alive connection is closed after this long.
     keepalive_s: float = Field(15.0, gt=0, le=3600)
     # Open connections in total (lowered at start to what the file descriptor limit leaves after a
-    # reserve for the database and MQTT); when full, the longest idle one is closed for a new one.
+    # reserve for the database and MQTT: 1024, or a quarter of a smaller limit); when full, the
+    # connection idle longest is closed for a new one.
     max_connections: int = Field(4096, ge=1, le=1_000_000)
     # Open connections from one IP address; more are closed at once.
     max_connections_per_client: int = Field(64, ge=1, le=1_000_000)

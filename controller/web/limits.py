@@ -70,8 +70,9 @@ def raise_fd_limit() -> int:
 
 
 def connection_cap(configured: int, fd_limit: int) -> int:
-    """``max_connections``, lowered so that the reserve of descriptors stays free."""
-    return max(1, min(configured, fd_limit - FD_RESERVE))
+    """``max_connections``, lowered so that the reserve of descriptors (a quarter of a small
+    limit) stays free."""
+    return max(1, min(configured, fd_limit - min(FD_RESERVE, fd_limit // 4)))
 
 
 class ConnectionMetrics:

@@ -167,8 +167,9 @@ async def test_when_full_the_longest_idle_connection_makes_room() -> None:
 
 def test_the_cap_keeps_descriptors_for_the_database_and_mqtt() -> None:
     assert limits.connection_cap(4096, 20_000) == 4096
-    assert limits.connection_cap(4096, 1024 + 100) == 100
-    assert limits.connection_cap(4096, 10) == 1
+    assert limits.connection_cap(4096, 1024 + 4000) == 4000
+    assert limits.connection_cap(4096, 1024) == 768  # a quarter of a small limit
+    assert limits.connection_cap(4096, 1) == 1
 
 
 # --- 20,000 idle connections against a real controller ---------------------------------------
