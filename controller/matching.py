@@ -16,7 +16,9 @@ recomputes incrementally:
 
 Every change of matcher state and the write that persists it happen under one lock, so the stored
 findings always match one catalog state. Matching runs on the event loop (the Matcher is not
-thread-safe); it is cheap per device because results are shared by devices alike.
+thread-safe); it is cheap per device because results are shared by devices alike. Decoding,
+validating and parsing a document (seconds for a large one) run in a thread, before the lock.
+At most ``max_advisories`` are stored: a new one beyond is refused (:class:`AdvisoryQuotaExceeded`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from collector.wire import AgentState, AgentStatus
 from controller.prepare import PreparedBatch
-from controller.storage.catalog_store import CatalogStore, DeviceRecord, DeviceResult, severity
+from controller.storage.catalog_store import (
+    AdvisoryQuotaExceeded,
+    CatalogStore,
+    DeviceRecord,
+    DeviceResult,
+    document_text,
+    severity,
+)
 from firmware_catalog import (
     Advisory,
     Catalog,
@@ -59,6 +68,7 @@ _WRITE_CHUNK = 1000  # devices per transaction when the whole fleet is rewritten
 _SETTLE_S = 0.2  # pause after a recompute of changed devices, so that the next one batches more
 _RETRY_S = 1.0  # pause after a failed write before trying again
 _SLICE = 200  # devices matched between two pauses for the event loop
+DEFAULT_MAX_ADVISORIES = 20_000
 _PROBLEM_CACHE = 100_000  # (vendor, model, firmware) combinations whose match problem is kept
 
 
@@ -105,8 +115,11 @@ class CatalogMetrics:
 
 
 class MatchingService:
-    def __init__(self, store: Store, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, store: Store, registry: CollectorRegistry, *, max_advisories: int = DEFAULT_MAX_ADVISORIES
+    ) -> None:
         self._store = CatalogStore(store)
+        self._max_advisories = max_advisories
         self.metrics = CatalogMetrics(registry)
         self.catalog = Catalog()
         self.matcher = Matcher(self.catalog)
@@ -250,23 +263,36 @@ class MatchingService:
         :class:`DocumentError` for a document the catalog rejects (nothing changes then).
         """
         try:
-            data = decode_document(body, source)
-            parsed = parse_advisory(data, source)
-            _refuse_nul(data, parsed.id)
+            # Off the event loop: a 15 MB document took 11 s to validate and parse.
+            parsed, text = await asyncio.to_thread(_parse_advisory, body, source)
         except DocumentError:
             self.metrics.imports.labels(result="rejected").inc()
             raise
         async with self._lock:
             old = self.catalog.get(parsed.id)
-            advisory, change = self.catalog.add(data, source, validate=False)
-            if change == "unchanged":
-                self.metrics.imports.labels(result=change).inc()
-                return advisory, change, 0
+            if old is not None and await asyncio.to_thread(_same_document, old, parsed):
+                self.metrics.imports.labels(result="unchanged").inc()
+                return old, "unchanged", 0
+            if old is None and len(self.catalog) >= self._max_advisories:
+                self.metrics.imports.labels(result="rejected").inc()
+                raise AdvisoryQuotaExceeded(self._max_advisories)
+            advisory, change = self.catalog.add(parsed)
             try:
                 pks = await self._concerned(advisory.id)
                 results = await self._results(pks)
                 kev = any(cve in self.catalog.kev for cve in advisory.cves)
-                await self._store.save_advisory(advisory, kev=kev, now=datetime.now(UTC), results=results)
+                await self._store.save_advisory(
+                    advisory,
+                    kev=kev,
+                    now=datetime.now(UTC),
+                    results=results,
+                    text=text,
+                    max_advisories=self._max_advisories,
+                )
+            except AdvisoryQuotaExceeded:  # counted in the database: other instances added some
+                self._restore(advisory.id, old)
+                self.metrics.imports.labels(result="rejected").inc()
+                raise
             except BaseException:
                 self._restore(advisory.id, old)
                 raise
@@ -298,7 +324,7 @@ class MatchingService:
     async def set_kev(self, body: bytes | str, source: str) -> KevCatalog:
         """Replace the KEV catalog; every device's findings are rewritten. Raises :class:`DocumentError`."""
         try:
-            kev = parse_kev(body, source)
+            kev = await asyncio.to_thread(parse_kev, body, source)
         except DocumentError:
             self.metrics.kev_imports.labels(result="rejected").inc()
             raise
@@ -321,7 +347,7 @@ class MatchingService:
         if old is None:
             self.catalog.remove(advisory_id)
         else:
-            self.catalog.add(old.document, old.source, validate=False)
+            self.catalog.add(old)
 
     async def _concerned(self, advisory_id: str) -> set[int]:
         """Devices the advisory concerns now, plus those with stored findings about it (replaced
@@ -401,6 +427,18 @@ class MatchingService:
             "updated_at": now,
         }
         return DeviceResult(record, findings, recommendation)
+
+
+def _parse_advisory(body: bytes | str, source: str) -> tuple[Advisory, str]:
+    """Decode, validate and parse one CSAF document (in a thread); also its compact JSON text to store."""
+    data = decode_document(body, source)
+    parsed = parse_advisory(data, source)
+    _refuse_nul(data, parsed.id)
+    return parsed, document_text(parsed.document)
+
+
+def _same_document(old: Advisory, new: Advisory) -> bool:
+    return old.document == new.document
 
 
 def _refuse_nul(document: Any, name: str) -> None:

@@ -43,6 +43,11 @@ class Metrics:
         self.gaps_filled = Counter(
             "fernwart_ingest_gap_fills_total", "Late batches that filled part of a recorded gap", registry=r
         )
+        self.dead_letters_pruned = Counter(
+            "fernwart_ingest_dead_letters_pruned_total",
+            "Oldest dead letters deleted beyond [ingest] dead_letter_max_rows",
+            registry=r,
+        )
         self.flush_seconds = Histogram(
             "fernwart_ingest_flush_seconds", "Duration of one flush transaction", registry=r
         )

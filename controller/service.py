@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 
 import structlog
-from aiohttp import web
 
 from collector.sdnotify import notify as sd_notify
 from collector.sdnotify import watchdog_interval_s
@@ -22,10 +20,10 @@ from controller.ingest import Ingest
 from controller.inventory import run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics
+from controller.retention import run_dead_letter_pruner
 from controller.settings import ControllerSettings
 from controller.storage import Store
-from controller.web import AppState, make_app
-from controller.web.security import AccessLogger
+from controller.web import AppState, limits, make_app
 
 log = structlog.get_logger(__name__)
 
@@ -81,28 +79,27 @@ async def run(
         pool_size=settings.database.pool_size,
     ) as store:
         ingest = Ingest(settings, store, metrics)
-        matching = MatchingService(store, metrics.registry)
+        matching = MatchingService(store, metrics.registry, max_advisories=settings.catalog.max_advisories)
         await matching.start()  # the catalog and findings as stored, before the API answers
         store.add_flush_listener(matching.on_flush)
         app = make_app(
             AppState(store, metrics, ingest.connected.is_set, matching, settings.http, settings.tenant_of)
         )
-        if settings.http.access_log:
-            runner = web.AppRunner(
-                app, access_log=logging.getLogger("controller.access"), access_log_class=AccessLogger
-            )
-        else:
-            runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, settings.http.host, settings.http.port)
-            await site.start()
+        async with limits.serve(app, settings.http, metrics.registry) as limiter:
             log.info(
-                "http_listening", host=settings.http.host, port=settings.http.port, database=store.dialect
+                "http_listening",
+                host=settings.http.host,
+                port=settings.http.port,
+                database=store.dialect,
+                max_connections=limiter.max_connections,
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
                 tg.create_task(run_stale_marker(settings, store, metrics, stop), name="stale")
+                tg.create_task(
+                    run_dead_letter_pruner(store, metrics, settings.ingest.dead_letter_max_rows, stop),
+                    name="dead_letters",
+                )
                 tg.create_task(matching.run(stop), name="matching")
                 watchdog = watchdog_interval_s()
                 if watchdog is not None:
@@ -111,6 +108,4 @@ async def run(
                 log.info("controller_ready")
                 await stop.wait()
                 sd_notify("STOPPING=1")
-        finally:
-            await runner.cleanup()
     log.info("controller_stopped")

@@ -94,6 +94,18 @@ class MqttSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # A request head (line and headers) must arrive within this long of the connection opening or
+    # of its first byte; its body within body_timeout_s of the head. Slower clients are closed.
+    header_timeout_s: float = Field(10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    # An idle keep-alive connection is closed after this long.
+    keepalive_s: float = Field(15.0, gt=0, le=3600)
+    # Open connections in total (lowered at start to what the file descriptor limit leaves after a
+    # reserve for the database and MQTT: 1024, or a quarter of a smaller limit); when full, the
+    # connection idle longest is closed for a new one.
+    max_connections: int = Field(4096, ge=1, le=1_000_000)
+    # Open connections from one IP address; more are closed at once.
+    max_connections_per_client: int = Field(64, ge=1, le=1_000_000)
     # Host names the API answers to, besides the bind address, localhost, 127.0.0.1 and ::1
     # (a request naming any other host, as a DNS-rebinding page's do, gets 421).
     allowed_hosts: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
@@ -112,6 +124,8 @@ class IngestSettings(_Section):
     max_batch_messages: int = Field(500, ge=1, le=10_000)
     flush_interval_ms: float = Field(20.0, ge=0)
     dead_letter_max_bytes: int = Field(64 * 1024, ge=0)
+    # Dead letters kept; the oldest beyond it are deleted (fernwart_ingest_dead_letters_pruned_total).
+    dead_letter_max_rows: int = Field(100_000, ge=1)
     # Processes that validate and shape messages beside the event loop; unset: one per spare
     # core, at most four; 0: decode on the event loop (a single-core host).
     decode_workers: int | None = Field(None, ge=0, le=64)
@@ -119,6 +133,11 @@ class IngestSettings(_Section):
     # received is refused (dead letter future_timestamp): a clock far ahead would pin a device's
     # state, since a device row only moves forward in time.
     max_future_skew_s: float = Field(300.0, gt=0)
+
+
+class CatalogSettings(_Section):
+    # Advisories stored; a new one beyond it is refused (507), replacing a stored one still works.
+    max_advisories: int = Field(20_000, ge=1)
 
 
 class SiteSettings(_Section):
@@ -134,6 +153,7 @@ class ControllerSettings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
+    catalog: CatalogSettings = CatalogSettings()
     # A device is stale after this many missed poll intervals.
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)

@@ -91,14 +91,23 @@ class Catalog:
         self._listeners.append(listener)
 
     def add(
-        self, document: Mapping[str, Any] | bytes | str, source: str = "<memory>", *, validate: bool = True
+        self,
+        document: Mapping[str, Any] | bytes | str | Advisory,
+        source: str = "<memory>",
+        *,
+        validate: bool = True,
     ) -> tuple[Advisory, str]:
         """Add or replace one CSAF document. Returns the advisory and "added", "replaced" or "unchanged".
 
+        ``document`` may be an :class:`Advisory` parsed already (in a thread, say); ``source`` and
+        ``validate`` are then not used.
         Raises :class:`DocumentError` (the catalog is then unchanged).
         """
-        data = decode_document(document, source) if isinstance(document, (bytes, str)) else document
-        advisory = parse_advisory(data, source, validate=validate)
+        if isinstance(document, Advisory):
+            advisory = document
+        else:
+            data = decode_document(document, source) if isinstance(document, (bytes, str)) else document
+            advisory = parse_advisory(data, source, validate=validate)
         old = self._advisories.get(advisory.id)
         if old is not None and old.document == advisory.document:
             return old, "unchanged"

@@ -139,6 +139,22 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+class AdvisoryQuotaExceeded(Exception):
+    """A new advisory beyond ``[catalog] max_advisories``; replacing a stored one is still allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the catalog holds its maximum of {limit} advisories ([catalog] max_advisories); "
+            "delete some or raise the limit"
+        )
+        self.limit = limit
+
+
+def document_text(document: Any) -> str:
+    """The advisory document as stored: compact JSON (15 MB took 0.15 s: callers may run it in a thread)."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
 async def _take_turn(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FINDINGS_LOCK})
@@ -223,9 +239,22 @@ class CatalogStore:
     # --- writing --------------------------------------------------------------------------------
 
     async def save_advisory(
-        self, advisory: Advisory, *, kev: bool, now: datetime, results: list[DeviceResult]
+        self,
+        advisory: Advisory,
+        *,
+        kev: bool,
+        now: datetime,
+        results: list[DeviceResult],
+        text: str | None = None,
+        max_advisories: int | None = None,
     ) -> None:
-        """Upsert the advisory and replace the results of the devices it concerns, in one transaction."""
+        """Upsert the advisory and replace the results of the devices it concerns, in one transaction.
+
+        ``text``: the document as :func:`document_text` writes it, if the caller has it.
+        Raises :class:`AdvisoryQuotaExceeded` (nothing written) if the advisory is new and
+        ``max_advisories`` are stored already; counted in the transaction, after the catalog lock,
+        so instances sharing the database cannot overshoot together.
+        """
         row = {
             "id": advisory.id,
             "title": advisory.title,
@@ -239,12 +268,16 @@ class CatalogStore:
             "products": len(advisory.products),
             "kev": kev,
             "source": advisory.source,
-            "document": json.dumps(advisory.document, ensure_ascii=False, separators=(",", ":")),
+            "document": text if text is not None else document_text(advisory.document),
             "imported_at": now,
         }
         async with self._store.writing() as conn:
             await _take_turn(conn)
-            await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory.id))
+            replaced = await conn.execute(sa.delete(m.ADVISORIES).where(m.ADVISORIES.c.id == advisory.id))
+            if max_advisories is not None and not replaced.rowcount:
+                count = sa.select(sa.func.count()).select_from(m.ADVISORIES)
+                if (await conn.execute(count)).scalar_one() >= max_advisories:
+                    raise AdvisoryQuotaExceeded(max_advisories)
             await conn.execute(sa.insert(m.ADVISORIES), [row])
             await _replace_results(conn, results)
 

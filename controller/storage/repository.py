@@ -44,6 +44,7 @@ class DeviceFilter:
 
 
 log = structlog.get_logger(__name__)
+_PRUNE_LOCK = 0x66776474  # pg advisory lock key of dead-letter pruning ('fwdt')
 
 WRITE = {"fernwart_write": True}
 
@@ -384,6 +385,30 @@ class Store:
             stmt = stmt.where(gaps.c.agent_id == agent_id)
         async with self.engine.connect() as conn:
             return [dict(row._mapping) for row in await conn.execute(stmt)]  # noqa: SLF001
+
+    async def prune_dead_letters(self, max_rows: int) -> int:
+        """Delete the oldest dead letters beyond the newest ``max_rows``; return how many.
+
+        Safe with several controllers on one database: on PostgreSQL one prunes at a time (the
+        others skip: a transaction-level advisory lock), on SQLite writes take turns anyway.
+        """
+        dead = m.DEAD_LETTERS
+        async with self.engine.connect() as conn:  # cheap bound first: ids only grow
+            low, high = (await conn.execute(sa.select(sa.func.min(dead.c.id), sa.func.max(dead.c.id)))).one()
+        if low is None or high - low + 1 <= max_rows:
+            return 0
+        newest_gone = (
+            sa.select(dead.c.id).order_by(dead.c.id.desc()).offset(max_rows).limit(1).scalar_subquery()
+        )
+        async with self.writing() as conn:
+            if conn.dialect.name == "postgresql":
+                locked = await conn.execute(
+                    sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PRUNE_LOCK}
+                )
+                if not locked.scalar_one():
+                    return 0
+            result = await conn.execute(sa.delete(dead).where(dead.c.id <= newest_gone))
+            return int(result.rowcount or 0)
 
     async def dead_letter_counts(self) -> dict[str, int]:
         dead = m.DEAD_LETTERS

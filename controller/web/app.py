@@ -10,6 +10,7 @@ from controller.auth import Permission
 from controller.storage import DeviceFilter
 from controller.web import catalog_api, console, enroll_api, fleet, security, tokens_api
 from controller.web.auth import authenticate, principal, public, requires, tenant_scope, visible
+from controller.web.responses import device_pk
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
 from controller.web.responses import parse_query as _query
@@ -44,15 +45,13 @@ async def list_devices(request: web.Request) -> web.Response:
 
 @requires(Permission.READ)
 async def get_device(request: web.Request) -> web.Response:
-    raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        return _error(
-            422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
-        )
+    pk = device_pk(request.match_info["id"])
+    if isinstance(pk, web.Response):
+        return pk
     store = request.app[STATE].store
-    device = await store.get_device(int(raw))
+    device = await store.get_device(pk)
     if device is None or not visible(request, device["tenant"]):
-        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
+        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {pk}"}])
     newest = await store.observations(device["site_id"], device["device_id"], limit=1)
     if newest:
         device["latest"] = _latest(newest[0])

@@ -1,7 +1,8 @@
 """REST API of the advisory catalog: advisories, KEV, findings, a device's findings.
 
 * ``POST /api/v1/advisories``: one CSAF document; 201 added, 200 replaced or unchanged, 422 with
-  ``{"errors": [{"document", "path", "reason"}]}``, 413 above :data:`MAX_BODY_BYTES`.
+  ``{"errors": [{"document", "path", "reason"}]}``, 413 above :data:`MAX_BODY_BYTES`, 507 when a
+  new advisory would exceed ``[catalog] max_advisories``.
 * ``DELETE /api/v1/advisories/{id}``: 204, 404.
 * ``GET /api/v1/advisories`` (limit, offset): summaries with affected-device counts.
 * ``GET /api/v1/advisories/{id}``: summary, CVEs, products, and every device it concerns.
@@ -13,13 +14,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from controller.auth import Permission
-from controller.storage.catalog_store import FindingFilter
+from controller.storage.catalog_store import AdvisoryQuotaExceeded, FindingFilter
 from controller.web.auth import principal, requires, tenant_scope, visible
 from controller.web.catalog_schemas import (
     AdvisoryDetail,
@@ -31,6 +33,7 @@ from controller.web.catalog_schemas import (
     FindingQuery,
     summarize,
 )
+from controller.web.responses import device_pk, text_id
 from controller.web.responses import error as _error
 from controller.web.responses import json_model as _json
 from controller.web.responses import parse_query as _query
@@ -84,6 +87,9 @@ async def post_advisory(request: web.Request) -> web.Response:
     except DocumentError as err:
         log.info("advisory_rejected", document=err.document, path=err.path, reason=err.reason[:300])
         return _document_errors(err)
+    except AdvisoryQuotaExceeded as err:
+        log.warning("advisory_refused_quota", limit=err.limit)
+        return _error(507, [{"loc": ["body"], "msg": str(err)}])
     payload = {"result": change, "devices_recomputed": devices, "advisory": advisory.summary()}
     return web.json_response(payload, status=201 if change == "added" else 200)
 
@@ -93,7 +99,9 @@ async def delete_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
         return _unavailable()
-    advisory_id = request.match_info["id"]
+    advisory_id = text_id(request.match_info["id"])
+    if isinstance(advisory_id, web.Response):
+        return advisory_id
     if await matching.remove_advisory(advisory_id) is None:
         return _error(404, [{"loc": ["path", "id"], "msg": f"no advisory with id {advisory_id!r}"}])
     return web.Response(status=204)
@@ -120,14 +128,16 @@ async def get_advisory(request: web.Request) -> web.Response:
     matching = request.app[STATE].matching
     if matching is None:
         return _unavailable()
-    advisory_id = request.match_info["id"]
+    advisory_id = text_id(request.match_info["id"])
+    if isinstance(advisory_id, web.Response):
+        return advisory_id
     who = principal(request)
     row = await matching.store.get_advisory(advisory_id, tenant=who.tenant if who.scoped else None)
     if row is None:
         return _error(404, [{"loc": ["path", "id"], "msg": f"no advisory with id {advisory_id!r}"}])
     advisory = matching.catalog.get(advisory_id)
     if advisory is None or advisory.current_release_date != row["current_release_date"]:
-        advisory = _parse_stored(row)  # imported by another controller instance
+        advisory = await asyncio.to_thread(_parse_stored, row)  # imported by another controller instance
     findings = row.pop("findings")
     affected = sum(1 for f in findings if f["status"] == "affected")
     summary = summarize({**row, "affected_devices": affected, "devices": len(findings)})
@@ -215,14 +225,12 @@ async def device_findings(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.matching is None:
         return _unavailable()
-    raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        return _error(
-            422, [{"loc": ["path", "id"], "msg": "expected a device id (a positive integer)", "input": raw}]
-        )
-    device = await state.store.get_device(int(raw))
+    pk = device_pk(request.match_info["id"])
+    if isinstance(pk, web.Response):
+        return pk
+    device = await state.store.get_device(pk)
     if device is None or not visible(request, device["tenant"]):
-        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {raw}"}])
+        return _error(404, [{"loc": ["path", "id"], "msg": f"no device with id {pk}"}])
     rows, rec = await state.matching.store.device_findings(device["site_id"], device["device_id"])
     return _json(DeviceFindings.of(device, rows, rec))
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.storage.catalog_store import Severity, severity
+from controller.web.schemas import MAX_OFFSET
 from firmware_catalog import device_status
 
 FindingStatus = Literal["affected", "fixed", "not_affected", "unknown"]
@@ -26,7 +27,7 @@ class _Out(BaseModel):
 
 class AdvisoryQuery(_In):
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class FindingQuery(_In):
@@ -38,7 +39,7 @@ class FindingQuery(_In):
     kev: bool | None = None
     status: FindingStatus | None = None
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class AdvisorySummary(_Out):

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DeviceStatus = Literal["unknown", "active", "stale"]
+# Deeper pages are no use to anyone; the bound keeps an offset within every database's integer
+# (2**63 and beyond gave 500: SQLite and asyncpg refuse it).
+MAX_OFFSET = 1_000_000_000
 
 
 class _In(BaseModel):
@@ -24,7 +27,7 @@ class DeviceQuery(_In):
     vendor: str | None = Field(None, min_length=1, max_length=1024)
     status: DeviceStatus | None = None
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class FirmwareChange(_Out):
