@@ -28,12 +28,14 @@ import asyncio
 import contextlib
 import logging
 import resource
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -327,6 +329,50 @@ def _check_aiohttp(server: web.Server) -> None:
         log.warning("aiohttp_version_untested", version=aiohttp.__version__, written_for="3.14")
 
 
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs every malformed request (a bad request line or header) with a traceback at
+    ERROR: any anonymous client could fill the log with them. They become one line per
+    ``every_s`` with a count; every other record (a handler's real error) passes unchanged."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.count = 0
+        self.last = -every_s
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return False
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "malformed HTTP requests answered 400: %d since the last report (latest: %s)",
+            (self.count, str(error).splitlines()[0][:200]),
+            None,
+            None,
+        )
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self.count, self.last = 0, now
+        return True
+
+
+def _server_logger() -> logging.Logger:
+    logger = logging.getLogger("controller.http")
+    if not any(isinstance(f, _MalformedRequests) for f in logger.filters):
+        logger.addFilter(_MalformedRequests())
+    return logger
+
+
+def hide_server_version() -> None:
+    """``Server: fernwart`` also on the responses aiohttp makes before any application code runs
+    (400 for a malformed request): ``on_response_prepare`` never sees those, and aiohttp fills in
+    its module's ``SERVER_SOFTWARE`` ("Python/3.x aiohttp/3.y")."""
+    web_response.SERVER_SOFTWARE = "fernwart"  # type: ignore[attr-defined]
+
+
 @contextlib.asynccontextmanager
 async def serve(
     app: web.Application, settings: HttpSettings, registry: CollectorRegistry
@@ -345,7 +391,10 @@ async def serve(
         if settings.access_log
         else {"access_log": None}
     )
-    runner = web.AppRunner(app, keepalive_timeout=settings.keepalive_s, handle_signals=False, **access)
+    hide_server_version()
+    runner = web.AppRunner(
+        app, keepalive_timeout=settings.keepalive_s, handle_signals=False, logger=_server_logger(), **access
+    )
     await runner.setup()
     try:
         assert runner.server is not None  # set by setup()

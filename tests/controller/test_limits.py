@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -366,3 +367,27 @@ def _large_advisory(copies: int) -> bytes:
                 stack.extend(node.get("branches", []))
             vendor["branches"].append(branch)
     return json.dumps(document).encode()
+
+
+async def test_malformed_requests_get_no_version_banner_and_one_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Store.open(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}") as store:
+        metrics = Metrics()
+        http = HttpSettings(port=free_port())
+        app = make_app(AppState(store, metrics, lambda: True, None, http))
+        with caplog.at_level(logging.DEBUG, logger="controller.http"):
+            async with limits.serve(app, http, metrics.registry):
+                for _ in range(50):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", http.port)
+                    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header Line\r\n\r\n")
+                    await writer.drain()
+                    answer = (await reader.read(4096)).decode(errors="replace")
+                    writer.close()
+                    assert answer.startswith("HTTP/1.0 400")
+                    assert "\r\nServer: fernwart\r\n" in answer
+                    assert "aiohttp" not in answer
+    lines = [r for r in caplog.records if r.name == "controller.http"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].exc_info is None
+    assert "1 since the last report" in lines[0].getMessage()  # the other 49 wait for the next report
