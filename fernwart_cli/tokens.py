@@ -16,7 +16,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy.exc
 
@@ -67,13 +66,6 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]
         return exits.UNAVAILABLE
 
 
-def _record(info: tokens.TokenInfo) -> dict[str, Any]:
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in info.public().items()
-    }
-
-
 def create(args: argparse.Namespace) -> int:
     if args.expires is not None and args.expires <= datetime.now(UTC):
         sys.stderr.write("fernwart controller token create: --expires lies in the past\n")
@@ -108,7 +100,7 @@ def list_tokens(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         found = await tokens.list_tokens(store)
         if args.json:
-            sys.stdout.write(json.dumps([_record(info) for info in found], indent=2) + "\n")
+            sys.stdout.write(json.dumps([info.record() for info in found], indent=2) + "\n")
             return exits.OK
         now = datetime.now(UTC)
         for info in found:

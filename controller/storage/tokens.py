@@ -43,6 +43,10 @@ class TokenInfo:
     def principal(self) -> Principal:
         return Principal(self.id, self.name, self.role, self.tenant)
 
+    def record(self) -> dict[str, Any]:
+        """:meth:`public` with times as ISO 8601: what the API and the CLI print."""
+        return {key: v.isoformat() if isinstance(v, datetime) else v for key, v in self.public().items()}
+
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,

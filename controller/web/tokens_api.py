@@ -31,21 +31,8 @@ class TokenRequest(BaseModel):
     expires_at: AwareDatetime | None = None
 
 
-class TokenOut(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    id: int
-    name: str
-    role: Role
-    tenant: str | None
-    created_at: datetime
-    created_by: str | None
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
 def _out(info: tokens.TokenInfo) -> dict[str, object]:
-    return TokenOut.model_validate(info.public()).model_dump(mode="json")
+    return info.record()  # never the secret or its hash
 
 
 @requires(Permission.ADMIN)
