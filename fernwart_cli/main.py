@@ -3,6 +3,10 @@
 Each subcommand module exposes ``register(subparsers)``, which adds its parser(s) and sets
 ``func`` (``argparse.Namespace -> int``, the exit code). Modules are imported here, at the top
 of the layering, so the packages below stay independent of each other.
+
+Only the module of the command given is imported (``fernwart campaign plan`` does not load the
+controller's storage, nor ``fernwart probe`` the catalog): importing all of them took 2.2 s here,
+the planner's alone 0.5 s. ``fernwart --help`` and an unknown command load every module.
 """
 
 from __future__ import annotations
@@ -20,12 +24,24 @@ SUBCOMMANDS = (
     "fernwart_cli.catalog",
     "fernwart_cli.campaign",
 )
+# The command names each module registers.
+COMMANDS = {
+    "demo": "fernwart_cli.demo",
+    "agent": "fernwart_cli.daemons",
+    "controller": "fernwart_cli.daemons",
+    "probe": "fernwart_cli.probe",
+    "devices": "fernwart_cli.devices",
+    "catalog": "fernwart_cli.catalog",
+    "campaign": "fernwart_cli.campaign",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a known ``command``, built from that command's module alone."""
     parser = argparse.ArgumentParser(prog="fernwart", description="fernwart: remote maintenance")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    modules = (COMMANDS[command],) if command in COMMANDS else SUBCOMMANDS
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -37,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    parser = build_parser(given[0] if given else None)
+    args = parser.parse_args(given)
     code: int = args.func(args)
     return code
 

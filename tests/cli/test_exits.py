@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import asyncio
 import re
@@ -134,3 +135,16 @@ def test_the_daemons_exit_78_like_the_table() -> None:
     from controller.settings import EX_CONFIG as CONTROLLER_CONFIG  # noqa: PLC0415
 
     assert AGENT_CONFIG == CONTROLLER_CONFIG == exits.CONFIG
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
+    from fernwart_cli.main import COMMANDS, SUBCOMMANDS, build_parser  # noqa: PLC0415
+
+    assert set(COMMANDS.values()) <= set(SUBCOMMANDS)
+    full = build_parser()
+    registered = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(registered.choices) == set(COMMANDS)
+    for command in COMMANDS:
+        one = build_parser(command)
+        choices = next(a for a in one._actions if isinstance(a, argparse._SubParsersAction)).choices
+        assert command in choices
