@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.publisher import backoff_delay
+from runtime.backoff import backoff_delay
 
 
 @given(
