@@ -115,10 +115,11 @@ class Ingest:
         delay = backoff.next_delay()
         while not stop.is_set():
             client = self._client()
+            # aiomqtt acknowledges on receipt; we acknowledge after the commit instead. Before
+            # connecting, since the broker resuming our session sends what it kept at once.
+            enable_manual_ack(client)
             try:
                 async with client:
-                    # aiomqtt acknowledges on receipt; we acknowledge after the commit instead.
-                    enable_manual_ack(client)
                     for topic in self.subscriptions():
                         await client.subscribe(topic, qos=1, timeout=10)
                     log.info(

@@ -68,8 +68,12 @@ def _paho(client: aiomqtt.Client) -> Any:
 
 
 def enable_manual_ack(client: aiomqtt.Client) -> None:
-    """From now on, received QoS>0 messages are acknowledged only by :func:`ack`. Call it inside
-    ``async with client`` before subscribing."""
+    """Received QoS>0 messages are acknowledged only by :func:`ack`. Must be called before
+    connecting: a broker resuming a persistent session sends what it kept right after CONNACK,
+    and paho acknowledges on receipt whatever arrives while manual acknowledgement is off.
+    Raises :class:`RuntimeError` on a client that has connected."""
+    if client._connected.done():  # noqa: SLF001 - the adapter
+        raise RuntimeError("enable_manual_ack after connecting: messages already received were acknowledged")
     _paho(client).manual_ack_set(True)  # noqa: FBT003 - paho's API
 
 
