@@ -225,3 +225,16 @@ def test_subprocess_missing_file_exits_78(tmp_path: Path) -> None:
     )
     assert proc.returncode == 78
     assert "cannot read config file" in proc.stderr
+
+
+def test_environment_beats_the_file_as_for_the_controller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERNWART_MQTT__HOST", "broker.example")
+    monkeypatch.setenv("FERNWART_LOG_LEVEL", "debug")
+    settings = load_settings(write(tmp_path, VALID), lookup=lookup)
+    assert settings.mqtt.host == "broker.example"
+    assert settings.mqtt.port == 1883  # the rest of the table still comes from the file
+    assert settings.log_level == "debug"
+    monkeypatch.setenv("FERNWART_MQTT__PORT", "0")
+    assert any(line.startswith("mqtt.port: ") for line in errors_of(VALID, tmp_path))

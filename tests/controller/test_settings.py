@@ -75,3 +75,46 @@ def test_fernwart_controller_run_exits_78_on_bad_config(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[mqtt]\nport = 0\n")
     assert fernwart_main(["controller", "run", "--config", str(path)]) == EX_CONFIG
+
+
+def test_secret_references_as_for_the_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "database-url").write_text("postgresql+asyncpg://fw:db-pw@127.0.0.1/fw\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.setenv("BROKER_PASSWORD", "mqtt-pw")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[database]\nurl = { credential = "database-url" }\n'
+        '[mqtt]\nusername = "controller"\npassword = { env = "BROKER_PASSWORD" }\n'
+    )
+    settings = load_settings(path)
+    assert settings.database.url.get_secret_value() == "postgresql+asyncpg://fw:db-pw@127.0.0.1/fw"
+    assert settings.mqtt.password is not None
+    assert settings.mqtt.password.get_secret_value() == "mqtt-pw"
+    monkeypatch.delenv("BROKER_PASSWORD")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert err.value.problems == ["mqtt.password: environment variable BROKER_PASSWORD is not set"]
+
+
+def test_mqtt_tls_is_the_agents_table(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt.tls]\nca_file = "/etc/fernwart/ca.pem"\nserver_hostname_check = false\n')
+    tls = load_settings(path).mqtt.tls
+    assert tls is not None
+    assert str(tls.ca_file) == "/etc/fernwart/ca.pem"
+    assert tls.server_hostname_check is False
+    assert load_settings(None).mqtt.tls is None
+
+
+def test_old_tls_flags_still_work_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt]\ntls = true\nca_file = "/etc/fernwart/ca.pem"\n')
+    with pytest.warns(FutureWarning, match=r"\[mqtt.tls\]"):
+        tls = load_settings(path).mqtt.tls
+    assert tls is not None
+    assert str(tls.ca_file) == "/etc/fernwart/ca.pem"
+    path.write_text("[mqtt]\ntls = false\n")
+    with pytest.warns(FutureWarning):
+        assert load_settings(path).mqtt.tls is None
