@@ -47,7 +47,7 @@ test: $(STAMP) system-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy agent collector controller firmware_catalog lab fernwart_cli
+	$(BIN)/mypy agent collector controller firmware_catalog lab fernwart_cli runtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

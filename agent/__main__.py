@@ -1,8 +1,10 @@
 """``fernwart-agent --config FILE``: load the config, then run the service until stopped.
 
-Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for any configuration problem — every problem
-is printed to stderr at once, one line each naming its key path — and 1 for a runtime failure.
-The systemd unit has ``RestartPreventExitStatus=78``: a bad config is not retried.
+Exit codes (the same for both daemons): 0 after a clean stop, 78 (EX_CONFIG) for any
+configuration problem — every problem is printed to stderr at once, one line each naming its key
+path — 1 for a runtime failure and 130 when a second SIGTERM/SIGINT cut the drain short
+(:mod:`runtime.signals`). The systemd unit has ``RestartPreventExitStatus=78``: a bad config is
+not retried.
 """
 
 from __future__ import annotations
@@ -15,11 +17,9 @@ import structlog
 
 from agent import service
 from agent.settings import load_settings
-from collector.errors import ConfigError
-from collector.logconfig import configure_logging
-from collector.redaction import register_settings_secrets
-
-EX_CONFIG = 78
+from runtime.config import EX_CONFIG, ConfigError, config_error_lines
+from runtime.logging import configure_logging
+from runtime.redaction import register_settings_secrets
 
 log = structlog.get_logger("agent")
 
@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as err:
-        sys.stderr.write("".join(f"{line}\n" for line in err.errors))
-        sys.stderr.write(f"{args.config}: {len(err.errors)} configuration error(s); not starting\n")
+        sys.stderr.write("".join(f"{line}\n" for line in config_error_lines(err)))  # before logging exists
         return EX_CONFIG
     if args.check:
         return 0

@@ -25,7 +25,7 @@ import structlog
 
 from collector.errors import AuthFailed, Unreachable
 from collector.model import Health, HealthReason, HealthStatus, Observation, Severity, utcnow
-from collector.redaction import scrub
+from runtime.redaction import scrub
 
 if TYPE_CHECKING:
     from agent.metrics import AgentMetrics

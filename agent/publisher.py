@@ -15,15 +15,13 @@ again at the oldest row. A re-sent batch keeps its ``batch_id``: the controller 
 and confirms it again. Every ``heartbeat_s`` a :class:`~collector.wire.Heartbeat` reports the
 outbox and the polls.
 
-Reconnects wait ``min_s · 2^attempt`` capped at ``max_s``, with full jitter (a random fraction of
-that), so agents of a site that lost the broker together do not return together.
+Reconnects wait as :mod:`runtime.backoff` says (``min_s · 2^attempt`` capped at ``max_s``, full
+jitter), so agents of a site that lost the broker together do not return together.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,18 +32,19 @@ import aiomqtt
 import structlog
 
 from agent.metrics import POLL_RESULTS
-from collector.mqtt_client import without_cycles
 from collector.wire.codec import DecodeError, decode, encode
 from collector.wire.messages import AgentState, AgentStatus, BatchAck, Heartbeat
 from collector.wire.topics import TopicKind, topic
+from runtime.backoff import backoff_delay
+from runtime.config import tls_context
+from runtime.mqtt import retrieve_connection_errors, set_connect_timeout, without_cycles
 
 if TYPE_CHECKING:
     from agent.metrics import AgentMetrics
     from agent.outbox import Outbox, OutboxRow
-    from agent.settings import AgentSettings, MqttSettings
+    from agent.settings import AgentSettings
 
 log = structlog.get_logger(__name__)
-_random = random.Random()  # noqa: S311 - jitter, not security
 
 StatusFactory = Callable[[AgentState], AgentStatus]
 
@@ -61,29 +60,6 @@ class _Sent:
 def _due(sent: _Sent, now: float, timeout_s: float, max_s: float) -> bool:
     wait: float = min(max_s, timeout_s * 2.0 ** min(sent.times - 1, 20))
     return now - sent.at >= wait
-
-
-def tls_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
-    """An SSL context from the ``mqtt.tls`` table, or None when TLS is not configured."""
-    if mqtt.tls is None:
-        return None
-    tls = mqtt.tls
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file is not None:
-        context.load_cert_chain(
-            str(tls.cert_file),
-            str(tls.key_file) if tls.key_file else None,
-            password=tls.key_password.get_secret_value() if tls.key_password else None,
-        )
-    if not tls.server_hostname_check:
-        context.check_hostname = False
-    return context
-
-
-def backoff_delay(attempt: int, min_s: float, max_s: float) -> float:
-    """Capped exponential backoff with jitter, never below ``min_s``."""
-    ceiling = min(max_s, min_s * 2 ** min(attempt, 30))
-    return float(min_s + _random.random() * (ceiling - min_s))
 
 
 class Publisher:
@@ -105,7 +81,7 @@ class Publisher:
         self._heartbeat_topic = topic(settings.site_id, TopicKind.HEARTBEAT, settings.mqtt.prefix)
         self._sent: dict[int, _Sent] = {}  # row id → its last publish, until confirmed
         self._last_confirm = time.monotonic()
-        self._tls = tls_context(settings.mqtt)
+        self._tls = tls_context(settings.mqtt.tls)
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
 
@@ -128,7 +104,7 @@ class Publisher:
         client.pending_calls_threshold = self._mqtt.max_inflight + 2
         # aiomqtt connects the socket in a worker thread, which a cancelled task cannot stop; paho's
         # own TCP connect timeout bounds it, so a stopping agent never waits on a dead address.
-        client._client.connect_timeout = self._mqtt.connect_timeout_s  # noqa: SLF001
+        set_connect_timeout(client, self._mqtt.connect_timeout_s)
         return without_cycles(client)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -207,7 +183,7 @@ class Publisher:
             else:
                 continue
             finally:
-                _retrieve_connection_errors(client)
+                retrieve_connection_errors(client)
             await asyncio.sleep(delay)
 
     async def _pump(self, client: aiomqtt.Client) -> None:
@@ -320,11 +296,3 @@ class Publisher:
             await client.publish(self._heartbeat_topic, encode(beat), qos=0)
             await asyncio.sleep(self._mqtt.heartbeat_s)
 
-
-def _retrieve_connection_errors(client: aiomqtt.Client) -> None:
-    """aiomqtt stores a lost connection's error in futures nobody awaits once the session is
-    over; retrieve them so asyncio does not log "Future exception was never retrieved"."""
-    for name in ("_connected", "_disconnected"):
-        future = getattr(client, name, None)
-        if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
-            future.exception()

@@ -5,15 +5,14 @@ TaskGroup) → ``READY=1``. On the first SIGTERM/SIGINT (or when the caller sets
 ``STOPPING=1``, pollers are cancelled (a poll in flight is abandoned), the linger buffer is
 flushed into the outbox, the publisher drains the outbox for at most ``shutdown.drain_s``,
 publishes the retained ``offline`` status and disconnects cleanly, then drivers and the outbox
-close. A second signal exits at once (``os._exit``); the outbox keeps whatever was not sent.
+close. A second signal exits at once with 130 (:mod:`runtime.signals`); the outbox keeps whatever
+was not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
@@ -25,10 +24,11 @@ from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.publisher import Publisher
-from collector import sdnotify
 from collector.model import utcnow
 from collector.registry import load_driver
 from collector.wire.messages import AgentState, AgentStatus
+from runtime import sdnotify
+from runtime.signals import install_signal_handlers
 
 if TYPE_CHECKING:
     from agent.settings import AgentSettings, DeviceEntry
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 DriverFactoryFn = Callable[["DeviceEntry"], "Driver"]
-EXIT_ON_SECOND_SIGNAL = 130
 
 
 def agent_version() -> str:
@@ -54,33 +53,6 @@ def registry_driver(device: DeviceEntry) -> Driver:
     if options is None:
         options = factory.options_model.model_validate(device.options)
     return factory(device.id, options)
-
-
-def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
-    """First SIGTERM/SIGINT sets ``stop``; the second exits the process immediately.
-    Returns a function that removes the handlers."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.warning("second_signal_exiting_now", signal=signal.Signals(signum).name)
-            os._exit(EXIT_ON_SECOND_SIGNAL)
-        log.info("stop_requested", signal=signal.Signals(signum).name)
-        stop.set()
-
-    installed = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(signum, on_signal, signum)
-            installed.append(signum)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            break
-
-    def remove() -> None:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-    return remove
 
 
 class AgentService:

@@ -1,19 +1,19 @@
 """The agent's one TOML config file, strictly validated.
 
-:func:`load_settings` reads the file with :mod:`tomllib` (syntax errors give line and column),
-resolves secret references (see :mod:`agent.secrets`), validates the result against
-:class:`AgentSettings` (``extra="forbid"`` everywhere, so a typo is an error) and then each
-device's ``options`` table against its driver's ``options_model``. Every problem is collected and
-raised at once as :class:`~collector.errors.ConfigError`, one line per problem, each starting
-with its key path (``devices[3].options.community: field required``). Values are never echoed,
-since a misplaced one could be a secret.
+The settings style both daemons share (:mod:`runtime.config`): :func:`load_settings` reads the
+file (syntax errors give line and column), resolves secret references (:mod:`runtime.secrets`),
+lets ``FERNWART_…`` environment variables override keys (``FERNWART_MQTT__HOST``), validates the
+result against :class:`AgentSettings` (``extra="forbid"`` everywhere, so a typo is an error) and
+then each device's ``options`` table against its driver's ``options_model``. Every problem is
+collected and raised at once as :class:`~runtime.config.ConfigError`, one line per problem, each
+starting with its key path (``devices[3].options.community: field required``). Values are never
+echoed, since a misplaced one could be a secret.
 """
 
 from __future__ import annotations
 
 import re
 import socket
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,13 +29,18 @@ from pydantic import (
     model_validator,
 )
 
-from agent.secrets import resolve_secrets
-from collector.errors import ConfigError
 from collector.model import AgentId, DeviceId, SiteId
 from collector.registry import UnknownDriverError, load_driver
-from collector.validation import clean_message
 from collector.wire.messages import MAX_BATCH
 from collector.wire.topics import DEFAULT_PREFIX
+from runtime.config import (
+    ConfigError,
+    DaemonSettings,
+    TlsSettings,
+    read_toml,
+    settings_or_problems,
+    validation_lines,
+)
 
 if TYPE_CHECKING:
     from collector.base import DriverFactory
@@ -51,23 +56,6 @@ def default_agent_id() -> str:
     """The host name, made a valid identifier (it appears in client ids and messages)."""
     name = re.sub(r"[^A-Za-z0-9._:-]", "-", socket.gethostname().split(".")[0].lower()).strip("-._:")
     return (name or "agent")[:128]
-
-
-class TlsSettings(_Section):
-    """TLS to the broker. Without ``ca_file`` the system trust store is used. A client
-    certificate (``cert_file`` + ``key_file``) may replace or complement username/password."""
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    key_password: SecretStr | None = None
-    server_hostname_check: bool = True
-
-    @model_validator(mode="after")
-    def _key_needs_cert(self) -> TlsSettings:
-        if self.key_file is not None and self.cert_file is None:
-            raise ValueError("key_file given without cert_file")
-        return self
 
 
 class BackoffSettings(_Section):
@@ -141,7 +129,7 @@ class DeviceEntry(_Section):
         return self._driver_options
 
 
-class AgentSettings(_Section):
+class AgentSettings(DaemonSettings):
     site_id: SiteId
     agent_id: AgentId = Field(default_factory=default_agent_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -171,29 +159,6 @@ class AgentSettings(_Section):
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"fernwart-agent-{self.site_id}-{self.agent_id}"[:128]
-
-
-def format_loc(loc: tuple[str | int, ...], prefix: str = "") -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else part
-    return path or "(root)"
-
-
-def _message(item: Any) -> str:
-    kind = item["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "field required"
-    return clean_message(item["msg"])
-
-
-def validation_lines(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    return [(format_loc(item["loc"], prefix), _message(item)) for item in err.errors(include_url=False)]
 
 
 def _device_option_errors(
@@ -226,16 +191,12 @@ def _device_option_errors(
 
 
 def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -> AgentSettings:
-    """Validate an already-parsed config document; raises :class:`ConfigError` with every problem."""
-    resolved, secret_errors = resolve_secrets(raw)
-    errors: list[tuple[str, str]] = list(secret_errors.items())
-    settings: AgentSettings | None = None
-    try:
-        settings = AgentSettings.model_validate(resolved)
-    except ValidationError as err:
-        errors.extend(line for line in validation_lines(err) if line[0] not in secret_errors)
+    """Validate an already-parsed config document (plus the environment); raises
+    :class:`ConfigError` with every problem."""
+    settings, resolved, errors = settings_or_problems(AgentSettings, raw)
+    reported = {path for path, _problem in errors}
     option_errors, validated = _device_option_errors(resolved.get("devices"), lookup)
-    errors.extend(line for line in option_errors if line[0] not in secret_errors)
+    errors.extend(line for line in option_errors if line[0] not in reported)
     if errors or settings is None:
         raise ConfigError([f"{path}: {message}" for path, message in errors])
     for index, device in enumerate(settings.devices):
@@ -246,18 +207,6 @@ def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -
 def load_settings(path: str | Path, *, lookup: DriverLookup = load_driver) -> AgentSettings:
     """Read and validate the agent config at ``path``.
 
-    Raises :class:`~collector.errors.ConfigError` whose ``errors`` hold one line per problem.
+    Raises :class:`~runtime.config.ConfigError` whose ``problems`` hold one line per problem.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([f"{path}: cannot read config file: {err.strerror or err}"]) from None
-    except UnicodeDecodeError as err:
-        raise ConfigError([f"{path}: config file is not UTF-8: {err.reason}"]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        # The message ends with "(at line L, column C)".
-        raise ConfigError([f"{path}: TOML syntax error: {err}"]) from None
-    return parse_settings(raw, lookup=lookup)
+    return parse_settings(read_toml(Path(path)), lookup=lookup)

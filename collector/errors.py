@@ -21,10 +21,3 @@ class AuthFailed(DriverError):
 class BadResponse(DriverError):
     """The device answered something we cannot use; the rest of the read stands."""
 
-
-class ConfigError(Exception):
-    """Configuration is invalid. ``errors`` holds one line per problem, each naming its key path."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors

@@ -1,4 +1,8 @@
-"""``fernwart-controller --config FILE``: load the settings, run the daemon, exit 0 / 78 / 1."""
+"""``fernwart-controller --config FILE``: load the settings, run the daemon.
+
+Exit codes as for the agent: 0 clean stop, 78 (EX_CONFIG) bad configuration, 1 runtime failure,
+130 a second SIGTERM/SIGINT (:mod:`runtime.signals`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from pathlib import Path
 
 import structlog
 
-from collector.logconfig import configure_logging
-from collector.redaction import register_settings_secrets
 from controller import service
 from controller.gc_tuning import tune_gc
-from controller.settings import EX_CONFIG, ConfigError, load_settings
+from controller.settings import load_settings
+from runtime.config import EX_CONFIG, ConfigError, config_error_lines
+from runtime.logging import configure_logging
+from runtime.redaction import register_settings_secrets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as err:
-        for problem in err.problems:
-            sys.stderr.write(f"config error: {problem}\n")  # before logging exists
+        sys.stderr.write("".join(f"{line}\n" for line in config_error_lines(err)))  # before logging exists
         return EX_CONFIG
     if args.check:
         return 0

@@ -17,8 +17,6 @@ and its own. Everything is written and acknowledged in arrival order.
 from __future__ import annotations
 
 import asyncio
-import random
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,13 +28,22 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import exc as sa_exc
 
-from collector.mqtt_client import without_cycles
 from collector.wire import BatchAck, TopicKind, encode
 from collector.wire.topics import subscription
 from collector.wire.topics import topic as topic_name
 from controller.decode_pool import DecodePool, default_workers
 from controller.prepare import Outcome, PreparedBatch
 from controller.storage.records import STORE_FAILED, FlushResult, Received
+from runtime.backoff import Backoff
+from runtime.config import tls_context
+from runtime.mqtt import (
+    ack,
+    disconnected,
+    enable_manual_ack,
+    message_queue,
+    retrieve_connection_errors,
+    without_cycles,
+)
 
 if TYPE_CHECKING:
     from controller.metrics import Metrics
@@ -78,9 +85,6 @@ class Ingest:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = mqtt.session_expiry_s
             properties.ReceiveMaximum = mqtt.receive_maximum
-        tls_context = None
-        if mqtt.tls:
-            tls_context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
         client = aiomqtt.Client(
             mqtt.host,
             mqtt.port,
@@ -93,7 +97,7 @@ class Ingest:
             clean_session=None if v5 else False,
             properties=properties,
             keepalive=mqtt.keepalive_s,
-            tls_context=tls_context,
+            tls_context=tls_context(mqtt.tls),
             timeout=10,
         )
         return without_cycles(client)
@@ -107,13 +111,15 @@ class Ingest:
             await asyncio.to_thread(self._pool.close)
 
     async def _run(self, stop: asyncio.Event) -> None:
-        delay = 0.5
+        backoff = Backoff(min(0.5, self._mqtt.reconnect_max_s), self._mqtt.reconnect_max_s)
+        delay = backoff.next_delay()
         while not stop.is_set():
             client = self._client()
+            # aiomqtt acknowledges on receipt; we acknowledge after the commit instead. Before
+            # connecting, since the broker resuming our session sends what it kept at once.
+            enable_manual_ack(client)
             try:
                 async with client:
-                    # aiomqtt acknowledges on receipt; we acknowledge after the commit instead.
-                    client._client.manual_ack_set(True)  # noqa: SLF001, FBT003 (paho API, not in aiomqtt)
                     for topic in self.subscriptions():
                         await client.subscribe(topic, qos=1, timeout=10)
                     log.info(
@@ -124,7 +130,8 @@ class Ingest:
                     )
                     self._metrics.connected.set(1)
                     self.connected.set()
-                    delay = 0.5
+                    backoff.reset()
+                    delay = backoff.next_delay()
                     await self._session(client, stop)
             except* aiomqtt.MqttError as group:
                 # A lost connection surfaces inside the session's TaskGroup, so it comes grouped.
@@ -133,16 +140,17 @@ class Ingest:
             finally:
                 self.connected.clear()
                 self._metrics.connected.set(0)
-                _retrieve_disconnect_cause(client)
+                # A connection lost after the read loop ended (the broker going away while the
+                # controller stops) leaves its error in a future nobody awaits.
+                retrieve_connection_errors(client)
             if stop.is_set():
                 break
-            with_jitter = delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
             try:
-                async with asyncio.timeout(with_jitter):
+                async with asyncio.timeout(delay):
                     await stop.wait()
             except TimeoutError:
                 pass
-            delay = min(delay * 2, self._mqtt.reconnect_max_s)
+            delay = backoff.next_delay()
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         # Bounded: while the database is slow or away, the reader stops taking messages and the
@@ -170,16 +178,16 @@ class Ingest:
         stop: asyncio.Event,
         chunks: asyncio.Queue[_Pending | None],
     ) -> None:
-        queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001 (a cancel-safe read, see _next)
-        disconnected = client._disconnected  # noqa: SLF001
+        queue = message_queue(client)  # a cancel-safe read, see _next
+        lost = disconnected(client)
         limit = self._settings.ingest.max_batch_messages
         linger = self._settings.ingest.flush_interval_ms / 1000
         while not stop.is_set():
-            first = await _next(queue, stop, disconnected)
+            first = await _next(queue, stop, lost)
             if first is None:
-                if disconnected.done():
+                if lost.done():
                     # Retrieve the cause, or asyncio logs "Future exception was never retrieved".
-                    cause = None if disconnected.cancelled() else disconnected.exception()
+                    cause = None if lost.cancelled() else lost.exception()
                     raise aiomqtt.MqttError(f"disconnected from the broker: {cause}") from cause
                 return
             messages = [first]
@@ -213,11 +221,9 @@ class Ingest:
             items = [item for chunk in flush for item in await self._received(chunk)]
             confirmed = await self._write(items)
             self._confirm(client, confirmed)
-            paho = client._client  # noqa: SLF001 (manual acknowledgement, see run)
-            for chunk in flush:
+            for chunk in flush:  # acknowledged only now, after the commit (manual acks, see _run)
                 for message in chunk.messages:
-                    if message.qos > 0:
-                        paho.ack(message.mid, message.qos)
+                    ack(client, message)
 
     async def _next_flush(
         self, chunks: asyncio.Queue[_Pending | None], carry: _Pending | None
@@ -276,7 +282,7 @@ class Ingest:
         halves until the offending message is alone; that one becomes a ``store_failed`` dead
         letter and everything else is stored.
         """
-        delay = 0.2
+        backoff = Backoff(0.2, 10.0)
         while True:
             started = asyncio.get_running_loop().time()
             try:
@@ -286,9 +292,11 @@ class Ingest:
                 if not _transient(err):
                     log.warning("flush_refused", messages=len(items), error=str(err)[:500])
                     return await self._isolate(items, err)
-                log.exception("flush_failed", messages=len(items), error=str(err)[:500], retry_in_s=delay)
+                delay = backoff.next_delay()
+                log.exception(
+                    "flush_failed", messages=len(items), error=str(err)[:500], retry_in_s=round(delay, 2)
+                )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
                 continue
             break
         self._metrics.flush_seconds.observe(asyncio.get_running_loop().time() - started)
@@ -389,16 +397,6 @@ def _transient(err: Exception) -> bool:
     if isinstance(err, sa_exc.DBAPIError):
         return err.connection_invalidated or isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError)
     return False
-
-
-def _retrieve_disconnect_cause(client: aiomqtt.Client) -> None:
-    """A connection lost after the read loop ended (the broker going away while the controller
-    stops) leaves its error in aiomqtt's disconnect future, which ``__aexit__`` then does not
-    await: retrieve it, or asyncio logs "Future exception was never retrieved … Unexpected
-    disconnection" when the client is collected."""
-    future = client._disconnected  # noqa: SLF001 (see _read_loop)
-    if future.done() and not future.cancelled():
-        future.exception()  # marks it retrieved; a loss that mattered was logged by _run already
 
 
 def _drain(queue: asyncio.Queue[aiomqtt.Message], into: list[aiomqtt.Message], limit: int) -> None:

@@ -2,20 +2,15 @@
 
 Start in order (store + migrations → HTTP → ingest → stale marker), then READY=1. The first
 SIGTERM/SIGINT stops taking messages, lets the writer commit and acknowledge what it has, and
-exits; a second one exits at once.
+exits; a second one exits at once with 130 (:mod:`runtime.signals`, the same for the agent).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 
 import structlog
 
-from collector.sdnotify import notify as sd_notify
-from collector.sdnotify import watchdog_interval_s
 from controller.ingest import Ingest
 from controller.inventory import run_stale_marker
 from controller.matching import MatchingService
@@ -24,41 +19,21 @@ from controller.retention import run_dead_letter_pruner
 from controller.settings import ControllerSettings
 from controller.storage import Store
 from controller.web import AppState, limits, make_app
+from runtime import sdnotify
+from runtime.signals import install_signal_handlers
 
 log = structlog.get_logger(__name__)
-
-
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.warning("second_signal_exiting_now", signal=signal.Signals(signum).name)
-            os._exit(1)
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-
-async def _watchdog(stop: asyncio.Event, interval_s: float) -> None:
-    while not stop.is_set():
-        sd_notify("WATCHDOG=1")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval_s):
-                await stop.wait()
 
 
 def warn_plain_password(settings: ControllerSettings) -> None:
     """TLS is the documented default: a broker password sent in clear is worth a warning."""
     mqtt = settings.mqtt
-    if mqtt.password is not None and not mqtt.tls:
+    if mqtt.password is not None and mqtt.tls is None:
         log.warning(
             "mqtt_password_without_tls",
             host=mqtt.host,
             port=mqtt.port,
-            hint="the broker password travels in clear: set [mqtt] tls = true (docs/broker.md)",
+            hint="the broker password travels in clear: add an [mqtt.tls] table (docs/broker.md)",
         )
 
 
@@ -67,8 +42,15 @@ async def run(
 ) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``handle_signals``)."""
     stop = stop if stop is not None else asyncio.Event()
-    if handle_signals:
-        install_signal_handlers(stop)
+    remove_handlers = install_signal_handlers(stop) if handle_signals else None
+    try:
+        await _run(settings, stop)
+    finally:
+        if remove_handlers is not None:
+            remove_handlers()
+
+
+async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
     metrics = Metrics()
     warn_plain_password(settings)
     async with Store.open(
@@ -101,11 +83,11 @@ async def run(
                     name="dead_letters",
                 )
                 tg.create_task(matching.run(stop), name="matching")
-                watchdog = watchdog_interval_s()
+                watchdog = sdnotify.watchdog_interval_s()
                 if watchdog is not None:
-                    tg.create_task(_watchdog(stop, watchdog), name="watchdog")
-                sd_notify("READY=1")
+                    tg.create_task(sdnotify.watchdog_loop(watchdog, until=stop), name="watchdog")
+                sdnotify.notify("READY=1")
                 log.info("controller_ready")
                 await stop.wait()
-                sd_notify("STOPPING=1")
+                sdnotify.notify("STOPPING=1")
     log.info("controller_stopped")

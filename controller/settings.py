@@ -1,14 +1,16 @@
 """Controller configuration: one TOML file, strictly validated, environment beats the file.
 
-``load_settings(path)`` raises :class:`ConfigError` carrying every problem at once, one line
-each with its key path; ``__main__`` prints them and exits 78 (EX_CONFIG).
+The settings style both daemons share (:mod:`runtime.config`): secret references (``{ env = … }``,
+``{ credential = … }``), ``FERNWART_…`` overrides, the ``[mqtt.tls]`` table. ``load_settings(path)``
+raises :class:`~runtime.config.ConfigError` carrying every problem at once, one line each with its
+key path; ``__main__`` prints them and exits 78 (EX_CONFIG).
 """
 
 from __future__ import annotations
 
 import re
 import socket
-import tomllib
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,26 +20,15 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
-    ValidationError,
     field_validator,
+    model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from collector.model import IDENT_PATTERN
-from collector.validation import clean_message
-from collector.wire import DEFAULT_MAX_PAYLOAD
+from collector.wire import DEFAULT_MAX_PAYLOAD, IDENT_PATTERN
 from collector.wire.topics import DEFAULT_PREFIX
+from runtime.config import ConfigError, DaemonSettings, TlsSettings, read_toml, settings_or_problems
 
 SiteKey = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
-EX_CONFIG = 78
-
-
-class ConfigError(Exception):
-    """The configuration is unusable; ``problems`` holds one line per fault."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Section(BaseModel):
@@ -71,8 +62,7 @@ class MqttSettings(_Section):
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
-    tls: bool = False
-    ca_file: Path | None = None
+    tls: TlsSettings | None = None  # the [mqtt.tls] table, as for the agent
     # Stable across restarts: the broker keeps the persistent session (and queues QoS 1
     # messages) under this id while the controller is down.
     client_id: str = Field(default_factory=lambda: f"fernwart-controller-{socket.gethostname()}")
@@ -89,6 +79,23 @@ class MqttSettings(_Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     max_payload: int = Field(DEFAULT_MAX_PAYLOAD, ge=1024)
     reconnect_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_tls_flags(cls, data: Any) -> Any:
+        """``tls = true`` / ``ca_file = …`` (before the ``[mqtt.tls]`` table): still read, with a warning."""
+        if not isinstance(data, dict) or not (isinstance(data.get("tls"), bool) or "ca_file" in data):
+            return data
+        data = dict(data)
+        ca_file = data.pop("ca_file", None)
+        enabled = data.get("tls")
+        data["tls"] = {"ca_file": ca_file} if enabled is True else None  # ca_file alone never enabled TLS
+        warnings.warn(
+            "[mqtt] tls = true / ca_file = … are deprecated: use the [mqtt.tls] table (ca_file = …)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return data
 
 
 class HttpSettings(_Section):
@@ -144,11 +151,7 @@ class SiteSettings(_Section):
     tenant: str = "default"
 
 
-class ControllerSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FERNWART_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
-
+class ControllerSettings(DaemonSettings):
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttSettings = MqttSettings()
     http: HttpSettings = HttpSettings()
@@ -166,36 +169,17 @@ class ControllerSettings(BaseSettings):
     default_tenant: str = "default"
     sites: dict[SiteKey, SiteSettings] = Field(default_factory=dict)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        del settings_cls, dotenv_settings
-        return (env_settings, file_secret_settings, init_settings)  # env beats the file
-
     def tenant_of(self, site_id: str) -> str:
         site = self.sites.get(site_id)
         return site.tenant if site is not None else self.default_tenant
 
 
-def format_validation_error(err: ValidationError) -> list[str]:
-    lines = []
-    for item in err.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"]) or "(root)"
-        lines.append(f"{loc}: {clean_message(item['msg'])}")
-    return lines
-
-
 def settings_from_dict(data: dict[str, Any]) -> ControllerSettings:
-    try:
-        return ControllerSettings(**data)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
+    """Validate a parsed document (secret references resolved, environment applied)."""
+    settings, _resolved, problems = settings_or_problems(ControllerSettings, data)
+    if settings is None:
+        raise ConfigError([f"{path}: {problem}" for path, problem in problems])
+    return settings
 
 
 def load_settings(path: Path | None) -> ControllerSettings:
@@ -203,12 +187,4 @@ def load_settings(path: Path | None) -> ControllerSettings:
 
     Raises :class:`ConfigError` with every problem found.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError([f"{path}: cannot read: {err.strerror}"]) from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError([f"{path}: not valid TOML: {err}"]) from None
-    return settings_from_dict(data)
+    return settings_from_dict(read_toml(path) if path is not None else {})

@@ -29,10 +29,11 @@ from typing import Any
 
 from controller.broker import BrokerConfigError, BrokerFile, BrokerUser, render_emqx, render_mosquitto
 from controller.broker.passwd import hash_password
-from controller.settings import ConfigError, ControllerSettings, load_settings
+from controller.settings import ControllerSettings, load_settings
 from controller.storage import Store
 from controller.storage import enrollment as en
 from fernwart_cli import exits
+from runtime.config import ConfigError, config_error_lines
 
 
 class _Refused(Exception):
@@ -48,8 +49,7 @@ def _run(args: argparse.Namespace, action: Callable[[ControllerSettings, Store],
     try:
         settings = load_settings(args.config)
     except ConfigError as err:
-        for problem in err.problems:
-            sys.stderr.write(f"config error: {problem}\n")
+        sys.stderr.write("".join(f"{line}\n" for line in config_error_lines(err)))
         return exits.CONFIG
 
     async def main() -> int:

@@ -20,9 +20,10 @@ from pathlib import Path
 import sqlalchemy.exc
 
 from controller.auth import Role, TokenRequestError
-from controller.settings import ConfigError, load_settings
+from controller.settings import load_settings
 from controller.storage import Store, tokens
 from fernwart_cli import exits
+from runtime.config import ConfigError, config_error_lines
 
 EX_USAGE = exits.USAGE
 EX_CONFIG = exits.CONFIG
@@ -49,8 +50,7 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]
     try:
         settings = load_settings(args.config)
     except ConfigError as err:
-        for problem in err.problems:
-            sys.stderr.write(f"config error: {problem}\n")
+        sys.stderr.write("".join(f"{line}\n" for line in config_error_lines(err)))
         return EX_CONFIG
 
     async def run() -> int:

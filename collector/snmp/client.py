@@ -30,10 +30,10 @@ from gufo.snmp import (
     User,
     ValueType,
 )
-from gufo.snmp._fast import GetIter
 from gufo.snmp.aio import SnmpSession
 
 from collector.errors import AuthFailed, BadResponse, Unreachable
+from collector.snmp.gufo_adapter import bulk_walk
 from collector.snmp.options import SnmpOptions
 
 T = TypeVar("T")
@@ -162,30 +162,5 @@ class SnmpClient:
 
     async def walk(self, session: SnmpSession, oid: str, what: str) -> list[tuple[str, ValueType]]:
         """GETBULK through the subtree under ``oid``; a retry restarts the walk of that subtree."""
-        return await self.request(lambda: _bulk_walk(session, oid, self._options.max_repetitions), what)
+        return await self.request(lambda: bulk_walk(session, oid, self._options.max_repetitions), what)
 
-
-async def _bulk_walk(session: SnmpSession, oid: str, max_repetitions: int) -> list[tuple[str, ValueType]]:
-    """The walk of gufo's ``GetBulkIter``, a response at a time instead of a varbind at a time.
-
-    Same requests and the same end conditions (StopAsyncIteration from the codec at
-    endOfMibView, an empty response, or ``None`` where the walk leaves the subtree), without an
-    awaited ``__anext__`` per varbind. Uses the session's socket and its send/receive helpers,
-    which are private in gufo-snmp: the version is pinned in pyproject.toml, and the driver
-    tests walk tables over several responses (small max_repetitions) and empty ones.
-    """
-    sock = session._sock  # noqa: SLF001 - see docstring
-    context = GetIter(oid, max_repetitions)
-    result: list[tuple[str, ValueType]] = []
-    while True:
-        await session._send(lambda: sock.send_get_bulk(context))  # noqa: SLF001
-        try:
-            batch = await session._recv(lambda: sock.recv_get_bulk(context))  # noqa: SLF001
-        except StopAsyncIteration:  # the codec's end of the walk (endOfMibView)
-            return result
-        if not batch:
-            return result
-        for item in batch:
-            if item is None:
-                return result
-            result.append(item)

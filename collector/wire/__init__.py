@@ -1,5 +1,10 @@
-"""THE MQTT contract shared by agent and controller (pure pydantic, no I/O)."""
+"""THE MQTT contract shared by agent and controller (pure pydantic, no I/O).
 
+``IDENT_PATTERN`` (site, agent and device ids, which appear in topics) is part of it: the
+controller checks ids against it without importing anything of the collector but the wire.
+"""
+
+from collector.model import IDENT_PATTERN
 from collector.wire.codec import (
     DEFAULT_MAX_PAYLOAD,
     DecodeError,
@@ -20,6 +25,7 @@ from collector.wire.topics import Topic, TopicKind, parse_topic
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
+    "IDENT_PATTERN",
     "SCHEMA_VERSION",
     "AgentState",
     "AgentStatus",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from collector.model import IDENT_PATTERN
+from collector.wire import IDENT_PATTERN
 from controller.broker.passwd import hash_password, new_password
 from controller.storage import models as m
 

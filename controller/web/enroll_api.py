@@ -21,7 +21,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from collector.model import IDENT_PATTERN
+from collector.wire import IDENT_PATTERN
 from controller.auth import Permission
 from controller.storage import enrollment
 from controller.web.auth import principal, requires

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from collector.validation import clean_message
+from runtime.config import clean_message
 
 Q = TypeVar("Q", bound=BaseModel)
 MAX_ID_DIGITS = 18  # below 2**63: every database's BIGINT holds it

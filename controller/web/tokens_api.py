@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from collector.validation import clean_message
 from controller.auth import Permission, Role, TokenRequestError
 from controller.storage import tokens
 from controller.web.auth import principal, requires
 from controller.web.responses import error
 from controller.web.state import STATE
+from runtime.config import clean_message
 
 MAX_BODY = 16 * 1024
 

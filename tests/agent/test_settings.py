@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from agent.__main__ import EX_CONFIG, main
+from agent.__main__ import main
 from agent.settings import AgentSettings, load_settings, parse_settings
-from collector.errors import ConfigError
+from runtime.config import EX_CONFIG, ConfigError
 from tests.agent.drivers import CountingOptions, lookup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def errors_of(text: str, tmp_path: Path) -> list[str]:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), lookup=lookup)
-    return info.value.errors
+    return info.value.problems
 
 
 def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_unknown_kind_lists_installed_drivers(tmp_path: Path) -> None:
     text = VALID.replace('kind = "counting"', 'kind = "snmpp"').replace('firmware = "2.1"', "")
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text))  # the real entry-point registry
-    (line,) = info.value.errors
+    (line,) = info.value.problems
     assert line.startswith("devices[0].kind: unknown driver kind 'snmpp'")
     assert "snmp" in line.split("known kinds:")[1]
 
@@ -168,7 +168,7 @@ def test_missing_credential_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     raw = {"site_id": "s", "mqtt": {"host": "h", "password": {"credential": "nope"}}}
     with pytest.raises(ConfigError) as info:
         parse_settings(raw, lookup=lookup)
-    assert info.value.errors == ["mqtt.password: credential 'nope' not found in $CREDENTIALS_DIRECTORY"]
+    assert info.value.problems == ["mqtt.password: credential 'nope' not found in $CREDENTIALS_DIRECTORY"]
 
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -196,9 +196,9 @@ def test_main_prints_every_error_and_returns_78(tmp_path: Path, capsys: pytest.C
     with structlog.testing.capture_logs() as logs:
         assert main(["--config", str(path)]) == EX_CONFIG
     err = capsys.readouterr().err.splitlines()
-    assert "site: unknown key" in err
-    assert any(line.startswith("mqtt.port: ") for line in err)
-    assert err[-1] == f"{path}: 2 configuration error(s); not starting"
+    assert "config error: site: unknown key" in err
+    assert any(line.startswith("config error: mqtt.port: ") for line in err)
+    assert len(err) == 2
     assert not logs  # nothing started
 
 
@@ -225,3 +225,16 @@ def test_subprocess_missing_file_exits_78(tmp_path: Path) -> None:
     )
     assert proc.returncode == 78
     assert "cannot read config file" in proc.stderr
+
+
+def test_environment_beats_the_file_as_for_the_controller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERNWART_MQTT__HOST", "broker.example")
+    monkeypatch.setenv("FERNWART_LOG_LEVEL", "debug")
+    settings = load_settings(write(tmp_path, VALID), lookup=lookup)
+    assert settings.mqtt.host == "broker.example"
+    assert settings.mqtt.port == 1883  # the rest of the table still comes from the file
+    assert settings.log_level == "debug"
+    monkeypatch.setenv("FERNWART_MQTT__PORT", "0")
+    assert any(line.startswith("mqtt.port: ") for line in errors_of(VALID, tmp_path))

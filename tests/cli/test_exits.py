@@ -131,10 +131,9 @@ def test_daemon_run_check_validates_without_starting(
 
 
 def test_the_daemons_exit_78_like_the_table() -> None:
-    from agent.__main__ import EX_CONFIG as AGENT_CONFIG  # noqa: PLC0415 - the daemons keep their own
-    from controller.settings import EX_CONFIG as CONTROLLER_CONFIG  # noqa: PLC0415
+    from runtime.config import EX_CONFIG  # noqa: PLC0415 - the daemons share theirs (runtime)
 
-    assert AGENT_CONFIG == CONTROLLER_CONFIG == exits.CONFIG
+    assert EX_CONFIG == exits.CONFIG
 
 
 def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:

@@ -285,7 +285,7 @@ async def test_the_real_agent_flows_into_the_controller(deployment: Deployment, 
 
 
 def test_no_warning_with_tls(tmp_path: Path) -> None:
-    settings = settings_from_dict({"mqtt": {"username": "u", "password": "p", "tls": True}})
+    settings = settings_from_dict({"mqtt": {"username": "u", "password": "p", "tls": {}}})
     with structlog.testing.capture_logs() as logs:
         service.warn_plain_password(settings)
     assert logs == []

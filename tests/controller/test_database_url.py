@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.settings import ConfigError, load_settings
+from controller.settings import load_settings
+from runtime.config import ConfigError
 
 PASSWORD = "s3cret-pw"  # a test value that must never be printed
 

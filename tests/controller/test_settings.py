@@ -8,8 +8,9 @@ import pytest
 
 import controller
 from controller.__main__ import main
-from controller.settings import EX_CONFIG, ConfigError, load_settings
+from controller.settings import load_settings
 from fernwart_cli.main import main as fernwart_main
+from runtime.config import EX_CONFIG, ConfigError
 
 EXAMPLE = Path(controller.__file__).parent / "examples" / "controller.toml"
 
@@ -33,7 +34,7 @@ def test_every_error_at_once_with_its_path(tmp_path: Path) -> None:
     problems = err.value.problems
     assert any(p.startswith("stale_after_intervals: Input should be greater than 0") for p in problems)
     assert any(p.startswith("mqtt.port: Input should be less than or equal to 65535") for p in problems)
-    assert any(p.startswith("mqtt.colour: Extra inputs are not permitted") for p in problems)
+    assert any(p.startswith("mqtt.colour: unknown key") for p in problems)
     assert any(p.startswith("http.port: Input should be a valid integer") for p in problems)
     assert any(p.startswith("sites.bad site.[key]: String should match pattern") for p in problems)
     assert any(p.startswith("sites.ok.tenant: Input should be a valid string") for p in problems)
@@ -55,7 +56,7 @@ def test_main_exits_78_and_prints_each_problem(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "config error: database.url: Input should be a valid string",
-        "config error: nonsense: Extra inputs are not permitted",
+        "config error: nonsense: unknown key",
     ]
     assert main(["--config", str(tmp_path / "missing.toml")]) == EX_CONFIG
     assert main(["--config", str(EXAMPLE), "--check"]) == 0
@@ -74,3 +75,46 @@ def test_fernwart_controller_run_exits_78_on_bad_config(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[mqtt]\nport = 0\n")
     assert fernwart_main(["controller", "run", "--config", str(path)]) == EX_CONFIG
+
+
+def test_secret_references_as_for_the_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "database-url").write_text("postgresql+asyncpg://fw:db-pw@127.0.0.1/fw\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.setenv("BROKER_PASSWORD", "mqtt-pw")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[database]\nurl = { credential = "database-url" }\n'
+        '[mqtt]\nusername = "controller"\npassword = { env = "BROKER_PASSWORD" }\n'
+    )
+    settings = load_settings(path)
+    assert settings.database.url.get_secret_value() == "postgresql+asyncpg://fw:db-pw@127.0.0.1/fw"
+    assert settings.mqtt.password is not None
+    assert settings.mqtt.password.get_secret_value() == "mqtt-pw"
+    monkeypatch.delenv("BROKER_PASSWORD")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert err.value.problems == ["mqtt.password: environment variable BROKER_PASSWORD is not set"]
+
+
+def test_mqtt_tls_is_the_agents_table(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt.tls]\nca_file = "/etc/fernwart/ca.pem"\nserver_hostname_check = false\n')
+    tls = load_settings(path).mqtt.tls
+    assert tls is not None
+    assert str(tls.ca_file) == "/etc/fernwart/ca.pem"
+    assert tls.server_hostname_check is False
+    assert load_settings(None).mqtt.tls is None
+
+
+def test_old_tls_flags_still_work_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[mqtt]\ntls = true\nca_file = "/etc/fernwart/ca.pem"\n')
+    with pytest.warns(FutureWarning, match=r"\[mqtt.tls\]"):
+        tls = load_settings(path).mqtt.tls
+    assert tls is not None
+    assert str(tls.ca_file) == "/etc/fernwart/ca.pem"
+    path.write_text("[mqtt]\ntls = false\n")
+    with pytest.warns(FutureWarning):
+        assert load_settings(path).mqtt.tls is None

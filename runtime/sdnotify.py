@@ -1,12 +1,12 @@
 """sd_notify(3) without a dependency: one datagram to ``$NOTIFY_SOCKET`` when it is set.
 
-Shared by both daemons (like logconfig): Type=notify units need READY=1, STOPPING=1 and the
-watchdog pings.
+Shared by both daemons: Type=notify units need READY=1, STOPPING=1 and the watchdog pings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -51,9 +51,14 @@ def watchdog_interval_s() -> float | None:
         return None
 
 
-async def watchdog_loop(interval_s: float) -> None:
-    """Ping the watchdog until cancelled. It runs on the event loop, so a stuck loop stops the
-    pings and systemd restarts us."""
-    while True:
+async def watchdog_loop(interval_s: float, until: asyncio.Event | None = None) -> None:
+    """Ping the watchdog every ``interval_s`` until cancelled (or until ``until`` is set). It runs
+    on the event loop, so a stuck loop stops the pings and systemd restarts us."""
+    while until is None or not until.is_set():
         notify("WATCHDOG=1")
-        await asyncio.sleep(interval_s)
+        if until is None:
+            await asyncio.sleep(interval_s)
+            continue
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval_s):
+                await until.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.publisher import backoff_delay
+from runtime.backoff import Backoff, backoff_delay
 
 
 @given(
@@ -23,3 +23,11 @@ def test_backoff_stays_between_min_and_capped_max(attempt: int, min_s: float, sp
 def test_backoff_is_jittered() -> None:
     delays = {backoff_delay(10, 0.5, 30.0) for _ in range(50)}
     assert len(delays) > 1
+
+
+def test_backoff_counts_failures_and_resets() -> None:
+    backoff = Backoff(0.5, 4.0)
+    assert backoff.next_delay() == 0.5  # the first wait is the minimum: nothing to spread yet
+    assert [backoff.next_delay() <= cap for cap in (1.0, 2.0, 4.0, 4.0)] == [True] * 4
+    backoff.reset()
+    assert backoff.next_delay() == 0.5

@@ -6,7 +6,7 @@ Standard-library loggers go through the same chain, exceptions included.
 No secret reaches the output: tracebacks are rendered without frame locals (a frame of asyncpg's
 ``connect`` holds the database password; structlog and rich show locals by default), values of
 secret-named keys are masked, and a last step over each rendered line masks URL passwords and every
-value registered with :mod:`collector.redaction` (the daemons register their settings' secrets at
+value registered with :mod:`runtime.redaction` (the daemons register their settings' secrets at
 start). Unhandled exceptions (``sys.excepthook``, ``threading.excepthook``) are logged through the
 same chain instead of printed raw to stderr.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
-from collector.redaction import SECRET_KEY_WORDS, scrub
+from runtime.redaction import SECRET_KEY_WORDS, scrub
 
 _MASKED = "**********"
 

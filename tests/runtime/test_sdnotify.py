@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector import sdnotify
+from runtime import sdnotify
 
 
 def test_notify_without_socket_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:

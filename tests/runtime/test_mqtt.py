@@ -1,4 +1,4 @@
-"""collector.mqtt_client: paho's topic matching without a reference cycle per received message."""
+"""runtime.mqtt: paho's topic matching without a reference cycle per received message."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.matcher import MQTTMatcher
 
-from collector.mqtt_client import AcyclicTopicMatcher, without_cycles
+from runtime.mqtt import AcyclicTopicMatcher, without_cycles
 
 _LEVEL = st.sampled_from(["a", "b", "fernwart", "v1", "$SYS", ""])
 _FILTER_LEVEL = st.one_of(_LEVEL, st.just("+"))

@@ -7,8 +7,10 @@ Any value in the TOML file may be a one-key table instead of the literal value:
 
 The second form reads a systemd credential (``LoadCredential=mqtt-password:/etc/…``), which is
 only readable by the service. A single trailing newline of a credential file is dropped, because
-editors add one. Resolution happens on the raw dict, so every ``SecretStr`` field — the broker
-password, SNMP communities, v3 keys inside a device's ``options`` — supports it without knowing.
+editors add one. Both daemons resolve references the same way, on the raw dict
+(:func:`runtime.config.settings_or_problems`), so every ``SecretStr`` field — the broker password,
+the database URL, SNMP communities, v3 keys inside a device's ``options`` — supports it without
+knowing.
 Resolved values are never logged; errors name the key path and the reference, never a value.
 """
 

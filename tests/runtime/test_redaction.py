@@ -13,8 +13,9 @@ import pytest
 import structlog
 from pydantic import BaseModel, PrivateAttr, SecretStr
 
-from collector import logconfig, redaction
-from collector.redaction import mask_url, register_secret, register_settings_secrets, scrub, secret_values
+from runtime import logging as logconfig
+from runtime import redaction
+from runtime.redaction import mask_url, register_secret, register_settings_secrets, scrub, secret_values
 
 SECRET = "S3cr3t-unit-41d9"
 
