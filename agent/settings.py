@@ -112,6 +112,9 @@ class OutboxSettings(_Section):
     drop_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
     linger_ms: float = Field(200.0, ge=0)
     max_batch: int = Field(100, ge=1, le=MAX_BATCH)
+    # An outbox that could not be opened (full disk, I/O error) is tried again this often, on
+    # the next batch; meanwhile polls go on and what is not stored is counted.
+    retry_open_s: float = Field(30.0, ge=0)
 
 
 class PollSettings(_Section):
