@@ -13,7 +13,8 @@ from collector.logconfig import configure_logging
 from collector.redaction import register_settings_secrets
 from controller import service
 from controller.gc_tuning import tune_gc
-from controller.settings import EX_CONFIG, ConfigError, load_settings
+from controller.settings import EX_CONFIG, ConfigError, ControllerSettings, load_settings
+from controller.storage.guard import DatabaseNotInitialized, require_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,10 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load(path: Path | None) -> ControllerSettings:
+    """The settings, and the configured SQLite file must exist (the daemon never creates one)."""
+    settings = load_settings(path)
+    try:
+        require_file(settings.database.url.get_secret_value())
+    except DatabaseNotInitialized as err:
+        raise ConfigError([str(err)]) from None
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = _load(args.config)
     except ConfigError as err:
         for problem in err.problems:
             sys.stderr.write(f"config error: {problem}\n")  # before logging exists
@@ -42,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(service.run(settings))
     except KeyboardInterrupt:
         return 1
+    except DatabaseNotInitialized as err:  # PostgreSQL without a schema, an empty SQLite file
+        sys.stderr.write(f"config error: {err}\n")
+        structlog.get_logger(__name__).error("database_not_initialized", error=str(err))
+        return EX_CONFIG
     except Exception:
         structlog.get_logger(__name__).exception("controller_failed")
         return 1

@@ -79,6 +79,7 @@ async def run(
         dead_letter_max_bytes=settings.ingest.dead_letter_max_bytes,
         max_future_skew_s=settings.ingest.max_future_skew_s,
         pool_size=settings.database.pool_size,
+        create=False,  # a missing or empty database is refused: `fernwart controller init` creates it
     ) as store:
         ingest = Ingest(settings, store, metrics)
         matching = MatchingService(store, metrics.registry)

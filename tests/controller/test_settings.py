@@ -48,7 +48,9 @@ def test_bad_toml_names_line_and_column(tmp_path: Path) -> None:
     assert "line 1" in err.value.problems[0]
 
 
-def test_main_exits_78_and_prints_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_exits_78_and_prints_each_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[database]\nurl = 5\n[nonsense]\n")
     assert main(["--config", str(path)]) == EX_CONFIG
@@ -58,6 +60,13 @@ def test_main_exits_78_and_prints_each_problem(tmp_path: Path, capsys: pytest.Ca
         "config error: nonsense: Extra inputs are not permitted",
     ]
     assert main(["--config", str(tmp_path / "missing.toml")]) == EX_CONFIG
+    # The example's ./var/fernwart.db: --check says to create it first, and passes after init.
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["--config", str(EXAMPLE), "--check"]) == EX_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("config error: database.url: var/fernwart.db: no such database file;")
+    assert fernwart_main(["controller", "init", "--config", str(EXAMPLE)]) == 0
     assert main(["--config", str(EXAMPLE), "--check"]) == 0
 
 
