@@ -34,6 +34,7 @@ from collector.errors import ConfigError
 from collector.model import AgentId, DeviceId, SiteId
 from collector.registry import UnknownDriverError, load_driver
 from collector.validation import clean_message
+from collector.wire.codec import DEFAULT_MAX_PAYLOAD
 from collector.wire.messages import MAX_BATCH
 from collector.wire.topics import DEFAULT_PREFIX
 
@@ -228,6 +229,24 @@ def _device_option_errors(
     return errors, validated
 
 
+def _runtime_problems(settings: AgentSettings) -> list[tuple[str, str]]:
+    """What validates as a value but would fail (or lose everything) at run time."""
+    problems: list[tuple[str, str]] = []
+    tls = settings.mqtt.tls
+    if tls is not None:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path: Path | None = getattr(tls, key)
+            if path is not None and not path.is_file():
+                problems.append((f"mqtt.tls.{key}", f"{path}: no such file"))
+    if settings.outbox.max_bytes < DEFAULT_MAX_PAYLOAD:
+        why = (
+            f"smaller than one batch may be ({DEFAULT_MAX_PAYLOAD} bytes, the largest message the"
+            " wire accepts): such batches would all be dropped"
+        )
+        problems.append(("outbox.max_bytes", why))
+    return problems
+
+
 def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -> AgentSettings:
     """Validate an already-parsed config document; raises :class:`ConfigError` with every problem."""
     resolved, secret_errors = resolve_secrets(raw)
@@ -239,6 +258,8 @@ def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -
         errors.extend(line for line in validation_lines(err) if line[0] not in secret_errors)
     option_errors, validated = _device_option_errors(resolved.get("devices"), lookup)
     errors.extend(line for line in option_errors if line[0] not in secret_errors)
+    if settings is not None:
+        errors.extend(_runtime_problems(settings))
     if errors or settings is None:
         raise ConfigError([f"{path}: {message}" for path, message in errors])
     for index, device in enumerate(settings.devices):

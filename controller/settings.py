@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from collector.model import IDENT_PATTERN
 from collector.validation import clean_message
@@ -171,11 +173,51 @@ def format_validation_error(err: ValidationError) -> list[str]:
     return lines
 
 
+SQLITE_HEADER = b"SQLite format 3\0"  # the first 16 bytes of every SQLite 3 file (fileformat2 1.3)
+
+
+def _sqlite_file_problems(database: str | None) -> list[str]:
+    if not database or database == ":memory:":
+        return ["database.url: names no SQLite file (sqlite+aiosqlite:///PATH)"]
+    path = Path(database)
+    if path.is_dir():
+        return [f"database.url: {path}: a directory, not a SQLite file"]
+    if not path.is_file():
+        return []  # missing: refused at start (and by --check), created only by `controller init`
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as err:
+        return [f"database.url: {path}: cannot read: {err.strerror}"]
+    if header and header != SQLITE_HEADER:  # an empty file is a new SQLite database
+        return [f"database.url: {path}: not a SQLite database (corrupt, or another kind of file)"]
+    return []
+
+
+def _runtime_problems(settings: ControllerSettings) -> list[str]:
+    """What validates as a value but would fail at run time; names files, never the URL."""
+    problems = []
+    try:
+        url = make_url(settings.database.url.get_secret_value())
+    except ArgumentError:
+        return ["database.url: cannot be parsed as a database URL"]
+    if url.get_backend_name() == "sqlite":
+        problems.extend(_sqlite_file_problems(url.database))
+    ca_file = settings.mqtt.ca_file
+    if ca_file is not None and not ca_file.is_file():
+        problems.append(f"mqtt.ca_file: {ca_file}: no such file")
+    return problems
+
+
 def settings_from_dict(data: dict[str, Any]) -> ControllerSettings:
     try:
-        return ControllerSettings(**data)
+        settings = ControllerSettings(**data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    problems = _runtime_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def load_settings(path: Path | None) -> ControllerSettings:

@@ -83,3 +83,26 @@ def test_fernwart_controller_run_exits_78_on_bad_config(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[mqtt]\nport = 0\n")
     assert fernwart_main(["controller", "run", "--config", str(path)]) == EX_CONFIG
+
+
+def test_a_corrupt_sqlite_file_and_a_missing_ca_file_are_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "fernwart.db"
+    db.write_bytes(b"not a database at all, but long enough to have a header")
+    path = tmp_path / "c.toml"
+    password = "pw-never-echoed"
+    path.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
+        f'[mqtt]\ntls = true\nca_file = "{tmp_path}/ca.pem"\npassword = "{password}"\n'
+    )
+    assert main(["--config", str(path), "--check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"config error: database.url: {db}: not a SQLite database (corrupt, or another kind of file)",
+        f"config error: mqtt.ca_file: {tmp_path}/ca.pem: no such file",
+    ]
+    assert password not in err
+    # `init` refuses too: it never writes over a file that is not a database.
+    assert fernwart_main(["controller", "init", "--config", str(path)]) == EX_CONFIG
+    assert db.read_bytes().startswith(b"not a database")
