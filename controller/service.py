@@ -19,7 +19,7 @@ from aiohttp import web
 from collector.sdnotify import notify as sd_notify
 from collector.sdnotify import watchdog_interval_s
 from controller.ingest import Ingest
-from controller.inventory import run_stale_marker
+from controller.inventory import run_retention, run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics
 from controller.settings import ControllerSettings
@@ -104,6 +104,7 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
                 tg.create_task(run_stale_marker(settings, store, metrics, stop), name="stale")
+                tg.create_task(run_retention(settings, store, metrics, stop), name="retention")
                 tg.create_task(matching.run(stop), name="matching")
                 watchdog = watchdog_interval_s()
                 if watchdog is not None:
