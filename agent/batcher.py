@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from agent.outbox import OutboxFull
+from agent.outbox import NotStored
 from collector.model import utcnow
 from collector.wire.codec import encode
 from collector.wire.messages import ObservationBatch, new_batch_id
@@ -94,6 +94,7 @@ class Batcher:
                 await self._store(chunk)
 
     async def _store(self, observations: list[Observation]) -> None:
+        await self._outbox.retry_open()  # an unavailable outbox may be back (new boot number)
         seq = self._outbox.next_seq()
         batch = ObservationBatch(
             site_id=self._site_id,
@@ -107,7 +108,7 @@ class Batcher:
         payload = encode(batch)
         try:
             await self._outbox.append(seq, payload)
-        except OutboxFull:
+        except NotStored:
             return  # counted and logged by the outbox; the seq gap tells the controller
         if self._metrics is not None:
             self._metrics.observations.inc(len(observations))

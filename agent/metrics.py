@@ -24,6 +24,21 @@ class AgentMetrics:
             "Messages (batches) dropped by the outbox drop policy",
             registry=self.registry,
         )
+        self.outbox_store_failed = Counter(
+            "fernwart_outbox_store_failed",
+            "Messages (batches) not stored: full disk, I/O error, or outbox unavailable",
+            registry=self.registry,
+        )
+        self.outbox_quarantined = Counter(
+            "fernwart_outbox_quarantined",
+            "Corrupt outbox files renamed aside at open (a new outbox was started)",
+            registry=self.registry,
+        )
+        self.outbox_available = Gauge(
+            "fernwart_outbox_available",
+            "1 while the outbox file is open, 0 while it could not be opened",
+            registry=self.registry,
+        )
         self.outbox_rows = Gauge(
             "fernwart_outbox_rows", "Messages waiting in the outbox", registry=self.registry
         )

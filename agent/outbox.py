@@ -21,6 +21,16 @@ Bounded by ``max_rows`` and ``max_bytes``. When an append would exceed either, t
 decides: ``drop_oldest`` (default) deletes the oldest rows until the new one fits, ``drop_newest``
 refuses the new one. Either way the loss is counted (``fernwart_outbox_dropped_total``) and logged,
 and the dropped ``seq`` numbers show up as a gap on the controller, which is the point.
+
+Faults never stop the agent (a daemon that exits here restarts into the same fault and polls
+nothing). A corrupt file found at open is quarantined (renamed, kept, logged with both paths) and
+a new outbox starts; its boot counter restarts at 1, which the controller copes with because the
+birth of a new boot resets its seq tracking, and ``batch_id`` stays unique. A full disk (or any
+other I/O error) at append refuses that message: it is counted
+(``fernwart_outbox_store_failed_total``, and in the heartbeat's ``dropped``), logged once when
+storing starts failing and once when it works again, and the next append simply tries again. If
+the outbox cannot be opened at all, it runs *unavailable*: every append is counted as not stored,
+and opening is retried at most every ``outbox.retry_open_s`` on the next append.
 """
 
 from __future__ import annotations
@@ -36,7 +46,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
+from agent.outbox_faults import OutboxCorrupt, describe, is_corrupt, is_disk_full, quarantine
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.metrics import AgentMetrics
     from agent.settings import OutboxSettings
 
@@ -63,8 +77,19 @@ class OutboxRow:
     payload: bytes
 
 
-class OutboxFull(Exception):
+class NotStored(Exception):
+    """The message was not stored (already counted and logged); its ``seq`` becomes a gap."""
+
+
+class OutboxFull(NotStored):
     """``drop_newest``: the new message was refused (already counted and logged)."""
+
+
+class StoreFailed(NotStored):
+    """The disk is full, the file failed, or the outbox is unavailable (counted and logged)."""
+
+
+_STORE_FAILED = -1  # _append_sync's answer when the write itself failed
 
 
 class Outbox:
@@ -82,6 +107,13 @@ class Outbox:
         self._bytes = 0
         self._max_id = 0
         self.dropped = 0
+        self.store_failed = 0  # messages not stored because the write failed (disk full, I/O)
+        self.quarantined: Path | None = None  # where a corrupt file went at open, if it did
+        self.unavailable: str | None = None  # why the outbox could not be opened, while it cannot
+        self._failing: str | None = None  # why appends fail, while they do (log once per transition)
+        self._failed_since_ok = 0
+        self._closed = False
+        self._next_open_try = 0.0
         self._changed = asyncio.Event()  # set whenever rows are appended or deleted
         self._loop = asyncio.get_running_loop()
 
@@ -92,19 +124,71 @@ class Outbox:
     async def open(
         cls, settings: OutboxSettings, metrics: AgentMetrics | None = None
     ) -> AsyncIterator[Outbox]:
-        """Open (creating if needed) the outbox and increment the persisted boot counter."""
+        """Open (creating if needed) the outbox and increment the persisted boot counter.
+
+        Never raises for the file's sake: a corrupt file is quarantined and replaced, and an
+        outbox that cannot be opened (full disk, I/O error) yields *unavailable* (see module doc).
+        """
         outbox = cls(settings, metrics)
         try:
-            await outbox._call(outbox._open_sync)
+            await outbox._call(outbox._try_open_sync)
             outbox._update_gauges()
             yield outbox
         finally:
+            outbox._closed = True
             await outbox._call(outbox._close_sync)
             outbox._executor.shutdown(wait=True)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _try_open_sync(self) -> bool:
+        """Open, quarantining a corrupt file once; on any other failure stay unavailable."""
+        path = self._settings.path
+        self._next_open_try = time.monotonic() + self._settings.retry_open_s
+        try:
+            try:
+                self._open_sync()
+            except (sqlite3.DatabaseError, OutboxCorrupt) as err:
+                if not is_corrupt(err):
+                    raise
+                self._close_sync()
+                self.quarantined = quarantine(path)
+                if self._metrics is not None:
+                    self._metrics.outbox_quarantined.inc()
+                log.warning(
+                    "outbox_quarantined",
+                    path=str(path),
+                    quarantined_to=str(self.quarantined),
+                    error=describe(err),
+                    detail="the corrupt file is kept there; a new outbox starts with boot 1",
+                )
+                self._open_sync()
+        except (sqlite3.Error, OutboxCorrupt, OSError) as err:
+            self._close_sync()
+            reason = describe(err)
+            if self.unavailable is None:
+                log.error(  # noqa: TRY400 - the error is in the line; a traceback adds nothing
+                    "outbox_unavailable",
+                    path=str(path),
+                    error=reason,
+                    disk_full=is_disk_full(err),
+                    retry_open_s=self._settings.retry_open_s,
+                    detail="polling goes on; what cannot be stored is counted",
+                )
+            self.unavailable = reason
+            self._set_available(available=False)
+            return False
+        if self.unavailable is not None:
+            log.info("outbox_available", path=str(path), boot=self.boot, not_stored=self.store_failed)
+            self.unavailable = None
+        self._set_available(available=True)
+        return True
+
+    def _set_available(self, *, available: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.outbox_available.set(1 if available else 0)
 
     def _open_sync(self) -> None:
         path = self._settings.path
@@ -113,6 +197,11 @@ class Outbox:
         self._db = db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=5000")
+        # Reads every page once (seconds for the largest allowed outbox): a file damaged by a
+        # crashed disk is found here, at start, rather than by a later append or read.
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise OutboxCorrupt(f"quick_check: {'; '.join(map(str, problems))}")
         for statement in _SCHEMA:
             db.execute(statement)
         db.execute("PRAGMA synchronous=FULL")
@@ -128,6 +217,7 @@ class Outbox:
             "SELECT count(*), coalesce(sum(length(payload)), 0), coalesce(max(id), 0) FROM outbox"
         ).fetchone()
         self._rows, self._bytes, self._max_id = count, size, max_id
+        self._next_seq = 0
 
     def _close_sync(self) -> None:
         if self._db is not None:
@@ -185,10 +275,34 @@ class Outbox:
 
     # -- operations --------------------------------------------------------------------------
 
-    def _db_or_raise(self) -> sqlite3.Connection:
-        if self._db is None:
+    def _db_or_none(self) -> sqlite3.Connection | None:
+        """The connection; None while the outbox is unavailable."""
+        if self._closed:
             raise RuntimeError("outbox is closed")
         return self._db
+
+    def _store_failed(self, reason: str) -> int:
+        self.store_failed += 1
+        self._failed_since_ok += 1
+        if self._metrics is not None:
+            self._metrics.outbox_store_failed.inc()
+        if self._failing is None:
+            log.warning(
+                "outbox_store_failed",
+                path=str(self._settings.path),
+                error=reason,
+                detail="polling goes on; messages not stored are counted until storing works again",
+            )
+        self._failing = reason
+        return _STORE_FAILED
+
+    def _store_ok(self) -> None:
+        if self._failing is not None:
+            log.info(
+                "outbox_store_recovered", path=str(self._settings.path), not_stored=self._failed_since_ok
+            )
+            self._failing = None
+            self._failed_since_ok = 0
 
     # The *_sync methods run on the outbox thread and are the only writers of the counters, so
     # the counters match the database even when the awaiting coroutine is cancelled mid-call
@@ -199,8 +313,28 @@ class Outbox:
         self._loop.call_soon_threadsafe(self._notify)
 
     def _append_sync(self, seq: int, payload: bytes) -> int:
-        """Returns the new row id, or 0 if the message was refused (counted here)."""
-        db = self._db_or_raise()
+        """Returns the new row id, 0 if the drop policy refused the message, or
+        ``_STORE_FAILED`` if it could not be written (all counted here)."""
+        db = self._db_or_none()
+        if db is None:
+            return self._store_failed(f"outbox unavailable: {self.unavailable}")
+        try:
+            row_id = self._insert_sync(db, seq, payload)
+        except sqlite3.Error as err:  # SQLITE_FULL above all; the transaction was rolled back
+            return self._store_failed(describe(err))
+        if row_id:
+            self._store_ok()
+        return row_id
+
+    async def retry_open(self) -> None:
+        """While unavailable, try to open the outbox again (at most every ``retry_open_s``).
+        Call before reserving a ``seq``: the boot number may change here."""
+        due = self._db is None and not self._closed and time.monotonic() >= self._next_open_try
+        if due and await self._call(self._try_open_sync):
+            self._update_gauges()
+            self._notify()
+
+    def _insert_sync(self, db: sqlite3.Connection, seq: int, payload: bytes) -> int:
         size = len(payload)
         if size > self._settings.max_bytes:
             self._count_drop(1, "too_large")
@@ -241,9 +375,12 @@ class Outbox:
         """Store one encoded message with its ``seq``; returns its row id.
 
         Raises :class:`OutboxFull` when ``drop_newest`` refused it (or it alone exceeds
-        ``max_bytes``); the drop is counted and logged either way.
+        ``max_bytes``), :class:`StoreFailed` when it could not be written (full disk, I/O error,
+        outbox unavailable); the loss is counted and logged either way.
         """
         row_id = await self._call(self._append_sync, seq, bytes(payload))
+        if row_id == _STORE_FAILED:
+            raise StoreFailed(f"outbox: message seq {seq} not stored: {self._failing}")
         if not row_id:
             raise OutboxFull(f"outbox full: message seq {seq} dropped")
         return row_id
@@ -263,7 +400,9 @@ class Outbox:
         )
 
     def _read_sync(self, after_id: int, limit: int) -> list[OutboxRow]:
-        db = self._db_or_raise()
+        db = self._db_or_none()
+        if db is None:
+            return []
         return [
             OutboxRow(*row)
             for row in db.execute(
@@ -277,11 +416,17 @@ class Outbox:
         return await self._call(self._read_sync, after_id, limit)
 
     def _delete_sync(self, row_id: int) -> None:
-        db = self._db_or_raise()
-        with db:
-            found = db.execute(
-                "DELETE FROM outbox WHERE id = ? RETURNING length(payload)", (row_id,)
-            ).fetchone()
+        db = self._db_or_none()
+        if db is None:
+            return
+        try:
+            with db:
+                found = db.execute(
+                    "DELETE FROM outbox WHERE id = ? RETURNING length(payload)", (row_id,)
+                ).fetchone()
+        except sqlite3.Error as err:  # a full disk fails deletes too (the WAL grows); retried later
+            log.debug("outbox_delete_failed", error=describe(err))
+            return
         if found is not None:
             self._rows -= 1
             self._bytes -= int(found[0])
@@ -292,17 +437,26 @@ class Outbox:
         await self._call(self._delete_sync, row_id)
 
     def _confirm_sync(self, ranges: list[tuple[int, int, int]]) -> list[int]:
-        db = self._db_or_raise()
+        db = self._db_or_none()
         deleted: list[int] = []
+        if db is None:
+            return deleted
         size = 0
-        with db:
-            for boot, first, last in ranges:
-                for row_id, length in db.execute(
-                    "DELETE FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ? RETURNING id, length(payload)",
-                    (boot, first, last),
-                ).fetchall():
-                    deleted.append(int(row_id))
-                    size += int(length)
+        try:
+            with db:
+                for boot, first, last in ranges:
+                    for row_id, length in db.execute(
+                        "DELETE FROM outbox WHERE boot = ? AND seq BETWEEN ? AND ?"
+                        " RETURNING id, length(payload)",
+                        (boot, first, last),
+                    ).fetchall():
+                        deleted.append(int(row_id))
+                        size += int(length)
+        except sqlite3.Error as err:
+            # A full disk fails deletes too (the WAL must grow). The rows stay, are re-sent, and
+            # the controller confirms them again; nothing is lost, so debug only.
+            log.debug("outbox_confirm_failed", error=describe(err))
+            return []
         if deleted:
             self._rows -= len(deleted)
             self._bytes -= size
@@ -315,7 +469,9 @@ class Outbox:
         return await self._call(self._confirm_sync, ranges)
 
     def _read_ids_sync(self, ids: list[int]) -> list[OutboxRow]:
-        db = self._db_or_raise()
+        db = self._db_or_none()
+        if db is None:
+            return []
         marks = ",".join("?" * len(ids))
         return [
             OutboxRow(*row)
@@ -331,7 +487,10 @@ class Outbox:
         return await self._call(self._read_ids_sync, ids[:500])
 
     def _oldest_sync(self) -> float | None:
-        row = self._db_or_raise().execute("SELECT min(created_at) FROM outbox").fetchone()
+        db = self._db_or_none()
+        if db is None:
+            return None
+        row = db.execute("SELECT min(created_at) FROM outbox").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     async def oldest_created_at(self) -> float | None:

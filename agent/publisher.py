@@ -283,7 +283,7 @@ class Publisher:
             outbox_rows=self._outbox.rows,
             outbox_bytes=self._outbox.size_bytes,
             oldest_unsent_s=None,
-            dropped=self._outbox.dropped,
+            dropped=self._outbox.dropped + self._outbox.store_failed,  # every message not stored
             polls=polls,
         )
 

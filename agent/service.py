@@ -135,6 +135,7 @@ class AgentService:
                 boot=outbox.boot,
                 devices=len(s.devices),
                 outbox_rows=outbox.rows,
+                outbox_unavailable=outbox.unavailable,
                 version=agent_version(),
             )
             publisher_stop = asyncio.Event()
@@ -164,6 +165,7 @@ class AgentService:
                 seqs=outbox.seqs_assigned,
                 outbox_rows=outbox.rows,
                 dropped=outbox.dropped,
+                not_stored=outbox.store_failed,
             )
 
 

@@ -31,6 +31,7 @@ from pydantic import (
 
 from collector.model import AgentId, DeviceId, SiteId
 from collector.registry import UnknownDriverError, load_driver
+from collector.wire.codec import DEFAULT_MAX_PAYLOAD
 from collector.wire.messages import MAX_BATCH
 from collector.wire.topics import DEFAULT_PREFIX
 from runtime.config import (
@@ -100,6 +101,9 @@ class OutboxSettings(_Section):
     drop_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
     linger_ms: float = Field(200.0, ge=0)
     max_batch: int = Field(100, ge=1, le=MAX_BATCH)
+    # An outbox that could not be opened (full disk, I/O error) is tried again this often, on
+    # the next batch; meanwhile polls go on and what is not stored is counted.
+    retry_open_s: float = Field(30.0, ge=0)
 
 
 class PollSettings(_Section):
@@ -190,6 +194,24 @@ def _device_option_errors(
     return errors, validated
 
 
+def _runtime_problems(settings: AgentSettings) -> list[tuple[str, str]]:
+    """What validates as a value but would fail (or lose everything) at run time."""
+    problems: list[tuple[str, str]] = []
+    tls = settings.mqtt.tls
+    if tls is not None:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path: Path | None = getattr(tls, key)
+            if path is not None and not path.is_file():
+                problems.append((f"mqtt.tls.{key}", f"{path}: no such file"))
+    if settings.outbox.max_bytes < DEFAULT_MAX_PAYLOAD:
+        why = (
+            f"smaller than one batch may be ({DEFAULT_MAX_PAYLOAD} bytes, the largest message the"
+            " wire accepts): such batches would all be dropped"
+        )
+        problems.append(("outbox.max_bytes", why))
+    return problems
+
+
 def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -> AgentSettings:
     """Validate an already-parsed config document (plus the environment); raises
     :class:`ConfigError` with every problem."""
@@ -197,6 +219,8 @@ def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -
     reported = {path for path, _problem in errors}
     option_errors, validated = _device_option_errors(resolved.get("devices"), lookup)
     errors.extend(line for line in option_errors if line[0] not in reported)
+    if settings is not None:
+        errors.extend(_runtime_problems(settings))
     if errors or settings is None:
         raise ConfigError([f"{path}: {message}" for path, message in errors])
     for index, device in enumerate(settings.devices):

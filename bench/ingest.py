@@ -420,6 +420,11 @@ async def run_backend(
             f"[http]\nport = {http_port}\n[ingest]\nmax_batch_messages = {args.max_batch_messages}\n"
             f"flush_interval_ms = {args.flush_interval_ms}\n"
         )
+        subprocess.run(  # noqa: ASYNC221 (once, before the controller starts)
+            [sys.executable, "-m", "fernwart_cli.main", "controller", "init", "--config", str(config)],
+            check=True,
+            capture_output=True,
+        )
         log = (workdir / f"controller-{name}.log").open("wb")
         profile = (
             ["-m", "cProfile", "-o", os.environ["FW_PROFILE"] + name] if os.environ.get("FW_PROFILE") else []

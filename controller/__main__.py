@@ -15,7 +15,8 @@ import structlog
 
 from controller import service
 from controller.gc_tuning import tune_gc
-from controller.settings import load_settings
+from controller.settings import ControllerSettings, load_settings
+from controller.storage.guard import DatabaseNotInitialized, require_file
 from runtime.config import EX_CONFIG, ConfigError, config_error_lines
 from runtime.logging import configure_logging
 from runtime.redaction import register_settings_secrets
@@ -30,10 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load(path: Path | None) -> ControllerSettings:
+    """The settings, and the configured SQLite file must exist (the daemon never creates one)."""
+    settings = load_settings(path)
+    try:
+        require_file(settings.database.url.get_secret_value())
+    except DatabaseNotInitialized as err:
+        raise ConfigError([str(err)]) from None
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = _load(args.config)
     except ConfigError as err:
         sys.stderr.write("".join(f"{line}\n" for line in config_error_lines(err)))  # before logging exists
         return EX_CONFIG
@@ -46,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(service.run(settings))
     except KeyboardInterrupt:
         return 1
+    except DatabaseNotInitialized as err:  # PostgreSQL without a schema, an empty SQLite file
+        sys.stderr.write(f"config error: {err}\n")
+        structlog.get_logger(__name__).error("database_not_initialized", error=str(err))
+        return EX_CONFIG
     except Exception:
         structlog.get_logger(__name__).exception("controller_failed")
         return 1

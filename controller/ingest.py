@@ -17,6 +17,7 @@ and its own. Everything is written and acknowledged in arrival order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from collector.wire.topics import subscription
 from collector.wire.topics import topic as topic_name
 from controller.decode_pool import DecodePool, default_workers
 from controller.prepare import Outcome, PreparedBatch
+from controller.storage.guard import DatabaseLost
 from controller.storage.records import STORE_FAILED, FlushResult, Received
 from runtime.backoff import Backoff
 from runtime.config import tls_context
@@ -63,6 +65,7 @@ class Ingest:
         self._store = store
         self._metrics = metrics
         self.connected = asyncio.Event()
+        self._stopping = asyncio.Event()  # run()'s stop: a flush that cannot commit gives up then
         self._acks: set[asyncio.Task[None]] = set()  # confirmations on their way to the agents
         workers = settings.ingest.decode_workers
         self._pool = DecodePool(
@@ -104,6 +107,7 @@ class Ingest:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive until ``stop`` is set; reconnect with capped, jittered backoff."""
+        self._stopping = stop
         await self._pool.start()
         try:
             await self._run(stop)
@@ -213,13 +217,21 @@ class Ingest:
 
     async def _write_loop(self, client: aiomqtt.Client, chunks: asyncio.Queue[_Pending | None]) -> None:
         carry: _Pending | None = None  # a chunk that did not fit into the previous flush
-        ending = False
+        ending = abandoned = False
         while not ending:
             flush, carry, ending = await self._next_flush(chunks, carry)
-            if not flush:
-                continue
+            if not flush or abandoned:
+                continue  # after giving up: take what the reader still queued, acknowledge nothing
             items = [item for chunk in flush for item in await self._received(chunk)]
-            confirmed = await self._write(items)
+            try:
+                confirmed = await self._write(items)
+            except _Abandoned as err:
+                # Stopping while the database cannot commit (down, its file deleted): the messages
+                # stay unacknowledged, so the broker keeps them for the next start, and the agents
+                # keep their rows. Waiting on would make a SIGTERM hang.
+                log.warning("flush_abandoned_at_stop", messages=len(items), error=str(err.__cause__)[:300])
+                abandoned = True
+                continue
             self._confirm(client, confirmed)
             for chunk in flush:  # acknowledged only now, after the commit (manual acks, see _run)
                 for message in chunk.messages:
@@ -292,11 +304,18 @@ class Ingest:
                 if not _transient(err):
                     log.warning("flush_refused", messages=len(items), error=str(err)[:500])
                     return await self._isolate(items, err)
+                if self._stopping.is_set():
+                    raise _Abandoned from err
                 delay = backoff.next_delay()
-                log.exception(
-                    "flush_failed", messages=len(items), error=str(err)[:500], retry_in_s=round(delay, 2)
-                )
-                await asyncio.sleep(delay)
+                if isinstance(err, DatabaseLost):  # logged once by the store's guard
+                    log.debug("flush_failed", messages=len(items), error=str(err), retry_in_s=round(delay, 2))
+                else:
+                    log.exception(
+                        "flush_failed", messages=len(items), error=str(err)[:500], retry_in_s=round(delay, 2)
+                    )
+                with contextlib.suppress(TimeoutError):  # a stop ends the wait (and the retries)
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
                 continue
             break
         self._metrics.flush_seconds.observe(asyncio.get_running_loop().time() - started)
@@ -390,9 +409,13 @@ def _ranges(boots: dict[int, list[int]]) -> list[tuple[int, int, int]]:
     return ranges
 
 
+class _Abandoned(Exception):
+    """A flush that could not commit was given up because the controller is stopping."""
+
+
 def _transient(err: Exception) -> bool:
     """True when retrying the same flush can succeed (connection lost, database locked or down)."""
-    if isinstance(err, OSError | TimeoutError | ConnectionError):
+    if isinstance(err, OSError | TimeoutError | ConnectionError | DatabaseLost):
         return True
     if isinstance(err, sa_exc.DBAPIError):
         return err.connection_invalidated or isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError)

@@ -1,4 +1,5 @@
-"""Inventory upkeep: devices that stopped reporting become stale, silent agents offline."""
+"""Inventory upkeep: devices that stopped reporting become stale, silent agents offline, and
+rows older than their retention are pruned (controller.storage.retention)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
+
+from controller.storage.retention import RetentionDays, prune
 
 if TYPE_CHECKING:
     from controller.metrics import Metrics
@@ -49,6 +52,34 @@ async def run_stale_marker(
             log.warning("stale_check_failed", error=str(err))
         try:
             async with asyncio.timeout(settings.stale_check_s):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+async def prune_once(settings: ControllerSettings, store: Store, metrics: Metrics) -> dict[str, int]:
+    """One retention pass; counted per table and logged as one line."""
+    r = settings.retention
+    days = RetentionDays(r.observations_days, r.firmware_history_days, r.dead_letters_days)
+    started = time.monotonic()
+    pruned = await prune(store, days, datetime.now(UTC), chunk=r.chunk_rows)
+    for table, count in pruned.items():
+        metrics.retention_pruned.labels(table=table).inc(count)
+    log.info("retention_pruned", duration_s=round(time.monotonic() - started, 3), **pruned)
+    return pruned
+
+
+async def run_retention(
+    settings: ControllerSettings, store: Store, metrics: Metrics, stop: asyncio.Event
+) -> None:
+    """Prune at start, then every ``retention.interval_s``, until ``stop``."""
+    while not stop.is_set():
+        try:
+            await prune_once(settings, store, metrics)
+        except Exception as err:  # the database may be briefly away; try again next pass
+            log.warning("retention_failed", error=str(err))
+        try:
+            async with asyncio.timeout(settings.retention.interval_s):
                 await stop.wait()
         except TimeoutError:
             pass

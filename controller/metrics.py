@@ -25,6 +25,12 @@ class Metrics:
         )
         for reason in (*REASON_CODES, AGENT_MISMATCH, NOT_ENROLLED, FUTURE_TIMESTAMP, STORE_FAILED):
             self.rejected.labels(reason=reason)
+        self.retention_pruned = Counter(
+            "fernwart_retention_pruned_total",
+            "Rows deleted because they outlived their retention, by table",
+            ["table"],
+            registry=r,
+        )
         self.batches = Counter(
             "fernwart_ingest_batches_total",
             "Observation batches by outcome (stored, duplicate); late ones are also stored",

@@ -12,7 +12,7 @@ import asyncio
 import structlog
 
 from controller.ingest import Ingest
-from controller.inventory import run_stale_marker
+from controller.inventory import run_retention, run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics
 from controller.retention import run_dead_letter_pruner
@@ -59,6 +59,7 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
         dead_letter_max_bytes=settings.ingest.dead_letter_max_bytes,
         max_future_skew_s=settings.ingest.max_future_skew_s,
         pool_size=settings.database.pool_size,
+        create=False,  # a missing or empty database is refused: `fernwart controller init` creates it
     ) as store:
         ingest = Ingest(settings, store, metrics)
         matching = MatchingService(store, metrics.registry, max_advisories=settings.catalog.max_advisories)
@@ -82,6 +83,7 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
                     run_dead_letter_pruner(store, metrics, settings.ingest.dead_letter_max_rows, stop),
                     name="dead_letters",
                 )
+                tg.create_task(run_retention(settings, store, metrics, stop), name="retention")
                 tg.create_task(matching.run(stop), name="matching")
                 watchdog = sdnotify.watchdog_interval_s()
                 if watchdog is not None:

@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from collector.wire import DEFAULT_MAX_PAYLOAD, IDENT_PATTERN
 from collector.wire.topics import DEFAULT_PREFIX
@@ -147,6 +149,18 @@ class CatalogSettings(_Section):
     max_advisories: int = Field(20_000, ge=1)
 
 
+class RetentionSettings(_Section):
+    """How long rows are kept; a background pass prunes older ones every ``interval_s``, in
+    chunks of ``chunk_rows`` (one short transaction each). Batches follow the observations."""
+
+    observations_days: float = Field(30.0, gt=0)
+    # Longer: which firmware a device ran when an advisory came out. A device's newest row stays.
+    firmware_history_days: float = Field(730.0, gt=0)
+    dead_letters_days: float = Field(30.0, gt=0)
+    interval_s: float = Field(3600.0, gt=0)
+    chunk_rows: int = Field(5000, ge=1, le=1_000_000)
+
+
 class SiteSettings(_Section):
     tenant: str = "default"
 
@@ -157,6 +171,7 @@ class ControllerSettings(DaemonSettings):
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
     catalog: CatalogSettings = CatalogSettings()
+    retention: RetentionSettings = RetentionSettings()
     # A device is stale after this many missed poll intervals.
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)
@@ -174,11 +189,53 @@ class ControllerSettings(DaemonSettings):
         return site.tenant if site is not None else self.default_tenant
 
 
+SQLITE_HEADER = b"SQLite format 3\0"  # the first 16 bytes of every SQLite 3 file (fileformat2 1.3)
+
+
+def _sqlite_file_problems(database: str | None) -> list[str]:
+    if not database or database == ":memory:":
+        return ["database.url: names no SQLite file (sqlite+aiosqlite:///PATH)"]
+    path = Path(database)
+    if path.is_dir():
+        return [f"database.url: {path}: a directory, not a SQLite file"]
+    if not path.is_file():
+        return []  # missing: refused at start (and by --check), created only by `controller init`
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except OSError as err:
+        return [f"database.url: {path}: cannot read: {err.strerror}"]
+    if header and header != SQLITE_HEADER:  # an empty file is a new SQLite database
+        return [f"database.url: {path}: not a SQLite database (corrupt, or another kind of file)"]
+    return []
+
+
+def _runtime_problems(settings: ControllerSettings) -> list[str]:
+    """What validates as a value but would fail at run time; names files, never the URL."""
+    problems = []
+    try:
+        url = make_url(settings.database.url.get_secret_value())
+    except ArgumentError:
+        return ["database.url: cannot be parsed as a database URL"]
+    if url.get_backend_name() == "sqlite":
+        problems.extend(_sqlite_file_problems(url.database))
+    tls = settings.mqtt.tls
+    if tls is not None:
+        for key in ("ca_file", "cert_file", "key_file"):
+            path: Path | None = getattr(tls, key)
+            if path is not None and not path.is_file():
+                problems.append(f"mqtt.tls.{key}: {path}: no such file")
+    return problems
+
+
 def settings_from_dict(data: dict[str, Any]) -> ControllerSettings:
     """Validate a parsed document (secret references resolved, environment applied)."""
     settings, _resolved, problems = settings_or_problems(ControllerSettings, data)
     if settings is None:
         raise ConfigError([f"{path}: {problem}" for path, problem in problems])
+    found = _runtime_problems(settings)
+    if found:
+        raise ConfigError(found)
     return settings
 
 

@@ -101,6 +101,16 @@ def _send(method: str, url: str, body: bytes, token: str) -> int:
         return int(err.code)
 
 
+def init_database(python: str, config: Path) -> str:
+    """``fernwart controller init``, as an operator runs it before the first start (the daemon
+    never creates a database). Returns its one-line report."""
+    argv = [python, "-m", "fernwart_cli.main", "controller", "init", "--config", str(config)]
+    done = subprocess.run(argv, capture_output=True, check=False, timeout=120)  # noqa: S603 (our argv)
+    if done.returncode != 0:
+        raise RuntimeError(f"controller init failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout.decode().strip()
+
+
 def create_admin_token(python: str, config: Path, token_file: Path) -> str:
     """A noc-admin token made as an operator bootstraps one (``fernwart controller token create``),
     kept in ``token_file`` (mode 0600) for the CLI (``FERNWART_TOKEN_FILE``)."""
@@ -200,7 +210,7 @@ def enroll_lab_site(config: Path) -> str:
 
     async def enroll() -> str:
         settings = load_settings(config)
-        async with Store.open(settings.database.url.get_secret_value()) as store:
+        async with Store.open(settings.database.url.get_secret_value(), create=False) as store:
             current = await enrollment.get_enrollment(store, SITE_ID)
             if current is not None and current.active and current.agent_id == AGENT_ID:
                 return f"site {SITE_ID}: enrolled for agent {AGENT_ID} (from an earlier run)"
@@ -266,6 +276,7 @@ def run_demo(args: argparse.Namespace) -> int:
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
         (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval))
         token_file = state / "admin.token"
+        sys.stdout.write(init_database(python, state / "controller.toml") + "\n")
         token = create_admin_token(python, state / "controller.toml", token_file)
         sys.stdout.write(enroll_lab_site(state / "controller.toml") + "\n")
         controller = stack.start(

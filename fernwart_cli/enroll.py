@@ -32,6 +32,7 @@ from controller.broker.passwd import hash_password
 from controller.settings import ControllerSettings, load_settings
 from controller.storage import Store
 from controller.storage import enrollment as en
+from controller.storage.guard import DatabaseNotInitialized
 from fernwart_cli import exits
 from runtime.config import ConfigError, config_error_lines
 
@@ -53,13 +54,15 @@ def _run(args: argparse.Namespace, action: Callable[[ControllerSettings, Store],
         return exits.CONFIG
 
     async def main() -> int:
-        async with Store.open(settings.database.url.get_secret_value()) as store:
+        async with Store.open(settings.database.url.get_secret_value(), create=False) as store:
             return await action(settings, store)
 
     try:
         return asyncio.run(main())
     except _Refused as err:
         return _fail(str(err), exits.DATAERR)
+    except DatabaseNotInitialized as err:
+        return _fail(str(err), exits.CONFIG)
     except en.EnrollmentError as err:
         return _fail(str(err), exits.DATAERR)
     except BrokerConfigError as err:

@@ -22,6 +22,7 @@ import sqlalchemy.exc
 from controller.auth import Role, TokenRequestError
 from controller.settings import load_settings
 from controller.storage import Store, tokens
+from controller.storage.guard import DatabaseNotInitialized
 from fernwart_cli import exits
 from runtime.config import ConfigError, config_error_lines
 
@@ -54,11 +55,14 @@ def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]
         return EX_CONFIG
 
     async def run() -> int:
-        async with Store.open(settings.database.url.get_secret_value()) as store:
+        async with Store.open(settings.database.url.get_secret_value(), create=False) as store:
             return await work(store)
 
     try:
         return asyncio.run(run())
+    except DatabaseNotInitialized as err:
+        sys.stderr.write(f"fernwart controller token: {err}\n")
+        return EX_CONFIG
     except (OSError, sqlalchemy.exc.OperationalError) as err:
         # The driver's own words (never the URL: it may hold the password).
         reason = getattr(err, "orig", None) or getattr(err, "strerror", None) or type(err).__name__

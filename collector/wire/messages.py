@@ -88,7 +88,7 @@ class Heartbeat(_Message):
     outbox_rows: int = Field(ge=0)
     outbox_bytes: int = Field(ge=0)
     oldest_unsent_s: float | None = Field(None, ge=0)  # age of the oldest row not yet confirmed
-    dropped: int = Field(ge=0)  # outbox rows dropped since the agent started
+    dropped: int = Field(ge=0)  # messages dropped or not stored (full disk) since the agent started
     polls: dict[Annotated[str, StringConstraints(max_length=32)], _Count] = Field(
         default_factory=dict, max_length=32
     )  # poll results by outcome since the agent started

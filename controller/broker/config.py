@@ -25,6 +25,10 @@ BATCHES_PER_AGENT_HOUR = 120
 OUTAGE_HOURS = 24  # a controller (or its database) down over a weekend night is still lossless
 BATCH_BYTES = 16 * 1024  # a batch of ~20 observations, JSON
 _MIN_QUEUED = 100_000
+# Mosquitto drops a persistent session (and its queue) after this long without the client; the
+# controller's own MQTT 5 Session Expiry Interval is mqtt.session_expiry_s (7 days by default).
+SESSION_EXPIRATION = "14d"
+AUTOSAVE_INTERVAL_S = 60
 
 _PREFIX = re.compile(r"^[^#+\s]+[^#+\s/]$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # no ':' (the password file's separator)
@@ -124,7 +128,7 @@ acl_file {directory}/acl
 # last minute of queued messages, which agents already deleted from their outboxes.
 persistence true
 persistence_location /var/lib/mosquitto/
-autosave_interval 60
+autosave_interval {AUTOSAVE_INTERVAL_S}
 
 # Queue limits, sized for an outage of the controller (or its database) of {OUTAGE_HOURS} h: while
 # it is away the broker queues every agent message for the controller's session, and a message
@@ -137,7 +141,7 @@ max_queued_bytes {size}
 # QoS 1 messages in flight per client (0: unlimited; the controller bounds it with Receive Maximum).
 max_inflight_messages 0
 # Sessions of clients away longer than this are dropped: longer than any outage we plan for.
-persistent_client_expiration 14d
+persistent_client_expiration {SESSION_EXPIRATION}
 
 # TLS is the default for agents: they send their password on this listener only. Give the
 # broker's certificate and key, and the CA that signed them (agents check it, [mqtt.tls] ca_file).

@@ -131,6 +131,7 @@ class Batch(Base):
     """One row per stored ObservationBatch: the idempotency key across restarts and instances."""
 
     __tablename__ = "batches"
+    __table_args__ = (sa.Index("ix_batches_stored_at", "stored_at"),)  # retention (revision 0007)
     batch_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     site_id: Mapped[str] = mapped_column(sa.String(128))
     agent_id: Mapped[str] = mapped_column(sa.String(128))
@@ -146,7 +147,10 @@ class Batch(Base):
 
 class FirmwareHistory(Base):
     __tablename__ = "firmware_history"
-    __table_args__ = (sa.Index("ix_firmware_history_device", "site_id", "device_id"),)
+    __table_args__ = (
+        sa.Index("ix_firmware_history_device", "site_id", "device_id"),
+        sa.Index("ix_firmware_history_first_seen", "first_seen"),  # retention (revision 0007)
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     site_id: Mapped[str] = mapped_column(sa.String(128))
     device_id: Mapped[str] = mapped_column(sa.String(128))
@@ -167,6 +171,7 @@ class Gap(Base):
 
 class DeadLetter(Base):
     __tablename__ = "dead_letters"
+    __table_args__ = (sa.Index("ix_dead_letters_received_at", "received_at"),)  # retention (revision 0007)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(sa.String(1024))
     payload: Mapped[bytes] = mapped_column(sa.LargeBinary())  # truncated, see size

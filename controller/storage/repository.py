@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from controller.storage import migrate
 from controller.storage import models as m
+from controller.storage.guard import SqliteFileGuard, require_file, require_initialized, sqlite_path
 from controller.storage.paging import equal_to, fetch_page
 from controller.storage.records import FlushResult, Received, prepared
 from controller.storage.writer import FlushWriter
@@ -143,9 +144,14 @@ def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
 
 class Store:
     def __init__(
-        self, engine: AsyncEngine, writer: FlushWriter, flush_engine: sa.Engine | None = None
+        self,
+        engine: AsyncEngine,
+        writer: FlushWriter,
+        flush_engine: sa.Engine | None = None,
+        guard: SqliteFileGuard | None = None,
     ) -> None:
         self.engine = engine
+        self._guard = guard
         # Same pool; BEGIN IMMEDIATE on SQLite. Only through writing(), so that writers take turns.
         self._write_engine = engine.execution_options(**WRITE)
         self._writer = writer
@@ -171,6 +177,20 @@ class Store:
         writers on SQLite; committed on exit."""
         async with self._turns, self._write_engine.begin() as conn:
             yield conn
+            self.check_file()
+
+    def check_file(self) -> None:
+        """Raise :class:`~controller.storage.guard.DatabaseLost` when the SQLite file is gone or
+        replaced (a no-op for PostgreSQL). Called before every commit."""
+        if self._guard is not None:
+            self._guard.check()
+
+    def file_lost(self) -> str | None:
+        """``"<path>: deleted"`` (or replaced) when the SQLite file is not the one opened; else None."""
+        if self._guard is None:
+            return None
+        reason = self._guard.lost()
+        return None if reason is None else f"{self._guard.path}: {reason}"
 
     def add_flush_listener(self, listener: Callable[[list[Received]], None]) -> None:
         """Call ``listener(items)`` after each committed flush (on the event loop; keep it cheap)."""
@@ -186,19 +206,32 @@ class Store:
         dead_letter_max_bytes: int = 64 * 1024,
         max_future_skew_s: float | None = 300.0,
         pool_size: int = 5,
+        create: bool = True,
     ) -> AsyncIterator[Store]:
+        """Open the store and migrate it to head.
+
+        ``create=False`` (the daemon and every command working on a configured database): a
+        SQLite file that does not exist, or a database without a fernwart schema, raises
+        :class:`~controller.storage.guard.DatabaseNotInitialized` instead of being created; only
+        ``fernwart controller init`` (and tests) create. See :mod:`controller.storage.guard`.
+        """
+        if not create:
+            require_file(url)
         engine = create_engine(url, pool_size=pool_size)
         flush_engine = _flush_engine(url)
         store = None
         checkpoints = None
         try:
+            if not create:
+                await require_initialized(engine)
             await migrate.upgrade(engine)
+            path = sqlite_path(url)
             writer = FlushWriter(
                 tenant_of=tenant_of,
                 dead_letter_max_bytes=dead_letter_max_bytes,
                 max_future_skew_s=max_future_skew_s,
             )
-            store = cls(engine, writer, flush_engine)
+            store = cls(engine, writer, flush_engine, SqliteFileGuard(path) if path is not None else None)
             if flush_engine is not None and flush_engine.url.database:
                 checkpoints = asyncio.create_task(_checkpoints(flush_engine.url.database), name="checkpoints")
             yield store
@@ -237,7 +270,9 @@ class Store:
     def _write_in_thread(self, items: list[Received]) -> FlushResult:
         assert self._flush_engine is not None
         with self._flush_engine.begin() as conn:
-            return self._writer.write(conn, items)
+            result = self._writer.write(conn, items)
+            self.check_file()  # not committed (nor acknowledged) into a deleted file
+            return result
 
     async def mark_stale(self, *, now_epoch: float, after_intervals: float, default_interval_s: float) -> int:
         """Mark active devices stale whose newest observation is older than the allowed intervals."""

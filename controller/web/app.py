@@ -84,6 +84,10 @@ async def list_agents(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     mqtt = "connected" if state.mqtt_connected() else "disconnected"
+    lost = state.store.file_lost()
+    if lost is not None:  # SQLite would go on answering from the deleted file (logged once by the store)
+        body = {"status": "fail", "database": "lost", "detail": f"database file {lost}", "mqtt": mqtt}
+        return web.json_response(body, status=503)
     try:
         await state.store.ping()
     except Exception as err:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import aiomqtt
 
-from collector.wire import AgentStatus, BatchAck, ObservationBatch, TopicKind, decode, encode
+from collector.wire import AgentStatus, BatchAck, Heartbeat, ObservationBatch, TopicKind, decode, encode
 from collector.wire.topics import topic
 
 
@@ -81,6 +81,15 @@ class Receiver:
             if m.topic.endswith("/obs"):
                 _, message = decode(m.topic, m.payload, prefix=self.prefix)
                 assert isinstance(message, ObservationBatch)
+                out.append(message)
+        return out
+
+    def heartbeats(self) -> list[Heartbeat]:
+        out = []
+        for m in self.messages:
+            if m.topic.endswith("/heartbeat"):
+                _, message = decode(m.topic, m.payload, prefix=self.prefix)
+                assert isinstance(message, Heartbeat)
                 out.append(message)
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,9 +187,36 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         (creds / name).write_text(value)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     monkeypatch.setenv("FERNWART_SNMP_COMMUNITY", "public")
-    settings = load_settings(EXAMPLE)
+    # Its TLS files are checked to exist: as documented they are not there on a test machine.
+    with pytest.raises(ConfigError) as info:
+        load_settings(EXAMPLE)
+    assert [line.split(":")[0] for line in info.value.problems] == [
+        "mqtt.tls.ca_file",
+        "mqtt.tls.cert_file",
+        "mqtt.tls.key_file",
+    ]
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    text = EXAMPLE.read_text().replace("/etc/fernwart/", f"{etc}/")
+    for name in re.findall(rf'"{re.escape(str(etc))}/([^"]+)"', text):
+        (etc / name).write_text("-")
+    settings = load_settings(write(tmp_path, text))
     assert [d.id for d in settings.devices] == ["room-201-codec", "room-202-phone"]
     assert settings.mqtt.tls is not None
+
+
+def test_missing_tls_files_and_a_quota_below_one_batch_are_config_errors(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "port = 1883\n",
+        f'port = 1883\n[mqtt.tls]\nca_file = "{tmp_path}/nope-ca.pem"\n[outbox]\nmax_bytes = 65536\n',
+    )
+    assert errors_of(text, tmp_path) == [
+        f"mqtt.tls.ca_file: {tmp_path}/nope-ca.pem: no such file",
+        (
+            "outbox.max_bytes: smaller than one batch may be (1048576 bytes, the largest message the wire"
+            " accepts): such batches would all be dropped"
+        ),
+    ]
 
 
 def test_main_prints_every_error_and_returns_78(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

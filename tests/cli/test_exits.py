@@ -121,9 +121,14 @@ def test_daemon_run_check_validates_without_starting(
         good.write_text(AGENT_TOML.format(outbox=tmp_path / "outbox.db"))
     else:
         good.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/c.db"\n')
+        # The daemon never creates its database: --check says so, creates nothing, and passes
+        # once `fernwart controller init` made it.
+        assert main([daemon, "run", "--config", str(good), "--check"]) == exits.CONFIG
+        assert "fernwart controller init" in capsys.readouterr().err
+        assert not (tmp_path / "c.db").exists()
+        assert main(["controller", "init", "--config", str(good)]) == exits.OK
     assert main([daemon, "run", "--config", str(good), "--check"]) == exits.OK
-    assert not (tmp_path / "outbox.db").exists()
-    assert not (tmp_path / "c.db").exists()  # validated, nothing started
+    assert not (tmp_path / "outbox.db").exists()  # validated, nothing started
     bad = tmp_path / "bad.toml"
     bad.write_text('site_id = "s"\nnonsense = 1\n[mqtt]\nport = 0\n')
     assert main([daemon, "run", "--config", str(bad), "--check"]) == exits.CONFIG

@@ -170,6 +170,12 @@ async def open_store(
         yield store
 
 
+async def init_database(url: str) -> None:
+    """What ``fernwart controller init`` does: create and migrate (the daemon refuses to)."""
+    async with Store.open(url, create=True):
+        pass
+
+
 @dataclass
 class Harness:
     broker: BrokerInfo
@@ -239,6 +245,7 @@ async def make_harness(
 
     async def start(sites: tuple[tuple[str, str], ...] = TEST_SITES, **extra: Any) -> Harness:
         settings = settings_from_dict(controller_config(broker, database_url, topic_prefix, **extra))
+        await init_database(database_url)
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(settings, stop, handle_signals=False))
         await wait_for_connection(settings, task)

@@ -122,6 +122,7 @@ def deployment(tmp_path: Path, topic_prefix: str) -> Iterator[Deployment]:
         f'[http]\nhost = "127.0.0.1"\nport = {free_port()}\n'
         "[ingest]\nflush_interval_ms = 5\n"
     )
+    _cli("controller", "init", "--config", str(config))  # the daemon never creates its database
     passwords = {
         agent: _enroll(config, site, agent) for site, agent in (("site-a", "agent-a"), ("site-b", "agent-b"))
     }

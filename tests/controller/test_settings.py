@@ -49,7 +49,9 @@ def test_bad_toml_names_line_and_column(tmp_path: Path) -> None:
     assert "line 1" in err.value.problems[0]
 
 
-def test_main_exits_78_and_prints_each_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_exits_78_and_prints_each_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[database]\nurl = 5\n[nonsense]\n")
     assert main(["--config", str(path)]) == EX_CONFIG
@@ -59,6 +61,13 @@ def test_main_exits_78_and_prints_each_problem(tmp_path: Path, capsys: pytest.Ca
         "config error: nonsense: unknown key",
     ]
     assert main(["--config", str(tmp_path / "missing.toml")]) == EX_CONFIG
+    # The example's ./var/fernwart.db: --check says to create it first, and passes after init.
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["--config", str(EXAMPLE), "--check"]) == EX_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("config error: database.url: var/fernwart.db: no such database file;")
+    assert fernwart_main(["controller", "init", "--config", str(EXAMPLE)]) == 0
     assert main(["--config", str(EXAMPLE), "--check"]) == 0
 
 
@@ -100,21 +109,48 @@ def test_secret_references_as_for_the_agent(tmp_path: Path, monkeypatch: pytest.
 
 def test_mqtt_tls_is_the_agents_table(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[mqtt.tls]\nca_file = "/etc/fernwart/ca.pem"\nserver_hostname_check = false\n')
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path.write_text(f'[mqtt.tls]\nca_file = "{ca}"\nserver_hostname_check = false\n')
     tls = load_settings(path).mqtt.tls
     assert tls is not None
-    assert str(tls.ca_file) == "/etc/fernwart/ca.pem"
+    assert tls.ca_file == ca
     assert tls.server_hostname_check is False
     assert load_settings(None).mqtt.tls is None
 
 
 def test_old_tls_flags_still_work_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[mqtt]\ntls = true\nca_file = "/etc/fernwart/ca.pem"\n')
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    path.write_text(f'[mqtt]\ntls = true\nca_file = "{ca}"\n')
     with pytest.warns(FutureWarning, match=r"\[mqtt.tls\]"):
         tls = load_settings(path).mqtt.tls
     assert tls is not None
-    assert str(tls.ca_file) == "/etc/fernwart/ca.pem"
+    assert tls.ca_file == ca
     path.write_text("[mqtt]\ntls = false\n")
     with pytest.warns(FutureWarning):
         assert load_settings(path).mqtt.tls is None
+
+
+def test_a_corrupt_sqlite_file_and_a_missing_ca_file_are_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "fernwart.db"
+    db.write_bytes(b"not a database at all, but long enough to have a header")
+    path = tmp_path / "c.toml"
+    password = "pw-never-echoed"
+    path.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
+        f'[mqtt]\npassword = "{password}"\n[mqtt.tls]\nca_file = "{tmp_path}/ca.pem"\n'
+    )
+    assert main(["--config", str(path), "--check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"config error: database.url: {db}: not a SQLite database (corrupt, or another kind of file)",
+        f"config error: mqtt.tls.ca_file: {tmp_path}/ca.pem: no such file",
+    ]
+    assert password not in err
+    # `init` refuses too: it never writes over a file that is not a database.
+    assert fernwart_main(["controller", "init", "--config", str(path)]) == EX_CONFIG
+    assert db.read_bytes().startswith(b"not a database")

@@ -62,6 +62,14 @@ class ControllerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # `fernwart controller init` (idempotent) as an operator runs it before the first start.
+        subprocess.run(
+            [sys.executable, "-m", "fernwart_cli.main", "controller", "init", "--config", str(self.config_path)],  # noqa: E501
+            capture_output=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, **self.env},
+        )
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "controller", "--config", str(self.config_path)],

@@ -24,6 +24,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "controller.toml"
     path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n')
+    assert _run("init", "--config", str(path)).returncode == 0  # the commands never create a database
     return path
 
 

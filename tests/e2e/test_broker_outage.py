@@ -113,6 +113,7 @@ def test_broker_outage_loses_nothing(
         "--config",
         str(controller_cfg),
     ]
+    assert fernwart(["controller", "init", "--config", str(controller_cfg)]) == 0  # never created unasked
     assert fernwart(enroll) == 0  # the controller accepts messages for enrolled sites only
     controller_log = (tmp_path / "controller.log").open("wb")
     agent_log_path = tmp_path / "agent.log"

@@ -305,6 +305,12 @@ def test_no_secret_reaches_logs_outbox_wire_or_database(
             stdout=wire_out,
             stderr=subprocess.STDOUT,
         )
+    # The daemon never creates its database: an operator runs `fernwart controller init` first.
+    for name in ("ctl-main", "ctl-mqtt-refused"):
+        subprocess.run(
+            [str(BIN / "fernwart"), "controller", "init", "--config", str(tmp_path / f"{name}.toml")],
+            capture_output=True, text=True, check=True, timeout=120, env=env,
+        )
     # Sites exist only once enrolled: the main agent's, as an operator would, with the CLI. The
     # broker password it prints is one more secret that must appear nowhere.
     enrolled = subprocess.run(
