@@ -179,14 +179,9 @@ def test_invalid_options_carry_no_pydantic_prefix(snmpd: SnmpdAgent) -> None:
 
 
 # As issue 13 saw it from a real net-snmp agent: the codec's line breaks arrived as spaces.
-ONE_LINE_CODEC = " ".join(
-    (
-        "Cisco Codec",
-        "SoftW: RoomOS 11.17.1.7 2c3f1a9b0e4",
-        "MCU: Cisco Room Kit Pro",
-        "Date: 2024-07-15",
-        "S/N: FOC2433P1DK",
-    )
+ONE_LINE_CODEC = (
+    "Cisco Codec SoftW: RoomOS 11.17.1.7 2c3f1a9b0e4 MCU: Cisco Room Kit Pro"  # noqa: ISC003
+    + " Date: 2024-07-15 S/N: FOC2433P1DK"
 )
 
 
