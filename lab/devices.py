@@ -33,9 +33,9 @@ class LabDevice:
 LAB_DEVICES: tuple[LabDevice, ...] = (
     # Room devices answer only the system group; all they say is in a multi-line sysDescr.
     LabDevice("ber-konf-2-12", "cisco-roomkitpro-roomos11", "cisco", "roomos", "Cisco Room Kit Pro",
-              "FOC2412N0PR", "RoomOS 11.14.2.3 2f2a4b1c9d0", "cisco-roomos"),
+              "FOC2412N0PR", "RoomOS 11.14.2.3", "cisco-roomos"),
     LabDevice("ham-desk-4-07", "cisco-deskpro-roomos11", "cisco", "roomos", "Cisco Desk Pro",
-              "FOC2433P1DK", "RoomOS 11.17.1.7 2c3f1a9b0e4", "cisco-roomos"),
+              "FOC2433P1DK", "RoomOS 11.17.1.7", "cisco-roomos"),
     LabDevice("muc-raum-1-04", "cisco-roomkit-ce9", "cisco", "ce", "Cisco Webex Room Kit",
               "FOC2247N8MP", "ce9.15.3.17", "cisco-roomos"),
     # Phones answer ENTITY-MIB and IF-MIB too. MPP loads are reported as the release the

@@ -108,6 +108,13 @@ class SnmpDriver:
         if ticks is not None:
             raw["sysUpTime"] = str(ticks)
         raw.update({name: value[:_RAW_LIMIT] for name, value in chassis.items()})
+        # Which fingerprint matched, or why none did (fields read, whose enterprise number).
+        if found.rule is not None:
+            raw["fingerprint"] = found.rule
+        if found.build is not None:
+            raw["build"] = found.build
+        if found.reason is not None:
+            raw["identification"] = found.reason[:_RAW_LIMIT]
         software = []
         if found.version is not None:
             software.append(SoftwareComponent(name="firmware", version=found.version, scheme=found.scheme))

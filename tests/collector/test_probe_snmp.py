@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -175,3 +176,50 @@ def test_invalid_options_carry_no_pydantic_prefix(snmpd: SnmpdAgent) -> None:
     assert both.returncode == 78
     assert "either community" in both.stderr
     assert "Value error" not in both.stderr
+
+
+# As issue 13 saw it from a real net-snmp agent: the codec's line breaks arrived as spaces.
+ONE_LINE_CODEC = (
+    "Cisco Codec SoftW: RoomOS 11.17.1.7 2c3f1a9b0e4 MCU: Cisco Room Kit Pro"  # noqa: ISC003
+    + " Date: 2024-07-15 S/N: FOC2433P1DK"
+)
+
+
+def test_probe_identifies_a_codec_whose_line_breaks_became_spaces(
+    snmpd_factory: Callable[..., SnmpdAgent],
+) -> None:
+    tree = (
+        ("1.3.6.1.2.1.1.1.0", "octet_str", f'"{ONE_LINE_CODEC}"'),
+        ("1.3.6.1.2.1.1.2.0", "object_id", ".1.3.6.1.4.1.5596.150.6.4.1"),
+        ("1.3.6.1.2.1.1.3.0", "timeticks", "100"),
+        ("1.3.6.1.2.1.1.5.0", "octet_str", '"ham-desk-4-07"'),
+    )
+    agent = snmpd_factory(overrides=tree)
+    result = _probe(agent.target, "--community", COMMUNITY, "--no-entity", "--no-interfaces")
+    assert result.returncode == 0, result.stderr
+    obs: dict[str, Any] = json.loads(result.stdout)
+    assert obs["raw"]["sysDescr"] == ONE_LINE_CODEC
+    identity = obs["identity"]
+    assert (identity["vendor"], identity["family"], identity["model"], identity["serial"]) == (
+        "cisco",
+        "roomos",
+        "Cisco Room Kit Pro",
+        "FOC2433P1DK",
+    )
+    assert obs["software"] == [{"name": "firmware", "version": "RoomOS 11.17.1.7", "scheme": "cisco-roomos"}]
+    assert obs["raw"]["build"] == "2c3f1a9b0e4"
+    assert obs["raw"]["fingerprint"] == "cisco/codec-roomos"
+
+
+def test_probe_says_why_a_device_is_unknown(snmpd_factory: Callable[..., SnmpdAgent]) -> None:
+    tree = (
+        ("1.3.6.1.2.1.1.1.0", "octet_str", '"RouterOS CCR1009-7G-1C-1S+"'),
+        ("1.3.6.1.2.1.1.2.0", "object_id", ".1.3.6.1.4.1.14988.1"),
+    )
+    agent = snmpd_factory(overrides=tree)
+    result = _probe(agent.target, "--community", COMMUNITY, "--no-entity", "--no-interfaces")
+    assert result.returncode == 0, result.stderr
+    obs: dict[str, Any] = json.loads(result.stdout)
+    assert (obs["identity"]["vendor"], obs["identity"]["family"]) == ("mikrotik", "unknown")
+    assert "enterprise 14988 (MikroTik) belongs to mikrotik" in obs["raw"]["identification"]
+    assert "sysDescr 'RouterOS CCR1009-7G-1C-1S+'" in obs["raw"]["identification"]

@@ -1,4 +1,4 @@
-"""Identification rules and value conversions: examples from real shapes, and properties."""
+"""Identification from fingerprint files: every example in the data, the loader's checks, properties."""
 
 from __future__ import annotations
 
@@ -10,119 +10,118 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from collector.snmp import SnmpOptions, identify
-from collector.snmp.identify import VENDORS, Rule
+from collector.snmp.catalog import Example, Fingerprint, VendorFile, load, normalise, parse_vendor_file
 from collector.snmp.values import mac, text
+from firmware_catalog.versions import SCHEMES, parse_version
 
-ROOMOS = (
-    "Cisco Codec\nSoftW: RoomOS 11.14.2.3 2f2a4b1c9d0\nMCU: Cisco Room Kit Pro\n"
-    "Date: 2024-03-11\nS/N: FOC2412N0PR"
-)
-CE9 = (
-    "Cisco Codec\nSoftW: ce9.15.3.17 6d8c6c2e0a1\nMCU: Cisco Webex Room Kit\n"
-    "Date: 2022-11-02\nS/N: FOC2247N8MP"
-)
-
-
-@pytest.mark.parametrize(
-    ("descr", "object_id", "entity", "expected"),
-    [
-        (
-            ROOMOS,
-            "1.3.6.1.4.1.5596.150.6.4.1",
-            {},
-            (
-                "cisco",
-                "roomos",
-                "Cisco Room Kit Pro",
-                "FOC2412N0PR",
-                "RoomOS 11.14.2.3 2f2a4b1c9d0",
-                "cisco-roomos",
-            ),
-        ),
-        (
-            CE9,
-            "1.3.6.1.4.1.5596.150.6.4.1",
-            {},
-            ("cisco", "ce", "Cisco Webex Room Kit", "FOC2247N8MP", "ce9.15.3.17", "cisco-roomos"),
-        ),
-        (
-            "Cisco IP Phone CP-8845, V3, sip8845_65.14-2-1MPP0001-272",
-            "1.3.6.1.4.1.9.1.99902",
-            {"entPhysicalSerialNum": "FCH2403A0C3", "entPhysicalMfgName": "Cisco Systems, Inc."},
-            ("cisco", "mpp", "CP-8845", "FCH2403A0C3", "14-2-1MPP", "cisco-mpp"),
-        ),
-        (
-            "Yealink MP56 Teams Phone",
-            "1.3.6.1.4.1.8072.3.2.10",
-            {
-                "entPhysicalSoftwareRev": "122.15.0.142",
-                "entPhysicalSerialNum": "8041B0000003",
-                "entPhysicalModelName": "MP56",
-                "entPhysicalMfgName": "Yealink",
-            },
-            ("yealink", "yealink", "MP56", "8041B0000003", "122.15.0.142", "yealink"),
-        ),
-        (
-            "Linux phone 4.9.0",
-            "1.3.6.1.4.1.8072.3.2.10",
-            {
-                "entPhysicalSoftwareRev": "122.15.0.64",
-                "entPhysicalModelName": "T58W",
-                "entPhysicalMfgName": "Yealink",
-            },
-            ("yealink", "yealink", "T58W", None, "122.15.0.64", "yealink"),
-        ),
-        (
-            "Poly CCX 600",
-            "1.3.6.1.4.1.8072.3.2.10",
-            {"entPhysicalSoftwareRev": "8.1.3.1301", "entPhysicalSerialNum": "6415B0000D04"},
-            ("poly", "poly", "CCX 600", "6415B0000D04", "8.1.3.1301", "poly"),
-        ),
-    ],
-)
-def test_known_devices(
-    descr: str, object_id: str, entity: dict[str, str], expected: tuple[object, ...]
-) -> None:
-    found = identify(descr, object_id, entity)
-    assert (found.vendor, found.family, found.model, found.serial, found.version, found.scheme) == expected
+CATALOG = load()
+EXAMPLES = [
+    pytest.param(vendor, fp, example, id=f"{vendor.vendor}/{fp.id}/{n}")
+    for vendor in CATALOG.vendors
+    for fp in vendor.fingerprints
+    for n, example in enumerate(fp.examples)
+]
+IN_SCOPE = [v for v in CATALOG.vendors if v.in_scope]
 
 
-def test_mpp_versions_are_releases_the_catalog_reads() -> None:
-    mpp = identify("Cisco IP Phone CP-8851, V3, sip88xx.14-2-1MPP0001-272", "1.3.6.1.4.1.9.1.1735")
-    assert (mpp.version, mpp.scheme) == ("sip88xx.14-2-1MPP", "cisco-mpp")
-    msr = identify(
-        "Cisco IP Phone CP-6841, V3",
-        "1.3.6.1.4.1.9.1.2000",
-        {"entPhysicalMfgName": "Cisco Systems, Inc.", "entPhysicalSoftwareRev": "sip68xx.11-2-3MSR1-1"},
+@pytest.mark.parametrize(("vendor", "fp", "example"), EXAMPLES)
+def test_every_fingerprint_example(vendor: VendorFile, fp: Fingerprint, example: Example) -> None:
+    found = identify(example.descr, example.object_id, example.entity)
+    assert found.rule == f"{vendor.vendor}/{fp.id}", found
+    for name, want in example.expect.model_dump(exclude_none=True).items():
+        got = getattr(found, name)
+        assert got == (want or None if name in {"version", "build", "serial", "scheme"} else want), (
+            name,
+            found,
+        )
+    # What the driver reports, the catalog can parse: the scheme is one it knows, the version parses.
+    assert fp.scheme in SCHEMES
+    if found.version is not None:
+        assert found.scheme is not None
+        parse_version(found.scheme, found.version)
+
+
+def test_line_breaks_and_spaces_match_alike() -> None:
+    one_line = identify(
+        "Cisco Codec SoftW: RoomOS 11.14.2.3 2f2a4b1c9d0 MCU: Cisco Room Kit Pro "
+        "Date: 2024-03-11 S/N: FOC2412N0PR",
+        "",
     )
-    assert (msr.model, msr.version) == ("CP-6841", "sip68xx.11-2-3MSR1-1")
-    # Not an MPP load at all: kept as the device says it, the catalog will report it unparseable.
-    odd = identify(
-        "Cisco IP Phone CP-8851", "", {"entPhysicalMfgName": "Cisco", "entPhysicalSoftwareRev": "weird-1"}
+    lines = identify(
+        "Cisco Codec\r\nSoftW: RoomOS 11.14.2.3 2f2a4b1c9d0\nMCU: Cisco Room Kit Pro\n"
+        "Date: 2024-03-11\nS/N: FOC2412N0PR",
+        "",
     )
-    assert odd.version == "weird-1"
+    assert one_line == lines
+    assert (lines.model, lines.version, lines.build, lines.serial) == (
+        "Cisco Room Kit Pro",
+        "RoomOS 11.14.2.3",
+        "2f2a4b1c9d0",
+        "FOC2412N0PR",
+    )
+    assert normalise(" a\n\tb  c ") == "a b c"
 
 
-def test_unknown_keeps_vendor_from_enterprise_only() -> None:
-    found = identify("Cisco Catalyst something", "1.3.6.1.4.1.9.1.2000")
+def test_unknown_says_why() -> None:
+    found = identify("Cisco Catalyst something", "1.3.6.1.4.1.9.1.2000", {"entPhysicalDescr": "x"})
     assert (found.vendor, found.family, found.model, found.version) == ("cisco", "unknown", "unknown", None)
-    found = identify("Linux box", "1.3.6.1.4.1.8072.3.2.10")
-    assert (found.vendor, found.family, found.model) == ("unknown", "unknown", "unknown")
-    assert not found.recognised
+    assert found.reason is not None
+    assert "sysDescr 'Cisco Catalyst something'" in found.reason
+    assert "enterprise 9 (ciscoSystems) belongs to cisco" in found.reason
+    assert "ENTITY-MIB entPhysicalDescr" in found.reason
+    linux = identify("Linux box", "1.3.6.1.4.1.8072.3.2.10")
+    assert (linux.vendor, linux.family, linux.model) == ("unknown", "unknown", "unknown")
+    assert linux.reason is not None
+    assert "net-snmp" in linux.reason
+    assert not linux.recognised
+    other = identify("RouterOS CCR1009-7G-1C-1S+", "1.3.6.1.4.1.14988.1")
+    assert (other.vendor, other.family) == ("mikrotik", "unknown")
+    bare = identify("", "")
+    assert bare.reason is not None
+    assert "sysObjectID empty" in bare.reason
 
 
-def test_every_rule_has_a_condition_and_compiles() -> None:
+def test_loader_rejects_bad_files() -> None:
+    good = """
+vendor = "x"
+names = ["x"]
+[[fingerprints]]
+id = "a"
+family = "a"
+scheme = "generic"
+descr = ['^X (?P<model>\\S+)']
+  [[fingerprints.examples]]
+  descr = "X 1"
+  source = "somewhere public"
+  expect = { model = "1" }
+"""
+    assert parse_vendor_file(good, "x.toml").fingerprints[0].id == "a"
+    with pytest.raises(ValueError, match="unknown named group"):
+        parse_vendor_file(good.replace("?P<model>", "?P<modle>"), "x.toml")
+    with pytest.raises(ValueError, match="Extra inputs"):
+        parse_vendor_file(good.replace('family = "a"', 'family = "a"\nfamliy = "b"'), "x.toml")
     with pytest.raises(ValueError, match="matches everything"):
-        Rule("x", "x")
-    for vendor in VENDORS:
-        for rule in vendor.rules:
-            for regex in (*rule.descr, *rule.descr_optional):
-                re.compile(regex)
+        parse_vendor_file(good.replace("descr = ['^X (?P<model>\\S+)']", ""), "x.toml")
+    with pytest.raises(ValueError, match="examples"):
+        parse_vendor_file(good.split("  [[fingerprints.examples]]", maxsplit=1)[0], "x.toml")
+    with pytest.raises(ValueError, match="not a valid regex"):
+        parse_vendor_file(good.replace("\\S+)", "\\S+"), "x.toml")
+
+
+def test_examples_cover_real_sources() -> None:
+    examples = [e for v in CATALOG.vendors for f in v.fingerprints for e in f.examples]
+    assert all(e.source for e in examples)
+    assert len({(e.descr, e.object_id) for e in examples}) == len(examples), "duplicate example"
+
+
+_OID = st.lists(st.integers(min_value=0, max_value=70000), min_size=0, max_size=12).map(
+    lambda parts: ".".join(map(str, parts))
+)
 
 
 @given(
     st.text(max_size=300),
-    st.text(max_size=60),
+    st.one_of(_OID, st.text(max_size=60), _OID.map(lambda t: "1.3.6.1.4.1." + t)),
     st.dictionaries(
         st.sampled_from(
             ["entPhysicalMfgName", "entPhysicalModelName", "entPhysicalSoftwareRev", "entPhysicalSerialNum"]
@@ -130,10 +129,26 @@ def test_every_rule_has_a_condition_and_compiles() -> None:
         st.text(max_size=40),
     ),
 )
-def test_identify_never_raises(descr: str, object_id: str, entity: dict[str, str]) -> None:
+def test_identify_never_raises_nor_claims_without_evidence(
+    descr: str, object_id: str, entity: dict[str, str]
+) -> None:
     found = identify(descr, object_id, entity)
-    assert found.vendor in {"unknown", *(v.name for v in VENDORS)}
     assert (found.version is None) == (found.scheme is None)
+    assert found.recognised or found.reason
+    for vendor in IN_SCOPE:
+        if found.vendor != vendor.vendor:
+            continue
+        said = " ".join([descr, *entity.values()])
+        named = any(re.search(name, said, re.IGNORECASE) for name in vendor.names)
+        number = CATALOG.enterprise_of(object_id)
+        assert named or (number is not None and number[1] == vendor.vendor), (descr, object_id, entity)
+
+
+@given(st.sampled_from([e.values[2] for e in EXAMPLES]), st.sampled_from([" ", "\n", "\r\n", "  \t"]))
+def test_examples_survive_any_line_separator(example: Example, sep: str) -> None:
+    plain = identify(example.descr, example.object_id, example.entity)
+    spaced = identify(re.sub(r"\s+", sep, example.descr), example.object_id, example.entity)
+    assert plain == spaced
 
 
 @given(st.binary(max_size=200))
