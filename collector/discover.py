@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from collector.errors import AuthFailed, BadResponse, Unreachable
-from collector.lldp.neighbours import REMOTE_SYSTEMS_DATA, Neighbour, parse, slug
+from collector.lldp.neighbours import REMOTE_SYSTEMS_DATA, Neighbour, neighbour_id, parse, slug
 from collector.snmp import oids
 from collector.snmp.client import SnmpClient
 from collector.snmp.identify import Identification, identify
@@ -126,14 +126,6 @@ async def _probe(
         neighbours = []  # no LLDP-MIB (or it stopped answering): an endpoint, not a switch
     found.neighbours = len(neighbours)
     return found, neighbours
-
-
-def neighbour_id(neighbour: Neighbour) -> str:
-    """A device id for an LLDP neighbour: its system name, else its chassis id, else its place."""
-    for candidate in (neighbour.sys_name, neighbour.chassis_id):
-        if candidate and slug(candidate):
-            return slug(candidate)
-    return f"lldp-port{neighbour.local_port}-{neighbour.index}"
 
 
 def _merge(found: dict[str, Found], switch: Found, neighbour: Neighbour) -> None:

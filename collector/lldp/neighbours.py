@@ -122,3 +122,11 @@ def slug(text: str) -> str:
     while "--" in cleaned:
         cleaned = cleaned.replace("--", "-")
     return cleaned.strip("-.")[:128]
+
+
+def neighbour_id(neighbour: Neighbour) -> str:
+    """A device id for an LLDP neighbour: its system name, else its chassis id, else its place."""
+    for candidate in (neighbour.sys_name, neighbour.chassis_id):
+        if candidate and slug(candidate):
+            return slug(candidate)
+    return f"lldp-port{neighbour.local_port}-{neighbour.index}"
