@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "fernwart_cli.demo",
     "fernwart_cli.daemons",
     "fernwart_cli.probe",
+    "fernwart_cli.discover",
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
     "fernwart_cli.campaign",
