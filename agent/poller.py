@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from collector.base import ReportsNeighbours
 from collector.errors import AuthFailed, Unreachable
 from collector.model import Health, HealthReason, HealthStatus, Observation, Severity, utcnow
 from runtime.redaction import scrub
@@ -52,6 +53,7 @@ class Poller:
         semaphore: asyncio.Semaphore,
         emit: Callable[[Observation], None],
         metrics: AgentMetrics,
+        polled: frozenset[str] = frozenset(),
     ) -> None:
         self.device_id = device_id
         self.kind = kind
@@ -62,6 +64,9 @@ class Poller:
         self._semaphore = semaphore
         self._emit = emit
         self._metrics = metrics
+        # Devices this agent polls itself: a neighbour report of one of them is left out, so its
+        # own poller stays the only source of its observations.
+        self._polled = polled
         self.up: bool | None = None  # unknown until the first poll
         self.stopped_reason: str | None = None
 
@@ -92,7 +97,8 @@ class Poller:
                 due = now + self._next_delay() * _random.random()
 
     async def poll_once(self) -> bool:
-        """One poll; emits exactly one observation. Returns False when polling must stop."""
+        """One poll; emits one observation (and a neighbour-reporting driver's neighbours).
+        Returns False when polling must stop."""
         started = time.monotonic()
         async with self._semaphore:
             try:
@@ -117,6 +123,7 @@ class Poller:
                 return True
         self._metrics.polls["ok"].inc()
         self._emit(observation)
+        self._emit_neighbours()
         if self.up is not True:
             if self.up is False:
                 log.info("device_recovered", device=self.device_id, driver=self.kind)
@@ -131,6 +138,12 @@ class Poller:
                 errors=len(observation.errors),
             )
         return True
+
+    def _emit_neighbours(self) -> None:
+        if isinstance(self._driver, ReportsNeighbours):
+            for neighbour in self._driver.neighbours():
+                if neighbour.device_id not in self._polled:
+                    self._emit(neighbour)
 
     def _failed(self, result: str, code: str, message: str, started: float, *, exc: bool = False) -> None:
         self._metrics.polls[result].inc()

@@ -111,6 +111,7 @@ class AgentService:
                 max_batch=s.outbox.max_batch,
                 metrics=self.metrics,
             )
+            polled = frozenset(device.id for device in s.devices)
             for device in s.devices:
                 driver = self.driver_factory(device)
                 stack.push_async_callback(_close_driver, driver, device.id)
@@ -125,6 +126,7 @@ class AgentService:
                         semaphore=semaphore,
                         emit=batcher.add,
                         metrics=self.metrics,
+                        polled=polled,
                     )
                 )
             self.publisher = Publisher(s, outbox, self.status, self.metrics)

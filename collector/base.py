@@ -38,3 +38,15 @@ class DriverFactory(Protocol):
     example_options: ClassVar[dict[str, Any]]
 
     def __call__(self, device_id: str, options: BaseModel) -> Driver: ...
+
+
+@runtime_checkable
+class ReportsNeighbours(Protocol):
+    """A driver whose device also sees other devices (a switch's LLDP neighbours).
+
+    After each successful :meth:`Driver.collect`, the poller emits these observations too: the
+    devices are on the network, not polled (``reachable`` False, health ``unknown``)."""
+
+    def neighbours(self) -> list[Observation]:
+        """The other devices the last collect saw; each call returns them once."""
+        ...

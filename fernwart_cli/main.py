@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "fernwart_cli.demo",
     "fernwart_cli.daemons",
     "fernwart_cli.probe",
+    "fernwart_cli.discover",
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
     "fernwart_cli.campaign",
@@ -33,6 +34,7 @@ COMMANDS = {
     "devices": "fernwart_cli.devices",
     "catalog": "fernwart_cli.catalog",
     "campaign": "fernwart_cli.campaign",
+    "discover": "fernwart_cli.discover",
 }
 
 

@@ -75,8 +75,10 @@ class SnmpClient:
     time synchronisation cost a round trip each.
     """
 
-    def __init__(self, options: SnmpOptions) -> None:
+    def __init__(self, options: SnmpOptions, pace: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``pace`` is awaited before every request sent, retries included (a rate limit)."""
         self._options = options
+        self._pace = pace or _no_pace
         self._target = f"{options.host}:{options.port}"
         self._address: str | None = None
         self._v3_session: SnmpSession | None = None
@@ -124,7 +126,7 @@ class SnmpClient:
                 max_repetitions=opts.max_repetitions,
             )
             self._v3_session = None
-            await self.request(session.refresh, "engine discovery")
+            await self.request(lambda: self._paced(session.refresh), "engine discovery")
             self._v3_session = session
             self._v3_synced_at = now
         return self._v3_session
@@ -157,10 +159,19 @@ class SnmpClient:
             f"{self._target}: {what}: no answer after {attempts} attempt(s) of {self._options.timeout_s}s"
         )
 
+    async def _paced(self, operation: Callable[[], Awaitable[T]]) -> T:
+        await self._pace()
+        return await operation()
+
     async def get_many(self, session: SnmpSession, oids: tuple[str, ...], what: str) -> dict[str, ValueType]:
-        return await self.request(lambda: session.get_many(oids), what)
+        return await self.request(lambda: self._paced(lambda: session.get_many(oids)), what)
 
     async def walk(self, session: SnmpSession, oid: str, what: str) -> list[tuple[str, ValueType]]:
         """GETBULK through the subtree under ``oid``; a retry restarts the walk of that subtree."""
-        return await self.request(lambda: bulk_walk(session, oid, self._options.max_repetitions), what)
+        return await self.request(
+            lambda: bulk_walk(session, oid, self._options.max_repetitions, self._pace), what
+        )
 
+
+async def _no_pace() -> None:
+    return None

@@ -15,7 +15,7 @@ nothing of the daemons' runtime.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import version
 
 from gufo.snmp import ValueType
@@ -47,12 +47,20 @@ def check_versions(installed: Mapping[str, str]) -> None:
 check_versions({"gufo-snmp": version("gufo-snmp")})
 
 
-async def bulk_walk(session: SnmpSession, oid: str, max_repetitions: int) -> list[tuple[str, ValueType]]:
-    """Every ``(oid, value)`` under ``oid``, by GETBULK; raises what gufo's requests raise."""
+async def bulk_walk(
+    session: SnmpSession,
+    oid: str,
+    max_repetitions: int,
+    pace: Callable[[], Awaitable[None]] | None = None,
+) -> list[tuple[str, ValueType]]:
+    """Every ``(oid, value)`` under ``oid``, by GETBULK; raises what gufo's requests raise.
+    ``pace`` is awaited before each request (a rate limit: discovery sweeps)."""
     sock = session._sock  # noqa: SLF001 - the adapter
     context = GetIter(oid, max_repetitions)
     result: list[tuple[str, ValueType]] = []
     while True:
+        if pace is not None:
+            await pace()
         await session._send(lambda: sock.send_get_bulk(context))  # noqa: SLF001
         try:
             batch = await session._recv(lambda: sock.recv_get_bulk(context))  # noqa: SLF001

@@ -1,4 +1,4 @@
-"""The snmp and host drivers are found through the entry points, and their examples validate."""
+"""The snmp, host and lldp drivers are found through the entry points, and their examples validate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collector.base import Driver
 from collector.registry import known_kinds, load_driver
 
 
-@pytest.mark.parametrize("kind", ["snmp", "host"])
+@pytest.mark.parametrize("kind", ["snmp", "host", "lldp"])
 def test_driver_entry_point_and_example(kind: str) -> None:
     assert kind in known_kinds()
     factory = load_driver(kind)

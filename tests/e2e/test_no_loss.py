@@ -198,6 +198,7 @@ def world(
     agent_cfg = tmp_path / "agent.toml"
     agent_cfg.write_text("\n".join(lines) + "\n")
     config = ["--config", str(controller_cfg)]
+    assert fernwart(["controller", "init", *config]) == 0  # as an operator sets up a controller
     assert fernwart(["controller", "enroll", "--site", SITE, "--agent", AGENT, *config]) == 0
     assert fernwart(["controller", "token", "create", "--name", "t", "--role", "noc-viewer", *config]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
