@@ -30,6 +30,7 @@ from controller.storage import migrate
 from controller.storage import models as m
 from controller.storage.paging import equal_to, fetch_page
 from controller.storage.records import FlushResult, Received, prepared
+from controller.storage.rules import heartbeat_overdue
 from controller.storage.writer import FlushWriter
 
 
@@ -279,7 +280,7 @@ class Store:
             silent = [
                 {"agent_id": row.agent_id, "site_id": row.site_id, "heartbeat_at": row.heartbeat_at}
                 for row in rows
-                if (now - row.heartbeat_at).total_seconds() > missed * row.heartbeat_s
+                if heartbeat_overdue(row.heartbeat_at, row.heartbeat_s, now, missed)
             ]
             if silent:
                 await conn.execute(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,18 @@ from controller.storage.records import (
     GapRecord,
     Received,
     Rejection,
+)
+from controller.storage.rules import (
+    AGENT_FIELDS,
+    AgentRecord,
+    apply_birth,
+    apply_heartbeat,
+    apply_will,
+    fill_gap,
+    firmware_changes,
+    moves_forward,
+    split_gap,
+    track_seq,
 )
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 (SQLite stores naive UTC)
@@ -81,7 +93,7 @@ def _statements(dialect: str) -> _Statements:
     upsert = postgresql.insert(agents) if dialect == "postgresql" else sqlite.insert(agents)
     upsert = upsert.on_conflict_do_update(
         index_elements=["agent_id"],
-        set_={name: upsert.excluded[name] for name in _AGENT_FIELDS if name != "agent_id"},
+        set_={name: upsert.excluded[name] for name in AGENT_FIELDS if name != "agent_id"},
     )
     devices = m.DEVICES
     announce = postgresql.insert(devices) if dialect == "postgresql" else sqlite.insert(devices)
@@ -124,31 +136,6 @@ class _Statements:
 def _chunks(rows: list[dict[str, Any]], size: int = _CHUNK) -> Iterable[list[dict[str, Any]]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
-
-
-@dataclass(slots=True)
-class _AgentRow:
-    agent_id: str
-    site_id: str
-    state: str
-    boot: int
-    last_seq: int | None
-    version: str
-    capabilities: list[str]
-    intervals_s: dict[str, float]
-    status_at: datetime | None
-    last_seen: datetime
-    state_reason: str | None = None
-    heartbeat_at: datetime | None = None
-    heartbeat_s: float | None = None
-    outbox_rows: int | None = None
-    outbox_bytes: int | None = None
-    oldest_unsent_s: float | None = None
-    dropped: int | None = None
-    polls: dict[str, int] | None = None
-
-
-_AGENT_FIELDS = tuple(f.name for f in fields(_AgentRow))
 
 
 @dataclass(slots=True)
@@ -307,27 +294,13 @@ def _observed_us(entry: tuple[PreparedObservation, str, Any]) -> int:
     return entry[0].observed_us
 
 
-def _firmware_changes(
-    key: tuple[str, str],
-    entries: list[tuple[PreparedObservation, str, Any]],
-    version: str | None,
-    history: list[dict[str, Any]],
-) -> str | None:
-    """Append a history row to ``history`` for each firmware change along ``entries`` (oldest
-    first), starting from the stored ``version``; return the version after the last."""
-    for obs, _agent, _at in entries:
-        seen = obs.firmware
-        if seen is not None and seen != version:
-            history.append(
-                {
-                    "site_id": key[0],
-                    "device_id": key[1],
-                    "version": seen,
-                    "first_seen": utc_from_us(obs.observed_us),
-                }
-            )
-            version = seen
-    return version
+def _history_row(key: tuple[str, str], observed_us: int, version: str) -> dict[str, Any]:
+    return {
+        "site_id": key[0],
+        "device_id": key[1],
+        "version": version,
+        "first_seen": utc_from_us(observed_us),
+    }
 
 
 def _upsert_devices(
@@ -341,16 +314,6 @@ def _upsert_devices(
         conn.exec_driver_sql(_REFRESH_DEVICES_SQLITE, refresh)
     if upsert:
         conn.exec_driver_sql(_UPSERT_DEVICES_SQLITE, upsert)
-
-
-def _split(gap: GapRecord, seq: int) -> list[GapRecord]:
-    """What remains of ``gap`` once ``seq`` arrived."""
-    parts = []
-    if gap.from_seq < seq:
-        parts.append(GapRecord(gap.agent_id, gap.site_id, gap.boot, gap.from_seq, seq - 1))
-    if seq < gap.to_seq:
-        parts.append(GapRecord(gap.agent_id, gap.site_id, gap.boot, seq + 1, gap.to_seq))
-    return parts
 
 
 # PostgreSQL: one stage row per stored observation (controller.pg_copy); from there one statement
@@ -531,7 +494,7 @@ class FlushWriter:
         return result
 
     def _apply(
-        self, kept: list[Received], agents: dict[str, _AgentRow], new_ids: set[str], result: FlushResult
+        self, kept: list[Received], agents: dict[str, AgentRecord], new_ids: set[str], result: FlushResult
     ) -> _Applied:
         """Each accepted message, in arrival order, against the agents' state."""
         applied = _Applied()
@@ -545,7 +508,9 @@ class FlushWriter:
             elif isinstance(message, CommandResult):
                 applied.results.append((message, item.received_at))
             elif isinstance(message, Heartbeat):
-                self._apply_heartbeat(agents, message, item.received_at)
+                agents[message.agent_id] = apply_heartbeat(
+                    agents.get(message.agent_id), message, item.received_at
+                )
             elif isinstance(message, PreparedBatch):
                 result.confirmed.append((message.site_id, message.agent_id, message.boot, message.seq))
                 if message.batch_id not in new_ids:
@@ -553,10 +518,27 @@ class FlushWriter:
                     continue
                 new_ids.discard(message.batch_id)  # a second copy in this flush is a duplicate
                 applied.new_batches.append(message)
-                if self._track_seq(agents, message, item.received_at, applied.gaps):
+                step = track_seq(agents.get(message.agent_id), message, item.received_at)
+                agents[message.agent_id] = step.agent
+                if step.gap is not None:
+                    applied.gaps.append(step.gap)
+                if step.late:
                     result.late_batches += 1
                     applied.late.append(message)
         return applied
+
+    @staticmethod
+    def _apply_status(
+        agents: dict[str, AgentRecord], status: AgentStatus, received_at: datetime, result: FlushResult
+    ) -> None:
+        agent = agents.get(status.agent_id)
+        if status.state is AgentState.ONLINE:
+            agents[status.agent_id] = apply_birth(agent, status, received_at)
+            return
+        offline = apply_will(agent, status, received_at)
+        if offline is not None:
+            agents[status.agent_id] = offline
+            result.offline_agents.append(status.agent_id)
 
     @staticmethod
     def _owners(conn: sa.Connection, accepted: list[Received]) -> dict[str, str]:
@@ -645,112 +627,12 @@ class FlushWriter:
             return set()
         return _insert_batch_rows(conn, list(rows.values()))
 
-    def _load_agents(self, conn: sa.Connection, agent_ids: set[str]) -> dict[str, _AgentRow]:
+    def _load_agents(self, conn: sa.Connection, agent_ids: set[str]) -> dict[str, AgentRecord]:
         if not agent_ids:
             return {}
         dialect = conn.dialect.name
         found = conn.execute(_statements(dialect).load_agents, {"ids": _values(dialect, sorted(agent_ids))})
-        return {row.agent_id: _AgentRow(**{c: getattr(row, c) for c in _AGENT_FIELDS}) for row in found}
-
-    @staticmethod
-    def _apply_heartbeat(agents: dict[str, _AgentRow], beat: Heartbeat, received_at: datetime) -> None:
-        """The agent is alive: online (again), with what its heartbeat reports."""
-        row = agents.get(beat.agent_id)
-        if row is None:
-            row = agents[beat.agent_id] = _AgentRow(
-                beat.agent_id, beat.site_id, "online", beat.boot, None, "", [], {}, None, received_at
-            )
-        elif beat.boot < row.boot:
-            return  # from an earlier boot, delivered late
-        if row.state != "online" or row.state_reason == "heartbeat_overdue":
-            row.state, row.state_reason, row.status_at = "online", "heartbeat", received_at
-        row.last_seen = max(row.last_seen, received_at)
-        row.heartbeat_at = received_at
-        row.heartbeat_s = beat.interval_s
-        row.outbox_rows = beat.outbox_rows
-        row.outbox_bytes = beat.outbox_bytes
-        row.oldest_unsent_s = beat.oldest_unsent_s
-        row.dropped = beat.dropped
-        row.polls = dict(beat.polls)
-
-    @staticmethod
-    def _apply_status(
-        agents: dict[str, _AgentRow], status: AgentStatus, received_at: datetime, result: FlushResult
-    ) -> None:
-        row = agents.get(status.agent_id)
-        if status.state is AgentState.OFFLINE:
-            if row is not None and status.boot < row.boot:
-                return  # the will of an earlier boot, arriving after the new birth
-            if row is None:
-                row = agents[status.agent_id] = _AgentRow(
-                    status.agent_id,
-                    status.site_id,
-                    "offline",
-                    status.boot,
-                    None,
-                    "",
-                    [],
-                    {},
-                    None,
-                    received_at,
-                )
-            row.state = "offline"
-            row.state_reason = "last_will"
-            row.status_at = received_at
-            result.offline_agents.append(status.agent_id)
-            return
-        if row is None:
-            last_seq = None  # never seen: the first batch is the baseline
-        elif status.boot != row.boot:
-            last_seq = -1  # a new boot counts from 0 again
-        else:
-            last_seq = row.last_seq  # the retained birth delivered once more
-        agents[status.agent_id] = _AgentRow(
-            agent_id=status.agent_id,
-            site_id=status.site_id,
-            state="online",
-            boot=status.boot,
-            last_seq=last_seq,
-            version=status.version,
-            capabilities=list(status.capabilities),
-            intervals_s=dict(status.intervals_s),
-            status_at=received_at,
-            last_seen=max(received_at, row.last_seen) if row else received_at,
-            state_reason="birth",
-            heartbeat_at=row.heartbeat_at if row else None,
-            heartbeat_s=row.heartbeat_s if row else None,
-            outbox_rows=row.outbox_rows if row else None,
-            outbox_bytes=row.outbox_bytes if row else None,
-            oldest_unsent_s=row.oldest_unsent_s if row else None,
-            dropped=row.dropped if row else None,
-            polls=row.polls if row else None,
-        )
-
-    @staticmethod
-    def _track_seq(
-        agents: dict[str, _AgentRow], batch: PreparedBatch, received_at: datetime, gaps: list[GapRecord]
-    ) -> bool:
-        """Update the agent's (boot, seq); record a gap; return True for a late (out-of-order) batch."""
-        row = agents.get(batch.agent_id)
-        if row is None:
-            agents[batch.agent_id] = _AgentRow(
-                batch.agent_id, batch.site_id, "online", batch.boot, batch.seq, "", [], {}, None, received_at
-            )
-            return False
-        row.last_seen = max(row.last_seen, received_at)
-        if batch.boot < row.boot:
-            return True
-        if batch.boot > row.boot:
-            row.boot, row.last_seq = batch.boot, -1
-        if row.last_seq is None:
-            row.last_seq = batch.seq
-            return False
-        if batch.seq <= row.last_seq:
-            return True
-        if batch.seq > row.last_seq + 1:
-            gaps.append(GapRecord(batch.agent_id, batch.site_id, batch.boot, row.last_seq + 1, batch.seq - 1))
-        row.last_seq = batch.seq
-        return False
+        return {row.agent_id: AgentRecord(**{c: getattr(row, c) for c in AGENT_FIELDS}) for row in found}
 
     def _upsert_announced_devices(
         self, conn: sa.Connection, births: list[AgentStatus], now: datetime
@@ -781,7 +663,7 @@ class FlushWriter:
         self,
         conn: sa.Connection,
         batches: list[PreparedBatch],
-        agents: dict[str, _AgentRow],
+        agents: dict[str, AgentRecord],
         now: datetime,
     ) -> int:
         if not batches:
@@ -809,12 +691,14 @@ class FlushWriter:
             if len(entries) > 1:
                 entries.sort(key=_observed_us)
             known = stored.get(key)
-            version = _firmware_changes(key, entries, known[0] if known is not None else None, history)
+            site, device_id = key
+            seen_firmware = [(obs.observed_us, obs.firmware) for obs, _, _ in entries]
+            changes, version = firmware_changes(known[0] if known is not None else None, seen_firmware)
+            history += (_history_row(key, us, firmware) for us, firmware in changes)
             newest, agent_id, newest_at = entries[-1]
             epoch = newest.observed_us / 1e6
-            if known is not None and known[4] is not None and known[4] > epoch:
+            if known is not None and not moves_forward(known[4], epoch):
                 continue  # the row is newer: it stays as it is (the upsert's condition)
-            site, device_id = key
             tenant = tenants[site]
             vendor = newest.vendor
             wrote(key, (version, tenant, vendor, "active", epoch))
@@ -889,10 +773,10 @@ class FlushWriter:
         _on_driver(conn, write)
         return count
 
-    def _write_agents(self, conn: sa.Connection, agents: dict[str, _AgentRow]) -> None:
+    def _write_agents(self, conn: sa.Connection, agents: dict[str, AgentRecord]) -> None:
         if not agents:
             return
-        rows = [{c: getattr(row, c) for c in _AGENT_FIELDS} for row in agents.values()]
+        rows = [{c: getattr(row, c) for c in AGENT_FIELDS} for row in agents.values()]
         conn.execute(_statements(conn.dialect.name).upsert_agents, rows)
 
     def _fill_gaps(self, conn: sa.Connection, gaps: list[GapRecord], late: list[PreparedBatch]) -> int:
@@ -901,12 +785,9 @@ class FlushWriter:
         filled = 0
         table = m.GAPS
         for batch in late:
-            key = (batch.agent_id, batch.boot)
-            pending = [g for g in gaps if (g.agent_id, g.boot) == key and g.from_seq <= batch.seq <= g.to_seq]
-            if pending:
-                gap = pending[0]
-                gaps.remove(gap)
-                gaps.extend(_split(gap, batch.seq))
+            rest, hit = fill_gap(gaps, batch)
+            if hit is not None:
+                gaps[:] = rest
                 filled += 1
                 continue
             row = (
@@ -923,7 +804,9 @@ class FlushWriter:
                 continue
             filled += 1
             conn.execute(sa.delete(table).where(table.c.id == row.id))
-            rest = _split(GapRecord(row.agent_id, row.site_id, row.boot, row.from_seq, row.to_seq), batch.seq)
+            rest = split_gap(
+                GapRecord(row.agent_id, row.site_id, row.boot, row.from_seq, row.to_seq), batch.seq
+            )
             if rest:
                 conn.execute(
                     sa.insert(table),
