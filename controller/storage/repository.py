@@ -193,7 +193,8 @@ class Store:
         checkpoints = None
         try:
             await migrate.upgrade(engine)
-            writer = FlushWriter(
+            writer = FlushWriter.for_dialect(
+                engine.dialect.name,
                 tenant_of=tenant_of,
                 dead_letter_max_bytes=dead_letter_max_bytes,
                 max_future_skew_s=max_future_skew_s,

@@ -32,7 +32,7 @@ from controller.prepare import (
     prepare_many,
     utc_from_us,
 )
-from controller.storage.writer import _sqlite_stamp, _sqlite_time
+from controller.storage.sqlite_writer import _sqlite_stamp, _sqlite_time
 from tests.controller.conftest import make_batch, make_observation, make_status
 
 PREFIX = "fernwart/v1"
