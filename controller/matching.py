@@ -33,7 +33,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from collector.wire import AgentState, AgentStatus
-from controller.prepare import PreparedBatch
+from controller.shapes import PreparedBatch
 from controller.storage.catalog_store import CatalogStore, DeviceRecord, DeviceResult, severity
 from firmware_catalog import (
     Advisory,

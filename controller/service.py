@@ -18,7 +18,7 @@ from aiohttp import web
 
 from collector.sdnotify import notify as sd_notify
 from collector.sdnotify import watchdog_interval_s
-from controller.ingest import Ingest
+from controller.ingest.session import Ingest
 from controller.inventory import run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics

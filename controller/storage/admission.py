@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from controller.prepare import PreparedBatch, epoch_us, utc_from_us
+from controller.shapes import PreparedBatch, epoch_us, utc_from_us
 from controller.storage.records import AGENT_MISMATCH, FUTURE_TIMESTAMP, NOT_ENROLLED, Received
 
 

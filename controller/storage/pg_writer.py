@@ -1,5 +1,5 @@
 """The PostgreSQL writer: batch rows with one ``unnest`` insert, observations as COPY rows (encoded
-by the decode workers, see :mod:`controller.pg_copy`), and device rows with their firmware history
+by the decode workers, see :mod:`controller.shapes`), and device rows with their firmware history
 derived on the server by one statement from a staged copy of the observations.
 
 That statement evaluates the device rules of :mod:`controller.storage.rules` (``moves_forward``,
@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from controller import pg_copy
-from controller.prepare import PreparedBatch
+from controller import shapes
+from controller.shapes import PreparedBatch
 from controller.storage import statements
 from controller.storage.rules import AgentRecord
 from controller.storage.writer import BATCH_COLUMNS, CHUNK, DEVICE_LIST, DEVICE_UPDATED, FlushWriter
@@ -51,7 +51,7 @@ _INSERT_BATCHES_PG = sa.text(
 )
 
 
-# One stage row per stored observation (controller.pg_copy); from there one statement writes the
+# One stage row per stored observation (controller.shapes); from there one statement writes the
 # firmware history and upserts the device rows, with the rules of controller.storage.rules (which
 # the SQLite writer applies in Python). All of it reads one snapshot: ``hist`` compares with the
 # firmware stored before this statement, the upsert keeps the newest firmware seen (or the stored
@@ -59,7 +59,7 @@ _INSERT_BATCHES_PG = sa.text(
 # updated).
 _OBS_STAGE_PG = (
     "CREATE TEMP TABLE IF NOT EXISTS obs_stage ("
-    + ", ".join(f"{n} {t}" for n, t in zip(pg_copy.STAGE_COLUMNS, pg_copy.STAGE_TYPES, strict=True))
+    + ", ".join(f"{n} {t}" for n, t in zip(shapes.STAGE_COLUMNS, shapes.STAGE_TYPES, strict=True))
     + ") ON COMMIT DELETE ROWS"
 )
 _DEVICES_FROM_STAGE_PG = f"""
@@ -126,18 +126,18 @@ class PgFlushWriter(FlushWriter):
     ) -> int:
         """PostgreSQL: the batches' COPY rows (encoded by the decode workers) go to the server as
         they are; device rows and firmware history are derived there, in one statement."""
-        rows: list[bytes] = [pg_copy.HEADER]
-        stage: list[bytes] = [pg_copy.HEADER]
+        rows: list[bytes] = [shapes.HEADER]
+        stage: list[bytes] = [shapes.HEADER]
         count = 0
         for batch in batches:
             copy = batch.copy
             if copy is None:  # prepared for another store (tests, tools): encode it here
-                copy = pg_copy.encode(batch.site_id, batch.agent_id, batch.batch_id, batch.observations)
+                copy = shapes.encode_copy(batch.site_id, batch.agent_id, batch.batch_id, batch.observations)
             rows.append(copy.observations)
             stage.append(copy.stage)
             count += len(batch.observations)
-        rows.append(pg_copy.TRAILER)
-        stage.append(pg_copy.TRAILER)
+        rows.append(shapes.TRAILER)
+        stage.append(shapes.TRAILER)
         sites = sorted({batch.site_id for batch in batches})
         tenants = [self._tenant_of(site) for site in sites]
         agent_ids = sorted({batch.agent_id for batch in batches})
@@ -147,7 +147,7 @@ class PgFlushWriter(FlushWriter):
             await driver.copy_to_table(
                 "observations",
                 source=memoryview(b"".join(rows)),
-                columns=pg_copy.OBSERVATION_COLUMNS,
+                columns=shapes.OBSERVATION_COLUMNS,
                 format="binary",
             )
             # Every flush, not once per connection: a rolled-back first flush takes the table with it.
@@ -155,7 +155,7 @@ class PgFlushWriter(FlushWriter):
             await driver.copy_to_table(
                 "obs_stage",
                 source=memoryview(b"".join(stage)),
-                columns=pg_copy.STAGE_COLUMNS,
+                columns=shapes.STAGE_COLUMNS,
                 format="binary",
             )
             await driver.execute(_DEVICES_FROM_STAGE_PG, sites, tenants, agent_ids, now)

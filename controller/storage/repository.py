@@ -29,8 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from controller.storage import migrate
 from controller.storage import models as m
 from controller.storage.paging import equal_to, fetch_page
+from controller.storage.pg_writer import PgFlushWriter
 from controller.storage.records import FlushResult, Received, prepared
 from controller.storage.rules import heartbeat_overdue
+from controller.storage.sqlite_writer import SqliteFlushWriter
 from controller.storage.writer import FlushWriter
 
 
@@ -193,8 +195,8 @@ class Store:
         checkpoints = None
         try:
             await migrate.upgrade(engine)
-            writer = FlushWriter.for_dialect(
-                engine.dialect.name,
+            writer_class = PgFlushWriter if engine.dialect.name == "postgresql" else SqliteFlushWriter
+            writer = writer_class(
                 tenant_of=tenant_of,
                 dead_letter_max_bytes=dead_letter_max_bytes,
                 max_future_skew_s=max_future_skew_s,

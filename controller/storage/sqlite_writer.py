@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from controller.prepare import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
+from controller.shapes import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
 from controller.storage import models as m
 from controller.storage import statements
 from controller.storage.rules import AgentRecord, firmware_changes, moves_forward

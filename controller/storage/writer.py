@@ -18,7 +18,7 @@ Guarantees, also across restarts and several controller instances sharing one da
 The rules are pure functions in :mod:`controller.storage.rules`. This module is what both
 databases share: the order of a flush's steps, the checks, the agents, gaps, command results and
 dead letters. :mod:`.sqlite_writer` and :mod:`.pg_writer` write batches, observations, device
-rows and firmware history, each its own way; :meth:`FlushWriter.for_dialect` picks one.
+rows and firmware history, each its own way; Store.open picks one by dialect.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from collector.wire import AgentState, AgentStatus, CommandResult, Heartbeat
-from controller.prepare import PreparedBatch
+from controller.shapes import PreparedBatch
 from controller.storage import models as m
 from controller.storage.admission import check_clock, check_owners
 from controller.storage.records import (
@@ -103,14 +103,6 @@ class FlushWriter(abc.ABC):
         self._tenant_of = tenant_of
         self._dead_letter_max_bytes = dead_letter_max_bytes
         self._max_skew = None if max_future_skew_s is None else timedelta(seconds=max_future_skew_s)
-
-    @staticmethod
-    def for_dialect(dialect: str, **options: Any) -> FlushWriter:
-        """The writer for a database of ``dialect`` ("sqlite", "postgresql")."""
-        from controller.storage.pg_writer import PgFlushWriter  # noqa: PLC0415 (they import this module)
-        from controller.storage.sqlite_writer import SqliteFlushWriter  # noqa: PLC0415
-
-        return PgFlushWriter(**options) if dialect == "postgresql" else SqliteFlushWriter(**options)
 
     # What each database does its own way.
 

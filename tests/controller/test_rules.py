@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.wire import AgentState, AgentStatus, Heartbeat, encode
-from controller.prepare import epoch_us
+from controller.shapes import epoch_us
 from controller.storage import DeviceFilter, Received, Store
 from controller.storage.records import GapRecord
 from controller.storage.rules import (
