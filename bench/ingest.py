@@ -417,7 +417,8 @@ async def run_backend(
             f'log_level = "warning"\n[database]\nurl = "{db_url}"\n'
             f'[mqtt]\nport = {port}\nprefix = "{prefix}"\nclient_id = "bench-controller"\n'
             f"receive_maximum = {args.receive_maximum}\n"
-            f"[http]\nport = {http_port}\n[ingest]\nmax_batch_messages = {args.max_batch_messages}\n"
+            f"[http]\nport = {http_port}\nmetrics_public = true\n"  # /metrics without a token
+            f"[ingest]\nmax_batch_messages = {args.max_batch_messages}\n"
             f"flush_interval_ms = {args.flush_interval_ms}\n"
         )
         subprocess.run(  # noqa: ASYNC221 (once, before the controller starts)

@@ -35,7 +35,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from collector.wire import AgentState, AgentStatus
-from controller.prepare import PreparedBatch
+from controller.shapes import PreparedBatch
 from controller.storage.catalog_store import (
     AdvisoryQuotaExceeded,
     CatalogStore,

@@ -11,7 +11,7 @@ import asyncio
 
 import structlog
 
-from controller.ingest import Ingest
+from controller.ingest.session import Ingest
 from controller.inventory import run_retention, run_stale_marker
 from controller.matching import MatchingService
 from controller.metrics import Metrics

@@ -223,10 +223,85 @@ def test_each_adapter_checks_the_version_it_was_written_for(adapter: str) -> Non
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """Mutants: a controller module importing a driver, an agent module reaching into aiomqtt."""
     controller = tmp_path / "ingest.py"
-    controller.write_text(MODULES["controller.ingest"].read_text() + "\nimport collector.snmp.driver\n")
+    session = MODULES["controller.ingest.session"]
+    controller.write_text(session.read_text() + "\nimport collector.snmp.driver\n")
     agent = tmp_path / "publisher.py"
     reach_in = "\n\ndef f(client):\n    return client._client\n"
     agent.write_text(MODULES["agent.publisher"].read_text() + reach_in)
-    mutated = {**MODULES, "controller.ingest": controller, "agent.publisher": agent}
+    mutated = {**MODULES, "controller.ingest.session": controller, "agent.publisher": agent}
     assert [line for line in layering_violations(mutated) if "imports collector.snmp.driver" in line]
     assert [line for line in private_violations(mutated) if "attribute _client" in line]
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, modules: set[str]) -> set[str]:
+    """Our modules that ``path`` imports outside functions, ``if TYPE_CHECKING:`` blocks included
+    (a cycle through type hints is a cycle too): ``from a.b import c`` counts as a.b.c when that is
+    a module, else as a.b. Imports inside a function are left out: one defers an import on purpose
+    (controller.web.auth → controller.web.console, for the login page)."""
+    tree = ast.parse(path.read_text(), str(path))
+    deferred = {
+        id(node)
+        for function in ast.walk(tree)
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(function)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in deferred:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in modules else node.module)
+    return found & modules
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    paths = {_module(path): path for path in (ROOT / package).rglob("*.py")}
+    return {name: _imported_modules(path, set(paths)) for name, path in paths.items()}
+
+
+def test_storage_never_imports_the_ingest_stage() -> None:
+    graph = _graph("controller")
+    bad = [
+        f"{name} imports {imported}"
+        for name, imports in graph.items()
+        if name.startswith("controller.storage")
+        for imported in imports
+        if imported == "controller.ingest" or imported.startswith("controller.ingest.")
+    ]
+    for path in (ROOT / "controller" / "storage").rglob("*.py"):  # deferred imports too
+        text = path.read_text()
+        if "controller.ingest" in text or "from controller import ingest" in text:
+            bad.append(f"{path.relative_to(ROOT)} mentions controller.ingest")
+    assert not bad, "\n".join(bad)
+    assert "controller.ingest.prepare" in graph  # the check looks at the package it means
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_no_import_cycle(package: str) -> None:
+    """Imports between our modules (see :func:`_imported_modules`) form no cycle."""
+    graph = _graph(package)
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(name) :], name]))
+        if name in done:
+            return
+        path.append(name)
+        for imported in sorted(graph.get(name, ())):
+            visit(imported)
+        path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)

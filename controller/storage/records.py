@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.wire import AgentStatus, CommandResult, Heartbeat, ObservationBatch, encode
-from controller.prepare import PreparedBatch, prepare_batch
+from controller.shapes import PreparedBatch, prepare_batch
 
 AGENT_MISMATCH = "agent_mismatch"  # the site is enrolled for another agent
 NOT_ENROLLED = "not_enrolled"  # no such site enrolled (or its enrollment revoked)

@@ -30,7 +30,10 @@ from controller.storage import migrate
 from controller.storage import models as m
 from controller.storage.guard import SqliteFileGuard, require_file, require_initialized, sqlite_path
 from controller.storage.paging import equal_to, fetch_page
+from controller.storage.pg_writer import PgFlushWriter
 from controller.storage.records import FlushResult, Received, prepared
+from controller.storage.rules import heartbeat_overdue
+from controller.storage.sqlite_writer import SqliteFlushWriter
 from controller.storage.writer import FlushWriter
 
 
@@ -226,7 +229,8 @@ class Store:
                 await require_initialized(engine)
             await migrate.upgrade(engine)
             path = sqlite_path(url)
-            writer = FlushWriter(
+            writer_class = PgFlushWriter if engine.dialect.name == "postgresql" else SqliteFlushWriter
+            writer = writer_class(
                 tenant_of=tenant_of,
                 dead_letter_max_bytes=dead_letter_max_bytes,
                 max_future_skew_s=max_future_skew_s,
@@ -315,7 +319,7 @@ class Store:
             silent = [
                 {"agent_id": row.agent_id, "site_id": row.site_id, "heartbeat_at": row.heartbeat_at}
                 for row in rows
-                if (now - row.heartbeat_at).total_seconds() > missed * row.heartbeat_s
+                if heartbeat_overdue(row.heartbeat_at, row.heartbeat_s, now, missed)
             ]
             if silent:
                 await conn.execute(

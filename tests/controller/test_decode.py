@@ -1,4 +1,4 @@
-"""controller.decode (the fast path) has exactly the outcome of collector.wire.decode."""
+"""controller.ingest.decode (the fast path) has exactly the outcome of collector.wire.decode."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from collector import wire
 from collector.wire import encode
-from controller.decode import decode
+from controller.ingest.decode import decode
 from tests.controller.conftest import make_batch, make_observation, make_status
 
 PREFIX = "fernwart/v1"

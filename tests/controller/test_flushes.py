@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from controller.ingest import Ingest, _Pending
+from controller.ingest.session import Ingest, _Pending
 from controller.metrics import Metrics
 from controller.settings import settings_from_dict
 

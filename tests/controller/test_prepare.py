@@ -1,4 +1,4 @@
-"""controller.prepare and controller.decode_pool: the same outcome inline and in worker processes,
+"""controller.ingest.prepare and decode_pool: the same outcome inline and in worker processes,
 and a dead worker loses nothing."""
 
 from __future__ import annotations
@@ -22,17 +22,10 @@ from hypothesis import strategies as st
 from collector import wire
 from collector.wire import encode
 from collector.wire.codec import WRONG_TYPE
-from controller.decode_pool import DecodePool
-from controller.prepare import (
-    PreparedBatch,
-    PreparedObservation,
-    epoch_us,
-    prepare,
-    prepare_batch,
-    prepare_many,
-    utc_from_us,
-)
-from controller.storage.writer import _sqlite_stamp, _sqlite_time
+from controller.ingest.decode_pool import DecodePool
+from controller.ingest.prepare import prepare, prepare_many
+from controller.shapes import PreparedBatch, PreparedObservation, epoch_us, prepare_batch, utc_from_us
+from controller.storage.sqlite_writer import _sqlite_stamp, _sqlite_time
 from tests.controller.conftest import make_batch, make_observation, make_status
 
 PREFIX = "fernwart/v1"
@@ -176,7 +169,7 @@ def test_workers_end_when_the_controller_is_killed() -> None:
     script = textwrap.dedent(
         """
         import asyncio, json, sys, time
-        from controller.decode_pool import DecodePool
+        from controller.ingest.decode_pool import DecodePool
 
         async def main():
             pool = DecodePool(2, prefix="fernwart/v1", max_payload=1024)

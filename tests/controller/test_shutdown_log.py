@@ -83,7 +83,7 @@ async def test_stopping_as_the_broker_goes_away_leaves_no_unretrieved_future(
     unretrieved = [
         text
         for text in (r.getMessage() + str(getattr(r, "exc_text", "")) for r in caplog.records)
-        if "never retrieved" in text and "controller/ingest.py" in text
+        if "never retrieved" in text and "controller/ingest/session.py" in text
     ]
     assert not unretrieved
 

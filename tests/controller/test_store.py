@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from collector.model import Observation
 from collector.wire import AgentState, encode
-from controller.prepare import prepare_batch
+from controller.shapes import prepare_batch
 from controller.storage import DeviceFilter, Received, Store, enrollment, migrate
 from controller.storage import models as m
 from controller.storage.repository import create_engine
@@ -210,7 +210,7 @@ async def test_one_flush_derives_device_and_history_as_flushes_do(database_url: 
 
 async def test_text_survives_the_copy_format(database_url: str) -> None:
     """Non-ASCII text, empty strings and missing optional fields stored exactly (on PostgreSQL
-    they travel in COPY's binary format, encoded by controller.pg_copy)."""
+    they travel in COPY's binary format, encoded by controller.shapes)."""
     async with open_store(database_url) as store:
         base = make_observation("raum-3", firmware="RoomOS 11.9 \u00df \u260e", observed_at=obs_age(3))
         model = "Gr\u00f6\u00dfe"

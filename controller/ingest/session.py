@@ -7,7 +7,7 @@ messages again after it reconnects, and the batch-id key turns a redelivery into
 
 Reading, decoding and writing overlap, and a flush is as large as the load makes it: the reader
 cuts the stream into chunks (what arrives within ``flush_interval_ms``, at most
-``max_batch_messages``) and hands each to the decode workers (:mod:`controller.decode_pool`) at
+``max_batch_messages``) and hands each to the decode workers (:mod:`controller.ingest.decode_pool`) at
 once; whenever the writer is free it takes every chunk waiting (up to ``max_batch_messages``
 messages), mostly decoded by then, and writes them in one transaction. A quiet stream is written
 within about ``flush_interval_ms``; under load a message waits for at most the flush being written
@@ -32,8 +32,9 @@ from sqlalchemy import exc as sa_exc
 from collector.wire import BatchAck, TopicKind, encode
 from collector.wire.topics import subscription
 from collector.wire.topics import topic as topic_name
-from controller.decode_pool import DecodePool, default_workers
-from controller.prepare import Outcome, PreparedBatch
+from controller.ingest.decode_pool import DecodePool, default_workers
+from controller.ingest.prepare import Outcome
+from controller.shapes import PreparedBatch
 from controller.storage.guard import DatabaseLost
 from controller.storage.records import STORE_FAILED, FlushResult, Received
 from runtime.backoff import Backoff
@@ -72,7 +73,7 @@ class Ingest:
             default_workers() if workers is None else workers,
             prefix=self._mqtt.prefix,
             max_payload=self._mqtt.max_payload,
-            copy=store.dialect == "postgresql",  # batches arrive as COPY rows (controller.pg_copy)
+            copy=store.dialect == "postgresql",  # batches arrive as COPY rows (controller.shapes)
             on_restart=metrics.decode_restarts.inc,
         )
 

@@ -1,6 +1,6 @@
 """Decode flushes in worker processes, so the event loop only receives, writes and acknowledges.
 
-Validation and shaping (:mod:`controller.prepare`) cost about two thirds of the controller's CPU
+Validation and shaping (:mod:`controller.ingest.prepare`) cost about two thirds of the controller's CPU
 per observation; with one worker process that work runs on another core beside the event loop
 (and beside SQLite's thread, which releases the GIL while it steps), which is what lets one
 controller store more than one core's worth of observations.
@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 import structlog
 
 from controller.gc_tuning import tune_gc
-from controller.prepare import Outcome, prepare_many
+from controller.ingest.prepare import Outcome, prepare_many
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +63,7 @@ def _warm_up() -> int:
 
 
 class DecodePool:
-    """``workers`` processes running :func:`controller.prepare.prepare_many`; 0 decodes inline."""
+    """``workers`` processes running :func:`controller.ingest.prepare.prepare_many`; 0 decodes inline."""
 
     def __init__(
         self,
@@ -77,7 +77,7 @@ class DecodePool:
         self.workers = workers
         self._prefix = prefix
         self._max_payload = max_payload
-        self._copy = copy  # see controller.prepare.prepare_batch
+        self._copy = copy  # see controller.shapes.prepare_batch
         self._executor: ProcessPoolExecutor | None = None
         self._on_restart = on_restart
         self.restarts = 0
