@@ -14,7 +14,7 @@ from agent.outbox import Outbox
 from agent.publisher import _due, _Sent
 from agent.settings import OutboxSettings
 from collector.wire import BatchAck, TopicKind, decode, encode
-from controller.ingest.session import _ranges
+from controller.ingest.confirm import ranges as _ranges
 
 
 @given(st.dictionaries(st.integers(0, 5), st.lists(st.integers(0, 300), min_size=1), min_size=1))

@@ -29,9 +29,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import exc as sa_exc
 
-from collector.wire import BatchAck, TopicKind, encode
+from collector.wire import TopicKind
 from collector.wire.topics import subscription
-from collector.wire.topics import topic as topic_name
+from controller.ingest.confirm import Confirmations
 from controller.ingest.decode_pool import DecodePool, default_workers
 from controller.ingest.prepare import Outcome
 from controller.shapes import PreparedBatch
@@ -67,7 +67,7 @@ class Ingest:
         self._metrics = metrics
         self.connected = asyncio.Event()
         self._stopping = asyncio.Event()  # run()'s stop: a flush that cannot commit gives up then
-        self._acks: set[asyncio.Task[None]] = set()  # confirmations on their way to the agents
+        self._confirmations = Confirmations(self._mqtt.prefix, metrics.acks)
         workers = settings.ingest.decode_workers
         self._pool = DecodePool(
             default_workers() if workers is None else workers,
@@ -233,7 +233,7 @@ class Ingest:
                 log.warning("flush_abandoned_at_stop", messages=len(items), error=str(err.__cause__)[:300])
                 abandoned = True
                 continue
-            self._confirm(client, confirmed)
+            self._confirmations.send(client, confirmed)
             for chunk in flush:  # acknowledged only now, after the commit (manual acks, see _run)
                 for message in chunk.messages:
                     ack(client, message)
@@ -259,33 +259,6 @@ class Ingest:
                 return flush, chunk, False
             flush.append(chunk)
             count += len(chunk.messages)
-
-    def _confirm(self, client: aiomqtt.Client, confirmed: list[tuple[str, str, int, int]]) -> None:
-        """Tell each agent which of its batches are committed (after the commit, QoS 1).
-
-        Sent in the background: a lost confirmation costs one re-send by the agent, which the
-        batch id turns into a duplicate that is confirmed again.
-        """
-        if not confirmed:
-            return
-        by_agent: dict[tuple[str, str], dict[int, list[int]]] = {}
-        for site_id, agent_id, boot, seq in confirmed:
-            by_agent.setdefault((site_id, agent_id), {}).setdefault(boot, []).append(seq)
-        now = datetime.now(UTC)
-        for (site_id, agent_id), boots in by_agent.items():
-            ack = BatchAck(site_id=site_id, agent_id=agent_id, sent_at=now, ranges=_ranges(boots))
-            name = topic_name(site_id, TopicKind.ACK, self._mqtt.prefix)
-            task = asyncio.create_task(self._publish_ack(client, name, encode(ack), len(confirmed)))
-            self._acks.add(task)
-            task.add_done_callback(self._acks.discard)
-
-    async def _publish_ack(self, client: aiomqtt.Client, name: str, payload: bytes, count: int) -> None:
-        try:
-            await client.publish(name, payload, qos=1, timeout=10)
-        except aiomqtt.MqttError as err:
-            log.debug("confirmation_not_sent", topic=name, error=str(err))
-        else:
-            self._metrics.acks.inc(count)
 
     async def _write(self, items: list[Received]) -> list[tuple[str, str, int, int]]:
         """Store until it works: nothing is acknowledged before it is committed.
@@ -393,21 +366,6 @@ def _payload(message: aiomqtt.Message) -> bytes:
     if isinstance(payload, bytearray):
         return bytes(payload)
     return str(payload).encode()
-
-
-def _ranges(boots: dict[int, list[int]]) -> list[tuple[int, int, int]]:
-    """``[boot, first, last]`` runs of consecutive seqs, per boot, in order."""
-    ranges: list[tuple[int, int, int]] = []
-    for boot in sorted(boots):
-        seqs = sorted(set(boots[boot]))
-        first = last = seqs[0]
-        for seq in seqs[1:]:
-            if seq != last + 1:
-                ranges.append((boot, first, last))
-                first = seq
-            last = seq
-        ranges.append((boot, first, last))
-    return ranges
 
 
 class _Abandoned(Exception):
