@@ -126,6 +126,14 @@ class Observation(_Model):
         default_factory=dict, max_length=64
     )
     errors: list[ShortText] = Field(default_factory=list, max_length=64)
+    # What a vendor's management plane says (cloud and on-device API drivers); None where the
+    # driver cannot know. Values are the vendor's own words, lower-cased where it has an enum.
+    management: Annotated[str, StringConstraints(max_length=32)] | None = None  # intune, webex-cloud, xapi
+    connection: ShortText | None = None  # the vendor's connection status: connected, disconnected, …
+    sign_in: ShortText | None = None  # Teams devices: the signed-in account's state
+    upgrade_channel: ShortText | None = None  # Webex: stable, beta, preview, …
+    # The device in the vendor console (Intune, Control Hub), for the NOC.
+    console_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
     def firmware_version(self) -> str | None:
         """The device's main firmware version, if the driver found one."""
