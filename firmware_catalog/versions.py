@@ -7,7 +7,8 @@ and leading zeros never change a result. ``str(v)`` is the canonical release str
 
 Schemes (``SCHEMES``): ``generic``, ``cisco-roomos`` (RoomOS, CE, TC), ``cisco-phone``
 (enterprise SIP phone firmware), ``cisco-mpp`` (Multiplatform phone firmware), ``teams-rooms``
-(Teams Rooms app), ``teams-android`` (Teams Android app on devices), ``yealink``, ``poly``.
+(Teams Rooms app), ``teams-android`` (Teams Android app on devices), ``yealink``, ``poly``, and in
+:mod:`firmware_catalog.versions_extra` ``tandberg`` (TE and F trains), ``kernel`` and ``semver``.
 """
 
 from __future__ import annotations
@@ -130,17 +131,19 @@ class GenericVersion(Version):
 
 
 _ROOMOS = re.compile(
-    r"^(?:(?P<prefix>roomos|ce|tc)\s*)?(?P<nums>\d{1,6}(?:\.\d{1,6}){1,4})(?:\s+(?P<qual>[a-z][a-z0-9]{0,30}))?$",
+    r"^(?:(?P<prefix>roomos|ce|tcnc|tc)\s*)?(?P<nums>\d{1,6}(?:\.\d{1,6}){1,4})(?:\s+(?P<qual>[a-z][a-z0-9]{0,30}))?$",
     re.ASCII | re.IGNORECASE,
 )
-_ROOMOS_PREFIX = {"roomos": "RoomOS ", "ce": "CE", "tc": "TC"}
+_ROOMOS_PREFIX = {"roomos": "RoomOS ", "ce": "CE", "tc": "TC", "tcnc": "TCNC"}
 
 
 class RoomOsVersion(Version):
     """Cisco RoomOS and its predecessors CE and TC: ``ce9.15.3.17``, ``TC7.3.21``.
 
     One numbering line: TC up to 7.x, CE 8.x-9.x, RoomOS from 10. The prefix is optional and does
-    not take part in comparison (``TC7.3.7 == 7.3.7``). A trailing word such as ``StepUpg`` is a
+    not take part in comparison (``TC7.3.7 == 7.3.7``); ``TCNC`` (TC without encryption) is TC.
+    TC releases have three numbers, so a fourth is a build (``TC5.1.0.280662`` is TC5.1.0), as is
+    a hex build id (``TC7.3.6.3b9ba3f == TC7.3.6``). A trailing word such as ``StepUpg`` is a
     qualifier: ``10.19 StepUpg`` sorts just before ``10.19``. The release train is major.minor.
     """
 
@@ -162,12 +165,20 @@ class RoomOsVersion(Version):
             raise VersionParseError(
                 text, cls.scheme, "expected [RoomOS |CE|TC]<major>.<minor>[.<patch>...] [build id]"
             )
-        nums = tuple(int(n) for n in match["nums"].split("."))
+        texts = match["nums"].split(".")
+        nums = tuple(int(n) for n in texts)
         prefix = (match["prefix"] or "").lower()
-        family = prefix or ("tc" if nums[0] <= 7 else "ce" if nums[0] <= 9 else "roomos")
+        family = (
+            "tc"
+            if prefix == "tcnc"
+            else prefix or ("tc" if nums[0] <= 7 else "ce" if nums[0] <= 9 else "roomos")
+        )
+        if family == "tc" and len(nums) > 3:
+            # TC releases have three numbers; a fourth is the build ("TC5.1.0.280662").
+            nums, texts = nums[:3], texts[:3]
         qual = match["qual"] or ""
         key = (_strip_zeros(nums), 0 if qual else 1, qual.lower())
-        canonical = _ROOMOS_PREFIX.get(prefix, "") + match["nums"] + (f" {qual}" if qual else "")
+        canonical = _ROOMOS_PREFIX.get(prefix, "") + ".".join(texts) + (f" {qual}" if qual else "")
         return cls(text, key, canonical, nums[:2], family)
 
 
@@ -353,6 +364,9 @@ class PolyVersion(Version):
         return cls(text, (_strip_zeros(nums),), parts, nums[:2])
 
 
+# The TANDBERG trains and the host driver's schemes live in versions_extra (it needs Version above).
+from firmware_catalog.versions_extra import KernelVersion, SemverVersion, TandbergVersion  # noqa: E402
+
 SCHEMES: dict[str, type[Version]] = {
     cls.scheme: cls
     for cls in (
@@ -364,6 +378,9 @@ SCHEMES: dict[str, type[Version]] = {
         TeamsAndroidVersion,
         YealinkVersion,
         PolyVersion,
+        TandbergVersion,
+        KernelVersion,
+        SemverVersion,
     )
 }
 
