@@ -23,7 +23,8 @@ OURS = ("agent", "collector", "controller", "firmware_catalog", "lab", "fernwart
 ALLOWED: dict[str, tuple[str, ...]] = {
     "firmware_catalog": (),  # a pure library: nothing of ours
     # The device-facing library needs no daemon code: neither the drivers nor the wire import runtime.
-    "collector": (),
+    # ... except the one vocabulary of families and version schemes, which the drivers report in.
+    "collector": ("firmware_catalog.vocabulary",),
     # What both daemons share; it builds on nothing of ours but the pydantic message cleaner.
     "runtime": ("collector.validation",),
     "agent": ("collector", "runtime"),
