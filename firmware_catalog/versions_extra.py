@@ -1,7 +1,8 @@
 """More version schemes: the TANDBERG TE/F trains and the host driver's ``kernel`` and ``semver``.
 
 Kept apart from :mod:`firmware_catalog.versions` so that module stays readable; ``versions``
-registers these classes in its ``SCHEMES`` table, so ``parse_version`` knows them all.
+registers these classes in its ``SCHEMES`` table, so ``parse_version`` knows them all. Both build
+on :mod:`firmware_catalog.version_base`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from typing import Self
 
 from firmware_catalog.errors import VersionParseError
-from firmware_catalog.versions import GenericVersion, Version, strip_build_id
+from firmware_catalog.version_base import GenericVersion, Version, strip_build_id
 
 _TANDBERG = re.compile(
     r"^(?P<train>te|f)\s*(?P<nums>\d{1,4}(?:\.\d{1,6}){0,3})(?:\s+(?P<std>ntsc|pal))?$",
