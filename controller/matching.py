@@ -130,7 +130,7 @@ class MatchingService:
         # observation reported, None for a device an agent announced, _CHANGED for several.
         self._pending: dict[tuple[str, str], _Seen | None] = {}
         self._wake = asyncio.Event()
-        self._problems: dict[tuple[str, str, str | None], str | None] = {}
+        self._problems: dict[tuple[str, str, str | None, str | None], str | None] = {}
 
     @property
     def store(self) -> CatalogStore:
@@ -408,7 +408,7 @@ class MatchingService:
             }
             for f in self.matcher.findings(device.device_id)
         ]
-        combo = (record.vendor, record.model, record.firmware_version)
+        combo = (record.vendor, record.model, record.firmware_version, device.family)
         if combo in self._problems:
             problem = self._problems[combo]
         else:
@@ -481,4 +481,6 @@ def _differs(record: DeviceRecord | None, seen: _Seen) -> bool:
 
 
 def _device(record: DeviceRecord) -> Device:
-    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "")
+    # The reported family first (its scheme follows from the vocabulary); "unknown" is no family.
+    family = record.family if record.family and record.family != "unknown" else None
+    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "", family)

@@ -54,6 +54,8 @@ class DeviceRecord:
     vendor: str
     model: str
     firmware_version: str | None
+    # The family the driver reported (firmware_catalog.vocabulary); matching uses it first.
+    family: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -119,12 +121,20 @@ _DEVICE_COLUMNS = (
     m.DEVICES.c.vendor,
     m.DEVICES.c.model,
     m.DEVICES.c.firmware_version,
+    m.DEVICES.c.family,
 )
 
 
 def _record(row: Any) -> DeviceRecord:
     return DeviceRecord(
-        row.id, row.site_id, row.device_id, row.tenant, row.vendor, row.model, row.firmware_version
+        row.id,
+        row.site_id,
+        row.device_id,
+        row.tenant,
+        row.vendor,
+        row.model,
+        row.firmware_version,
+        row.family,
     )
 
 
