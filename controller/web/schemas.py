@@ -97,6 +97,19 @@ class HealthReasonOut(_Out):
     message: str | None = None
 
 
+class IdentificationOut(_Out):
+    """How the driver identified the device: the fingerprint that matched, or why none did
+    (the fields it read, whose enterprise number the sysObjectID is under)."""
+
+    vendor: str
+    family: str
+    model: str
+    fingerprint: str | None = None
+    reason: str | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+
+
 class LatestObservation(_Out):
     """The device's newest observation: health with its reasons, and host health values."""
 
@@ -105,6 +118,7 @@ class LatestObservation(_Out):
     reasons: list[HealthReasonOut]
     reachable: bool | None
     metrics: dict[str, float]
+    identification: IdentificationOut | None = None
 
 
 class AgentList(_Out):
