@@ -209,6 +209,7 @@ def test_probe_identifies_a_codec_whose_line_breaks_became_spaces(
     assert obs["software"] == [{"name": "firmware", "version": "RoomOS 11.17.1.7", "scheme": "cisco-roomos"}]
     assert obs["raw"]["build"] == "2c3f1a9b0e4"
     assert obs["raw"]["fingerprint"] == "cisco/codec-roomos"
+    assert "not identified" not in result.stderr
 
 
 def test_probe_says_why_a_device_is_unknown(snmpd_factory: Callable[..., SnmpdAgent]) -> None:
@@ -224,3 +225,4 @@ def test_probe_says_why_a_device_is_unknown(snmpd_factory: Callable[..., SnmpdAg
     assert (obs["identity"]["vendor"], obs["identity"]["family"]) == ("mikrotik", "unknown")
     assert "enterprise 14988 (MikroTik) belongs to mikrotik" in obs["raw"]["identification"]
     assert "sysDescr 'router'" in obs["raw"]["identification"]
+    assert f"not identified: {obs['raw']['identification']}" in result.stderr
