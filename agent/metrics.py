@@ -14,7 +14,12 @@ POLL_RESULTS = ("ok", "unreachable", "timeout", "auth_failed", "error")
 class AgentMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        polls = Counter("fernwart_polls", "Source polls (one device or a whole tenant) by result", ["result"], registry=self.registry)
+        polls = Counter(
+            "fernwart_polls",
+            "Source polls (one device or a whole tenant) by result",
+            ["result"],
+            registry=self.registry,
+        )
         self.polls = {result: polls.labels(result=result) for result in POLL_RESULTS}
         self.device_errors = Counter(
             "fernwart_device_errors",

@@ -42,7 +42,7 @@ from agent.sources import PollSink
 from collector.base import ReportsNeighbours
 from collector.errors import AuthFailed, Unreachable
 from collector.model import Health, HealthReason, HealthStatus, Observation, Severity, utcnow
-from collector.sources import DriverSource
+from collector.sources import DriverSource, reports_one_device
 from runtime.redaction import scrub
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ MAX_ERRORS = 64  # Observation.errors
 
 
 class Poller:
-    def __init__(  # noqa: PLR0913 - one poller holds every setting of one source's polling
+    def __init__(
         self,
         source_id: str,
         kind: str,
@@ -90,7 +90,7 @@ class Poller:
         # device id → up (True) / down (False): the devices of the source's latest listing.
         # One-device sources say so up front; a tenant's devices are known from its first listing.
         self.devices: dict[str, bool] = {}
-        self._single = isinstance(source, DriverSource)
+        self._single = reports_one_device(source)
         if isinstance(source, DriverSource):
             self.devices = dict.fromkeys(source.devices(), False)
         self._unseen = set(self.devices)  # known, not yet polled: the first state is not a "recovery"
@@ -142,7 +142,8 @@ class Poller:
                 async with asyncio.timeout(self._timeout_s):
                     await self.source.collect(sink)
             except TimeoutError:
-                self._failed(sink, "timeout", "unreachable", f"no answer within {self._timeout_s:g} s", started)
+                message = f"no answer within {self._timeout_s:g} s"
+                self._failed(sink, "timeout", "unreachable", message, started)
                 return True
             except Unreachable as err:
                 self._failed(sink, "unreachable", "unreachable", str(err), started)
@@ -182,10 +183,11 @@ class Poller:
         if errors:
             self._metrics.device_errors.inc(sum(len(e) for e in errors.values()))
         latest: dict[str, Observation] = {}
-        for observation in sink.observations:
-            device_errors = errors.get(observation.device_id)
-            if device_errors and observation.device_id not in latest:
-                observation = _with_errors(observation, [e.message for e in device_errors])
+        for observed in sink.observations:
+            device_errors = errors.get(observed.device_id)
+            observation = observed
+            if device_errors and observed.device_id not in latest:
+                observation = _with_errors(observed, [e.message for e in device_errors])
             latest[observation.device_id] = observation
             self._emit(observation)
         for device_id, device_errors in errors.items():
@@ -321,7 +323,9 @@ def _with_errors(observation: Observation, messages: list[str]) -> Observation:
         *health.reasons,
         *(HealthReason(code="device_error", message=m) for m in messages),
     ][:MAX_ERRORS]
-    status = HealthStatus.DEGRADED if health.status in {HealthStatus.OK, HealthStatus.UNKNOWN} else health.status
+    status = health.status
+    if status in {HealthStatus.OK, HealthStatus.UNKNOWN}:
+        status = HealthStatus.DEGRADED
     return observation.model_copy(
         update={
             "errors": [*observation.errors, *messages][:MAX_ERRORS],

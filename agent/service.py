@@ -26,8 +26,8 @@ from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.publisher import Publisher
-from collector.model import utcnow
 from agent.sources import SourceSet
+from collector.model import utcnow
 from collector.registry import load_source
 from collector.sources import DriverSource, is_source
 from collector.wire.messages import AgentState, AgentStatus

@@ -26,6 +26,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -169,19 +170,16 @@ class AgentSettings(DaemonSettings):
 
     @field_validator("sources")
     @classmethod
-    def _unique_source_ids(cls, sources: list[SourceEntry]) -> list[SourceEntry]:
+    def _unique_source_ids(cls, sources: list[SourceEntry], info: ValidationInfo) -> list[SourceEntry]:
         dupes = _duplicates(source.id for source in sources)
         if dupes:
             raise ValueError(f"duplicate source ids: {', '.join(dupes)}")
-        return sources
-
-    @model_validator(mode="after")
-    def _sources_apart_from_devices(self) -> AgentSettings:
         # A [[devices]] entry is polled as a source of the same id: the two id sets must not meet.
-        shared = sorted({d.id for d in self.devices} & {s.id for s in self.sources})
+        devices: list[DeviceEntry] = info.data.get("devices") or []
+        shared = sorted({d.id for d in devices} & {s.id for s in sources})
         if shared:
             raise ValueError(f"ids used by both a device and a source: {', '.join(shared)}")
-        return self
+        return sources
 
     def polled(self) -> list[PolledEntry]:
         """Everything the agent polls, each a source: the ``[[devices]]``, then the ``[[sources]]``."""

@@ -6,9 +6,10 @@ agent only runs sources: :func:`as_source_factory` wraps a driver class in a sou
 one device is the source itself (its id is the configured device id), so the SNMP, host and LLDP
 drivers keep their small contract and an existing ``[[devices]]`` entry is a one-device source.
 
-Which of the two a registered class is, is decided by :func:`is_source`: a class that says so
-(``multi_device = True``) is a source; a class that says nothing is told apart by its
-``collect`` signature (a source's takes the sink), so a driver written to either contract works.
+Which of the two a registered class is, is decided by :func:`is_source` from its ``collect``
+signature (a source's takes the sink), so a driver written to either contract works. The
+``multi_device`` class flag says how many devices a source reports (an on-premises codec is a
+source of one device), not which contract it follows.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from collector.model import Observation
 
 
+_SELF_AND_SINK = 2  # the unbound collect of a source: (self, sink)
+
+
 class Collecting(Protocol):
     """What the agent's poller needs of a source instance (a :class:`~collector.base.Source`
     or a :class:`DriverSource` around a driver instance)."""
@@ -35,10 +39,10 @@ class Collecting(Protocol):
 
 
 def is_source(factory: object) -> bool:
-    """True when ``factory`` makes sources (``collect(sink)``), False for one-device drivers."""
-    declared = getattr(factory, "multi_device", None)
-    if isinstance(declared, bool):
-        return declared
+    """True when ``factory`` makes sources (``collect(self, sink)``), False for one-device drivers
+    (``collect(self) -> Observation``). Told apart by the ``collect`` signature: a source may be
+    of one device too (an on-premises codec, ``multi_device = False``), so that flag says how
+    many devices a source reports, not which contract it follows."""
     collect = getattr(factory, "collect", None)
     if collect is None:
         return False
@@ -46,8 +50,14 @@ def is_source(factory: object) -> bool:
         parameters = list(inspect.signature(collect).parameters.values())
     except (TypeError, ValueError):  # a builtin or a C extension: not a driver of ours
         return False
-    # Unbound function: (self) for a driver, (self, sink) for a source.
-    return len([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2  # noqa: PLR2004 - self and the sink
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= _SELF_AND_SINK
+
+
+def reports_one_device(source: object) -> bool:
+    """A source of one device (a ``[[devices]]`` driver, an on-premises codec): its device's
+    state lines say all there is, no separate source lines are logged."""
+    return getattr(source, "multi_device", True) is False
 
 
 class DriverSource:
@@ -57,7 +67,7 @@ class DriverSource:
     failure, which the poller turns into the device's down observation as before. A driver that
     reports neighbours (LLDP) keeps doing so through :meth:`neighbours`."""
 
-    multi_device: ClassVar[bool] = True
+    multi_device: ClassVar[bool] = False
 
     def __init__(self, source_id: str, driver: Driver) -> None:
         self.source_id = source_id
