@@ -35,6 +35,18 @@ class FirmwareChange(_Out):
     first_seen: datetime
 
 
+class ComponentOut(_Out):
+    """A software component the device runs now: firmware, teams_app, windows, a peripheral's."""
+
+    component: str
+    version: str
+    scheme: str | None
+
+
+class ComponentChange(ComponentOut):
+    first_seen: datetime
+
+
 class DeviceOut(_Out):
     id: int
     tenant: str
@@ -58,6 +70,8 @@ class DeviceOut(_Out):
 
 class DeviceDetail(DeviceOut):
     firmware_history: list[FirmwareChange]
+    components: list[ComponentOut] = []
+    component_history: list[ComponentChange] = []
     latest: LatestObservation | None = None
 
 
