@@ -252,13 +252,14 @@ class FakeGraph:
         device = tenant.by_intune(request.match_info["id"])
         if device is None:
             return self._error(404, "ResourceNotFound", "The managed device was not found.")
+        select = [s for s in request.query.get("$select", "").split(",") if s]
+        answer = self._ok(_select(device.managed(), select))  # rendered now, before the device moves on
         for entry in device.action_results:  # the device works through its actions as it is read
             state = entry["actionState"]
             entry["actionState"] = _REBOOT_STEPS.get(
                 state, device.reboot_outcome if state == "active" else state
             )
-        select = [s for s in request.query.get("$select", "").split(",") if s]
-        return self._ok(_select(device.managed(), select))
+        return answer
 
     async def _reboot_now(self, request: web.Request) -> web.Response:
         tenant, error = await self._gate(request, "rebootNow", PRIVILEGED)
@@ -345,7 +346,8 @@ class FakeGraph:
         tenant, error = await self._beta_gate(request, "operations", READ_TEAMWORK)
         if tenant is None:
             return error  # type: ignore[return-value]
-        return self._ok({"value": tenant.operations.get(request.match_info["id"], [])})
+        ops = tenant.operations.get(request.match_info["id"], [])
+        return self._ok({"value": [{k: v for k, v in op.items() if not k.startswith("_")} for op in ops]})
 
     async def _operation(self, request: web.Request) -> web.Response:
         tenant, error = await self._beta_gate(request, "operation", READ_TEAMWORK)
@@ -356,8 +358,9 @@ class FakeGraph:
         op = next((o for o in ops if o["id"] == request.match_info["op"]), None)
         if device is None or op is None:
             return self._error(404, "ResourceNotFound", "The operation was not found.")
-        _advance(device, op)
-        return self._ok({"value": op})
+        answer = self._ok({"value": {k: v for k, v in op.items() if not k.startswith("_")}})
+        _advance(device, op)  # the next read sees the next state
+        return answer
 
     async def _teamwork_action(self, request: web.Request) -> web.Response:
         tenant, error = await self._beta_gate(request, request.match_info["verb"], WRITE_TEAMWORK)

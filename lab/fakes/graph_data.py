@@ -104,6 +104,14 @@ def fixture_tenant(
             "firmware": "1.0.33.0",
         },
         available={"teamsClient": "5.5.12.0"},
+        action_results=[  # an earlier reboot, as in fixtures/intune/managed_devices_page1.json
+            {
+                "actionName": "rebootNow",
+                "actionState": "done",
+                "startDateTime": "2026-11-20T02:05:10Z",
+                "lastUpdatedDateTime": "2026-11-20T02:09:37Z",
+            }
+        ],
         disconnected={"display2"},
     )
     logitech = FakeDevice(
