@@ -14,20 +14,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from collector.actions import ActionKind, ActionRequest, ActionResult, ActionState
 from collector.errors import Conflict, DriverError, NotFound, Throttled, Unreachable
+from collector.graph.api import GraphApi
 from collector.graph.inventory import TAC_CONSOLE, TEAMS_ROOMS, DeviceRef, lower, text, unwrap
+from collector.graph.options import GraphOptions
 from collector.http import ApiClient
 from collector.model import utcnow
-
-if TYPE_CHECKING:
-    from collector.graph.source import GraphSource
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +49,19 @@ def _result(request: ActionRequest, state: ActionState, detail: str, **kw: Any) 
     )
 
 
-async def act(source: GraphSource, request: ActionRequest) -> ActionResult:
-    ref = source.ref(request.device_id)
+@dataclass(frozen=True)
+class Context:
+    """What an action needs of its source: the API, the options, the device, its capabilities."""
+
+    api: GraphApi
+    options: GraphOptions
+    sleep: Callable[[float], Awaitable[None]]
+    ref: DeviceRef | None
+    capabilities: frozenset[str]
+
+
+async def act(source: Context, request: ActionRequest) -> ActionResult:
+    ref = source.ref
     if ref is None:
         return _result(request, ActionState.FAILED, "device not seen in this source's last collect")
     try:
@@ -58,20 +69,14 @@ async def act(source: GraphSource, request: ActionRequest) -> ActionResult:
             return await _reboot_intune(source, request, ref.intune_id)
         if request.action is ActionKind.RESTART and ref.teamwork_id:
             return await _teamwork_operation(source, request, ref.teamwork_id, "restart", None)
-        if (
-            request.action is ActionKind.UPDATE
-            and ref.teamwork_id
-            and "update" in source.capabilities(ref.device_id)
-        ):
+        if request.action is ActionKind.UPDATE and ref.teamwork_id and "update" in source.capabilities:
             return await _update(source, request, ref, ref.teamwork_id)
     except DriverError as err:
         return _result(request, ActionState.FAILED, str(err))
     return manual(request, ref)
 
 
-async def _update(
-    source: GraphSource, request: ActionRequest, ref: DeviceRef, teamwork_id: str
-) -> ActionResult:
+async def _update(source: Context, request: ActionRequest, ref: DeviceRef, teamwork_id: str) -> ActionResult:
     if not request.target_version:
         return _result(request, ActionState.FAILED, "an update needs target_version")
     body = {"softwareType": "teamsClient", "softwareVersion": request.target_version}
@@ -157,7 +162,7 @@ def _last_reboot(body: Any) -> tuple[str | None, str | None]:
     return newest
 
 
-async def _reboot_intune(source: GraphSource, request: ActionRequest, intune_id: str) -> ActionResult:
+async def _reboot_intune(source: Context, request: ActionRequest, intune_id: str) -> ActionResult:
     v1 = source.api.v1
     path = f"/deviceManagement/managedDevices/{intune_id}"
     params = {"$select": "id,deviceActionResults"}
@@ -183,7 +188,7 @@ async def _reboot_intune(source: GraphSource, request: ActionRequest, intune_id:
                 operation_id=operation_id,
                 history=history,
             )
-        await source._sleep(source.options.action_poll_s)  # noqa: SLF001 - the source's injected sleep
+        await source.sleep(source.options.action_poll_s)
 
 
 async def _poll(client: ApiClient, path: str, params: Mapping[str, str] | None, read: Any) -> Any:
@@ -201,7 +206,7 @@ def _operation_state(body: Any) -> tuple[str | None, Mapping[str, Any]]:
 
 
 async def _teamwork_operation(
-    source: GraphSource, request: ActionRequest, teamwork_id: str, verb: str, body: Mapping[str, str] | None
+    source: Context, request: ActionRequest, teamwork_id: str, verb: str, body: Mapping[str, str] | None
 ) -> ActionResult:
     beta = source.api.beta
     base = f"/teamwork/devices/{teamwork_id}"
@@ -249,7 +254,7 @@ async def _teamwork_operation(
                 operation_id=operation_id,
                 history=history,
             )
-        await source._sleep(source.options.action_poll_s)  # noqa: SLF001 - the source's injected sleep
+        await source.sleep(source.options.action_poll_s)
 
 
 async def _queued_operation(beta: ApiClient, base: str, kind: str) -> str | None:

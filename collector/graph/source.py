@@ -274,7 +274,14 @@ class GraphSource:
         return frozenset(found)
 
     async def act(self, request: ActionRequest) -> ActionResult:
-        return await actions.act(self, request)
+        context = actions.Context(
+            self.api,
+            self.options,
+            self._sleep,
+            self._refs.get(request.device_id),
+            self.capabilities(request.device_id),
+        )
+        return await actions.act(context, request)
 
     def ref(self, device_id: str) -> DeviceRef | None:
         return self._refs.get(device_id)
