@@ -447,6 +447,18 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 1_000_000_000:09d}Z"
 
 
+def _write_private(path: str, text: str) -> None:
+    """Written whole, then renamed: a reader never sees half a file."""
+    import os  # noqa: PLC0415 - only the command line needs it
+    from pathlib import Path  # noqa: PLC0415
+
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+    Path(tmp).replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m lab.fakes.graph``: serve fake tenants until interrupted (the demo, the bench).
 
@@ -467,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--android", type=int, default=100, help="Teams Android devices per generated tenant")
     parser.add_argument("--beta-status", type=int, choices=(404, 410), help="answer the beta tree like this")
     parser.add_argument("--no-fixture", action="store_true", help="leave out the fixture tenant")
+    parser.add_argument("--info-file", help="also write the first JSON line to this file (mode 0600)")
     args = parser.parse_args(argv)
     tenants = [] if args.no_fixture else [fixture_tenant()]
     tenants += [
@@ -491,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             sys.stdout.write(json.dumps(info) + "\n")
             sys.stdout.flush()
+            if args.info_file:
+                _write_private(args.info_file, json.dumps(info))
             await stop.wait()
         sys.stdout.write(json.dumps({"requests": dict(fake.requests)}) + "\n")
 
