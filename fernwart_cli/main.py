@@ -20,11 +20,11 @@ SUBCOMMANDS = (
     "fernwart_cli.demo",
     "fernwart_cli.daemons",
     "fernwart_cli.probe",
-    "fernwart_cli.tenant",
     "fernwart_cli.discover",
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
     "fernwart_cli.campaign",
+    "fernwart_cli.tenant",
 )
 # The command names each module registers.
 COMMANDS = {
@@ -32,11 +32,11 @@ COMMANDS = {
     "agent": "fernwart_cli.daemons",
     "controller": "fernwart_cli.daemons",
     "probe": "fernwart_cli.probe",
-    "tenant": "fernwart_cli.tenant",
     "devices": "fernwart_cli.devices",
     "catalog": "fernwart_cli.catalog",
     "campaign": "fernwart_cli.campaign",
     "discover": "fernwart_cli.discover",
+    "tenant": "fernwart_cli.tenant",
 }
 
 

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from collector.errors import AuthFailed, BadResponse, DriverError, Unreachable
-from collector.graph import GraphOptions, GraphSource
+from collector.errors import AuthFailed, BadResponse, Unreachable
 from collector.model import Observation
 from collector.snmp import SnmpDriver, SnmpOptions
 from collector.snmp.options import AuthProto, PrivProto
 from collector.validation import clean_message
-from fernwart_cli import exits
-from fernwart_cli.tenant import add_microsoft_args, graph_options, logs_to_stderr
+from fernwart_cli import exits, microsoft
 
 EX_UNAVAILABLE = exits.UNAVAILABLE
 EX_SOFTWARE = exits.SOFTWARE
@@ -122,69 +119,13 @@ def _likely_causes(options: SnmpOptions) -> str:
     return "likely causes: " + "; ".join(causes)
 
 
-def _fail(message: str, kind: str = "snmp") -> None:
-    sys.stderr.write(f"fernwart probe {kind}: {message}\n")
+def _fail(message: str) -> None:
+    sys.stderr.write(f"fernwart probe snmp: {message}\n")
 
 
 def _device_id(host: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in host).strip("-._")
     return (cleaned or "probe")[:128]
-
-
-async def probe_graph(options: GraphOptions) -> dict[str, Any]:
-    """One collect of the tenant, as the agent would do it; the observations and what it cost."""
-    source = GraphSource("probe", options)
-    sink = _ListSink()
-    try:
-        await source.collect(sink)
-        capabilities = {device: sorted(source.capabilities(device)) for device in sink.observations}
-        requests = source.api.requests_made
-    finally:
-        await source.aclose()
-    return {
-        "tenant": options.tenant_id,
-        "devices": [json.loads(o.model_dump_json()) for o in sink.observations.values()],
-        "device_errors": sink.errors,
-        "skipped_not_teams_devices": source.skipped,
-        "capabilities": capabilities,
-        "requests": requests,
-    }
-
-
-class _ListSink:
-    def __init__(self) -> None:
-        self.observations: dict[str, Observation] = {}
-        self.errors: dict[str, str] = {}
-
-    def observe(self, observation: Observation) -> None:
-        self.observations[observation.device_id] = observation
-
-    def device_error(self, device_id: str, message: str, *, reachable: bool = False) -> None:
-        del reachable
-        self.errors[device_id] = message
-
-
-def run_graph(args: argparse.Namespace) -> int:
-    try:
-        options = graph_options(args, teamwork=args.teamwork, retries=args.retries)
-    except ValueError as err:
-        for line in str(err).splitlines():
-            _fail(line, "graph")
-        return EX_CONFIG
-    logs_to_stderr()
-    try:
-        report = asyncio.run(probe_graph(options))
-    except AuthFailed as err:
-        _fail(f"credentials refused: {err}", "graph")
-        return EX_NOPERM
-    except Unreachable as err:
-        _fail(f"unreachable: {err}", "graph")
-        return EX_UNAVAILABLE
-    except DriverError as err:
-        _fail(f"bad response: {err}", "graph")
-        return EX_SOFTWARE
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    return exits.OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -208,12 +149,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     snmp.add_argument("--no-entity", action="store_true", help="skip the ENTITY-MIB table")
     snmp.add_argument("--no-interfaces", action="store_true", help="skip the IF-MIB table")
     snmp.set_defaults(func=run_snmp)
-    graph = kinds.add_parser(
-        "graph",
-        help="read a Microsoft tenant's Teams devices through Graph (Intune; the beta API where it answers)",
-        description="Run the Graph source once against a tenant and print the observations as JSON.",
-    )
-    add_microsoft_args(graph)
-    graph.add_argument("--teamwork", choices=("auto", "off"), default="auto", help="use the retired beta API")
-    graph.add_argument("--retries", type=int, default=3, help="resends after a 429/503 (default 3)")
-    graph.set_defaults(func=run_graph)
+    microsoft.register_probes(kinds)
