@@ -1,8 +1,8 @@
 """``fernwart demo``: the whole product on one machine, configured for a lab.
 
 Starts, in order: the embedded amqtt broker, a lab of simulated SNMP devices (snmpsim on
-loopback), a simulated Microsoft tenant (fake Graph, :mod:`fernwart_cli.demo_tenants`), the
-controller (SQLite) and an agent polling the lab and the tenant. Each is its own process started
+loopback), a simulated Microsoft tenant (:mod:`fernwart_cli.demo_tenants`), the controller
+(SQLite) and an agent polling the lab and the tenant. Each is its own process started
 exactly as in production (``python -m controller --config …``), only configured for loopback. Prints
 the console URL and stops everything, in reverse order, on Ctrl-C or SIGTERM.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -28,7 +27,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import aiomqtt
 
@@ -231,13 +229,9 @@ class _Stack:
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(
-        self, what: str, argv: list[str], log: Path, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+    def start(self, what: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - our own argv
-                argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env} if env else None
-            )
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 - our own argv
         self.procs.append((what, proc))
         return proc
 
@@ -252,27 +246,6 @@ class _Stack:
                     proc.kill()
                     proc.wait(5)
         self.procs.clear()
-
-
-def _start_microsoft_tenant(stack: _Stack, python: str, state: Path) -> dict[str, Any]:
-    info_file = state / "microsoft-tenant.json"
-    info_file.unlink(missing_ok=True)
-    graph = stack.start("microsoft", demo_tenants.graph_argv(python, info_file), state / "microsoft.log")
-    microsoft = demo_tenants.wait_for_info(info_file, graph)
-    sys.stdout.write(f"lab: a simulated Microsoft tenant (Graph and login) on {microsoft['url']}\n")
-    return microsoft
-
-
-def _agent_toml(
-    state: Path, broker_port: int, snmp_port: int, interval: float, microsoft: dict[str, Any]
-) -> str:
-    agent_toml = agent_config(state, broker_port, snmp_port, interval)
-    sources = demo_tenants.graph_source_config(microsoft, interval)
-    if demo_tenants.agent_understands_sources():
-        return agent_toml + "\n" + sources
-    (state / "agent-sources.toml").write_text(sources)
-    sys.stdout.write("lab: this agent has no [[sources]] yet; the tenant's entry is in agent-sources.toml\n")
-    return agent_toml
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -300,10 +273,12 @@ def run_demo(args: argparse.Namespace) -> int:
         _wait_mqtt(broker_port, broker, "the amqtt broker")
         sim = start_snmpsim(None)
         sys.stdout.write(f"lab: {len(lab_devices())} simulated devices on udp 127.0.0.1:{sim.port}\n")
-        microsoft = _start_microsoft_tenant(stack, python, state)
+
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
-        agent_toml = _agent_toml(state, broker_port, sim.port, args.interval, microsoft)
-        (state / "agent.toml").write_text(agent_toml)
+        microsoft = demo_tenants.start_microsoft_lab(stack, state, python, args.interval)
+        (state / "agent.toml").write_text(
+            agent_config(state, broker_port, sim.port, args.interval) + microsoft
+        )
         token_file = state / "admin.token"
         sys.stdout.write(init_database(python, state / "controller.toml") + "\n")
         token = create_admin_token(python, state / "controller.toml", token_file)
@@ -317,7 +292,7 @@ def run_demo(args: argparse.Namespace) -> int:
         _wait_http(f"{url}/healthz", controller, "the controller")
         sys.stdout.write(import_lab_catalog(url, token) + "\n")
         agent_argv = [python, "-m", "agent", "--config", str(state / "agent.toml")]
-        stack.start("agent", agent_argv, state / "agent.log", env=demo_tenants.agent_env(microsoft))
+        stack.start("agent", agent_argv, state / "agent.log")
 
         sys.stdout.write(
             f"\nfernwart demo is running.\n"

@@ -6,17 +6,19 @@ no Teams devices) and gives the demo agent a ``[[sources]]`` entry of kind ``gra
 The client secret reaches the agent through its environment (``{ env = … }``), never the file.
 
 The agent reads ``[[sources]]`` once the Step 6 source contract is merged; until then
-:func:`agent_understands_sources` is False and the demo writes the entry to
-``agent-sources.toml`` beside the agent's config instead, for the operator to see.
+:func:`agent_understands_sources` is False: the fake tenant still starts (``fernwart probe graph``
+can read it) and the entry goes to ``agent-sources.toml`` beside the agent's config instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from subprocess import Popen
-from typing import Any
+from typing import Any, Protocol
 
 SECRET_ENV = "FERNWART_DEMO_GRAPH_SECRET"  # noqa: S105 - the name of a variable, not a secret
 SOURCE_ID = "ms-contoso"
@@ -53,6 +55,7 @@ def graph_source_config(info: dict[str, Any], interval_s: float) -> str:
 id = "{SOURCE_ID}"
 kind = "graph"
 interval_s = {interval_s}
+timeout_s = 60.0
 
 [sources.options]
 tenant_id = "{tenant["tenant_id"]}"
@@ -65,3 +68,26 @@ login_url = "{info["url"]}"
 
 def agent_env(info: dict[str, Any]) -> dict[str, str]:
     return {SECRET_ENV: str(info["tenants"][0]["client_secret"])}
+
+
+class _Starts(Protocol):
+    def start(self, what: str, argv: list[str], log: Path) -> Popen[bytes]: ...
+
+
+def start_microsoft_lab(stack: _Starts, state: Path, python: str, interval_s: float) -> str:
+    """Start the simulated tenant; return the agent's ``[[sources]]`` text for it ("" when this
+    agent does not read ``[[sources]]`` yet: then the text is in ``agent-sources.toml``)."""
+    info_file = state / "microsoft-tenant.json"
+    info_file.unlink(missing_ok=True)
+    proc = stack.start("microsoft-tenant", graph_argv(python, info_file), state / "microsoft-tenant.log")
+    info = wait_for_info(info_file, proc)
+    os.environ.update(agent_env(info))  # the agent inherits it; its config holds only an {env = …} reference
+    sys.stdout.write(f"lab: a simulated Microsoft tenant (Graph and login) on {info['url']}\n")
+    sources = graph_source_config(info, interval_s)
+    if agent_understands_sources():
+        return "\n" + sources
+    (state / "agent-sources.toml").write_text(sources)
+    sys.stdout.write(
+        "lab: this agent reads no [[sources]] yet: the tenant's entry is in agent-sources.toml\n"
+    )
+    return ""
