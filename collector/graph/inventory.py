@@ -150,9 +150,14 @@ def teamwork_software(
             continue
         if kind == "teamsClient":
             component = teams_app_component(family, current)
-        elif kind == "firmware":
+        elif kind == "firmware" and family == TEAMS_ANDROID:
+            # The OEM firmware of a Teams phone or bar is the device's firmware (Yealink, Poly schemes).
             scheme = _FIRMWARE_SCHEMES.get(manufacturer, "generic")
             component = SoftwareComponent(name="firmware", version=current, scheme=scheme)
+        elif kind == "firmware":
+            # On a Teams Room PC it is the compute module's firmware, not what the catalog knows the
+            # room by (the app): not "firmware", so it is never matched as the device's version.
+            component = SoftwareComponent(name="device_firmware", version=current, scheme="generic")
         elif kind in _SOFTWARE:
             name, scheme = _SOFTWARE[kind]
             component = SoftwareComponent(name=name, version=current, scheme=scheme)

@@ -63,6 +63,8 @@ async def test_complete_inventory_with_the_minimum_requests(fake: FakeGraph) -> 
     components = {c.name: (c.version, c.scheme) for c in lenovo.software}
     assert components["teams_rooms_app"] == ("5.4.88.0", "teams-rooms")
     assert components["os"] == ("10.0.22631.4460", "generic")
+    assert components["device_firmware"] == ("1.0.33.0", "generic")
+    assert lenovo.firmware_version() is None  # the room is known by its app, not its PC's firmware
     assert lenovo.raw["available.teams_rooms_app"] == "5.5.12.0"
     assert lenovo.identity.family == "teams-rooms"
     assert lenovo.identity.serial == "PF3XQ7ZA"
