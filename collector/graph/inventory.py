@@ -86,6 +86,10 @@ def teams_app_component(family: str, version: str) -> SoftwareComponent:
     return SoftwareComponent(name=name, version=version[:1024], scheme=family)
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _macs(*values: Any) -> list[str]:
     found = []
     for value in values:
@@ -258,7 +262,7 @@ def build_observation(
             model=text(md.get("model") or hw.get("model")) or "unknown",
             serial=text(md.get("serialNumber") or hw.get("serialNumber")),
             macs=_macs(
-                md.get("ethernetMacAddress"), md.get("wiFiMacAddress"), *(hw.get("macAddresses") or [])
+                md.get("ethernetMacAddress"), md.get("wiFiMacAddress"), *_list(hw.get("macAddresses"))
             ),
             hostname=ref.name or None,
         ),

@@ -60,7 +60,7 @@ _ANDROID_TYPES = {"ipphone", "collaborationbar", "teamsdisplay", "touchconsole",
 
 def device_id(prefix: str, vendor_id: str) -> str:
     """A stable id for MQTT topics: the vendor's id with anything outside ``[A-Za-z0-9._:-]`` dropped."""
-    cleaned = "".join(c for c in vendor_id if c.isalnum() or c in "._:-")[:120]
+    cleaned = "".join(c for c in vendor_id if (c.isascii() and c.isalnum()) or c in "._:-")[:120]
     return f"{prefix}-{cleaned}"
 
 
