@@ -9,6 +9,7 @@ HTTP-date in ``Retry-After``. Without the header we fall back to the one shared 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,7 +18,7 @@ from runtime.backoff import backoff_delay
 
 # Statuses after which the same request may succeed if sent again later.
 RETRY_STATUSES = frozenset({423, 429, 500, 502, 503, 504})
-THROTTLE_STATUSES = frozenset({423, 429, 503})
+_SECONDS = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?", re.ASCII)  # delta-seconds (a fraction tolerated)
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if _SECONDS.fullmatch(text):
         return float(text)
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
