@@ -1,7 +1,8 @@
 """``fernwart demo``: the whole product on one machine, configured for a lab.
 
 Starts, in order: the embedded amqtt broker, a lab of simulated SNMP devices (snmpsim on
-loopback), the controller (SQLite) and an agent polling the lab. Each is its own process started
+loopback), a simulated Microsoft tenant (:mod:`fernwart_cli.demo_tenants`), the controller
+(SQLite) and an agent polling the lab and the tenant. Each is its own process started
 exactly as in production (``python -m controller --config …``), only configured for loopback. Prints
 the console URL and stops everything, in reverse order, on Ctrl-C or SIGTERM.
 
@@ -31,7 +32,7 @@ import aiomqtt
 
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
-from fernwart_cli import exits
+from fernwart_cli import demo_tenants, exits
 from lab.devices import lab_devices
 from lab.snmpsim import start_snmpsim
 
@@ -274,7 +275,10 @@ def run_demo(args: argparse.Namespace) -> int:
         sys.stdout.write(f"lab: {len(lab_devices())} simulated devices on udp 127.0.0.1:{sim.port}\n")
 
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
-        (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval))
+        microsoft = demo_tenants.start_microsoft_lab(stack, state, python, args.interval)
+        (state / "agent.toml").write_text(
+            agent_config(state, broker_port, sim.port, args.interval) + microsoft
+        )
         token_file = state / "admin.token"
         sys.stdout.write(init_database(python, state / "controller.toml") + "\n")
         token = create_admin_token(python, state / "controller.toml", token_file)
