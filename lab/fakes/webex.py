@@ -15,6 +15,7 @@ Faults are switched at run time through :class:`WebexFaults`; every request is c
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import secrets
 from collections import Counter
@@ -222,8 +223,9 @@ class FakeWebex:
         for name in names:
             if not _select(device.status, name.split("."), result):
                 return self._error(400, load("error_400.json")["message"])
-        device.tick()
-        return self._json({"deviceId": device.id, "result": result}, kind="status")
+        body = {"deviceId": device.id, "result": copy.deepcopy(result)}
+        device.tick()  # after the read: the read that ends an upgrade still shows its last phase
+        return self._json(body, kind="status")
 
     async def _command(self, request: web.Request) -> web.Response:
         if (denied := self._require(request, "spark:xapi_commands")) is not None:

@@ -173,8 +173,10 @@ class FakeCodec:
         return response
 
     def _status_response(self, tree: dict[str, Any]) -> web.Response:
-        self._tick()
+        # Rendered before the state moves on: the read that ends an upgrade still shows its last
+        # phase, and the codec reboots into the new version after it.
         body = to_xml(tree, product="Cisco Codec", version=self.version, apiVersion="4")
+        self._tick()
         if self.faults.malformed:
             body = body[: len(body) // 2]
         return web.Response(body=body, content_type="text/xml")
