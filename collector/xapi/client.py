@@ -8,7 +8,6 @@ after ``busy_retries`` resends) is :class:`Unreachable`, anything else unusable 
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import aiohttp
@@ -17,6 +16,7 @@ from collector.errors import AuthFailed, BadResponse, Unreachable
 from collector.xapi import xml
 from collector.xapi.options import XapiOptions
 from collector.xapi.pacer import Pacer
+from runtime.backoff import backoff_delay
 
 
 class XapiClient:
@@ -71,17 +71,10 @@ class XapiClient:
             if status == 503:
                 self.busy += 1
                 if attempt < self.options.busy_retries:
-                    await asyncio.sleep(_busy_delay(attempt, self.options.min_interval_s))
+                    await asyncio.sleep(backoff_delay(attempt, max(self.options.min_interval_s, 0.05), 30.0))
                     continue
                 raise Unreachable(f"{where}: the codec's request queue stayed full (HTTP 503)")
             if status >= 400:
                 raise BadResponse(f"{where}: HTTP {status}")
             return body
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-
-def _busy_delay(attempt: int, interval_s: float) -> float:
-    """Wait a queue's worth of slots, jittered, before resending after a 503 (collector may not
-    import runtime's backoff: the drivers carry no daemon code)."""
-    floor = max(interval_s, 0.05)
-    return floor * (1 + attempt) * (1 + random.random())  # noqa: S311 - jitter, not security

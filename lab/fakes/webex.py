@@ -36,6 +36,9 @@ SCOPES_ALL = frozenset(
 )
 
 
+_SCOPES = web.RequestKey("scopes", frozenset)
+
+
 @dataclass
 class WebexFaults:
     page_max: int = 100  # the endpoint's maximum page size; a larger max= is clamped to it
@@ -129,7 +132,7 @@ class FakeWebex:
         token = self._authorised(request)
         if token is None:
             return self._error(401, load("error_401.json")["message"])
-        request["scopes"] = token.scopes
+        request[_SCOPES] = token.scopes
         return await handler(request)  # type: ignore[no-any-return]
 
     def _authorised(self, request: web.Request) -> _Token | None:
@@ -145,7 +148,7 @@ class FakeWebex:
         return token
 
     def _require(self, request: web.Request, scope: str) -> web.Response | None:
-        if scope in request["scopes"]:
+        if scope in request[_SCOPES]:
             return None
         return self._error(403, f"The requested resource needs the {scope} scope")
 
@@ -161,6 +164,7 @@ class FakeWebex:
             return self._error(400, "The refresh token provided is expired, revoked, malformed, or invalid.")
         body = load("token_refresh_response.json")
         body["access_token"] = f"fake-webex-access-{secrets.token_hex(8)}"
+        body["refresh_token"] = self.refresh_token  # Webex may rotate it; the fake keeps one
         self._tokens[body["access_token"]] = _Token(self.scopes, self.faults.token_uses)
         return web.json_response(body)
 

@@ -137,6 +137,19 @@ def make_org(rooms: int, phones: int = 0, *, prefix: str = "d") -> list[FakeClou
         if is_room:
             device.status = copy.deepcopy(software) | copy.deepcopy(upgrade)
             device.status["SystemUnit"]["Hardware"]["Module"]["SerialNumber"] = record["serial"]
+            # [I] values; names from the RoomOS xAPI (Peripherals ConnectedDevice[n], Diagnostics Message[n]).
+            device.status["Peripherals"] = {
+                "ConnectedDevice": [
+                    {
+                        "Name": "Cisco Room Navigator",
+                        "Type": "TouchPanel",
+                        "SerialNumber": f"FOC{n:08d}N"[:12],
+                        "SoftwareInfo": software["SystemUnit"]["Software"]["DisplayName"],
+                        "Status": "Connected",
+                    }
+                ]
+            }
+            device.status["Diagnostics"] = {"Message": []}
         else:
             record["callingDeviceId"] = _webex_id("CALLING_DEVICE", key)
             record["webexDeviceId"] = record["id"]
