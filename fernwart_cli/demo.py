@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -29,10 +30,12 @@ from types import FrameType
 
 import aiomqtt
 
+from agent.settings import AgentSettings
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import exits
 from lab.devices import lab_devices
+from lab.fakes.cisco_lab import DEMO_ENV, agent_sources
 from lab.snmpsim import start_snmpsim
 
 CATALOG = Path(__file__).resolve().parents[1] / "lab" / "catalog"
@@ -85,6 +88,35 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} does not answer {url} after {timeout_s}s")
         time.sleep(0.2)
+
+
+def _wait_tcp(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} does not listen on 127.0.0.1:{port} after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def start_cisco_lab(stack: _Stack, state: Path, python: str, interval_s: float) -> str:
+    """Start the simulated Webex org and on-prem codec; return the agent's ``[[sources]]`` for
+    them. Only when this agent reads ``[[sources]]`` (Step 6): before that, nothing is started."""
+    if "sources" not in AgentSettings.model_fields:
+        return ""
+    webex_port, codec_port = _free_tcp_port(0), _free_tcp_port(0)
+    argv = [python, "-m", "lab.fakes.cisco_lab", "--webex-port", str(webex_port)]
+    proc = stack.start("cisco-lab", [*argv, "--codec-port", str(codec_port)], state / "cisco-lab.log")
+    _wait_tcp(webex_port, proc, "the simulated Webex org")
+    _wait_tcp(codec_port, proc, "the simulated codec")
+    os.environ.update(DEMO_ENV)  # the agent inherits them; its config holds only {env = …} references
+    sys.stdout.write(
+        f"lab: a Webex org on 127.0.0.1:{webex_port}, an on-prem codec on 127.0.0.1:{codec_port}\n"
+    )
+    return agent_sources(webex_port, codec_port, interval_s)
 
 
 def _send(method: str, url: str, body: bytes, token: str) -> int:
@@ -274,7 +306,8 @@ def run_demo(args: argparse.Namespace) -> int:
         sys.stdout.write(f"lab: {len(lab_devices())} simulated devices on udp 127.0.0.1:{sim.port}\n")
 
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
-        (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval))
+        cisco = start_cisco_lab(stack, state, python, args.interval)
+        (state / "agent.toml").write_text(agent_config(state, broker_port, sim.port, args.interval) + cisco)
         token_file = state / "admin.token"
         sys.stdout.write(init_database(python, state / "controller.toml") + "\n")
         token = create_admin_token(python, state / "controller.toml", token_file)
