@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
+from pydantic import ValidationError
 
 from collector.actions import ActionRequest, ActionResult
 from collector.errors import AuthFailed, BadResponse, DriverError
@@ -148,7 +149,17 @@ class WebexSource(WebexActs):
                     details = await self._calling(str(record["callingDeviceId"]))
                 except DriverError as err:
                     errors.append(f"telephony device: {err}"[:1024])
-        sink.observe(self._observation(our_id, record, found, tree, details, errors))
+        try:
+            observation = self._observation(our_id, record, found, tree, details, errors)
+        except ValidationError as err:
+            # One odd record (a field longer than our model allows) costs that device, not the org.
+            first = err.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "record"
+            sink.device_error(
+                our_id, f"unusable device record: {where}: {first['msg']}"[:1024], reachable=True
+            )
+            return
+        sink.observe(observation)
 
     async def status(self, webex_id: str, names: tuple[str, ...]) -> dict[str, Any]:
         params = [("deviceId", webex_id), *(("name", n) for n in names)]

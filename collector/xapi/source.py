@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from collector.actions import ActionKind, ActionRequest, ActionResult, ActionState
 from collector.errors import BadResponse, DriverError, Unreachable
 from collector.model import (
@@ -51,7 +53,16 @@ class XapiSource:
     async def collect(self, sink: Any) -> None:
         """One read; raises :class:`Unreachable`/:class:`AuthFailed`/:class:`BadResponse` when the
         codec cannot be read at all (one device: there is nothing else to keep)."""
-        sink.observe(self.observation(await self.client.status()))
+        tree = await self.client.status()
+        try:
+            observation = self.observation(tree)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "status"
+            raise BadResponse(
+                f"{self.options.host} /status.xml: unusable value at {where}: {first['msg']}"
+            ) from None
+        sink.observe(observation)
 
     def observation(self, tree: dict[str, Any]) -> Observation:
         found = st.firmware(tree)

@@ -332,3 +332,25 @@ def test_options_name_the_missing_credentials() -> None:
         WebexOptions.model_validate({"client_id": "c", "refresh_token": "r"})
     with pytest.raises(ValueError, match="set access_token"):
         WebexOptions.model_validate({})
+
+
+async def test_one_unusable_record_is_a_device_error_and_the_rest_are_collected(webex) -> None:
+    fake, server = webex
+    odd = room_ids(fake)[2]
+    fake.devices[odd].record["displayName"] = "x" * 5000
+    source = source_for(server, fake)
+    sink = await collect(source)
+    await source.aclose()
+    assert len(sink.observations) == ROOMS + PHONES - 1
+    assert "unusable device record: hostname: String should have at most 1024" in sink.errors[device_id(odd)]
+
+
+async def test_calling_details_are_read_once_per_phone(webex) -> None:
+    fake, server = webex
+    source = source_for(server, fake, read_calling_details=True)
+    sink = await collect(source)
+    await source.aclose()
+    phones = [o for o in sink.observations.values() if o.identity.family == "mpp"]
+    assert [p.raw["calling_activationState"] for p in phones] == ["activated"] * PHONES
+    assert phones[0].raw["calling_upgradeChannelEnabled"] == "True"
+    assert fake.total_requests == minimum_requests() + PHONES
