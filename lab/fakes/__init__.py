@@ -1,2 +1,2 @@
-"""Fakes of the vendor clouds and devices (Microsoft Graph, Webex, RoomOS codecs): aiohttp apps
-on loopback that follow the documented wire formats in the vendor references exactly."""
+"""Fake vendor clouds for the tests, the demo and the bench: aiohttp servers on loopback that
+follow the documented wire formats (/work/shared/reference/vendor-apis.md, copied shapes)."""
