@@ -21,6 +21,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from collector.actions import ActionRequest, ActionResult
+from collector.base import Sink
 from collector.errors import AuthFailed, BadResponse, DriverError
 from collector.http import (
     AccessToken,
@@ -114,7 +115,7 @@ class WebexSource(WebexActs):
 
     # --- collect -----------------------------------------------------------------------------
 
-    async def collect(self, sink: Any) -> None:
+    async def collect(self, sink: Sink) -> None:
         params = {"max": str(self.options.page_size)}
         if self.options.org_id:
             params["orgId"] = self.options.org_id
@@ -126,12 +127,13 @@ class WebexSource(WebexActs):
             for record in page
             if isinstance(record, dict) and isinstance(record.get("id"), str)
         ]
+        self.records = {}  # the last listing is the truth: removed devices cannot be acted on
         gate = asyncio.Semaphore(self.options.concurrency)
         async with asyncio.TaskGroup() as tasks:
             for record in records:
                 tasks.create_task(self._observe(record, sink, gate))
 
-    async def _observe(self, record: dict[str, Any], sink: Any, gate: asyncio.Semaphore) -> None:
+    async def _observe(self, record: dict[str, Any], sink: Sink, gate: asyncio.Semaphore) -> None:
         our_id = dv.device_id(record["id"])
         self.records[our_id] = record
         found = dv.software(record)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from collector.actions import ActionKind, ActionRequest, ActionResult, ActionState
+from collector.base import Sink
 from collector.errors import BadResponse, DriverError, Unreachable
 from collector.model import (
     Health,
@@ -50,7 +51,7 @@ class XapiSource:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def collect(self, sink: Any) -> None:
+    async def collect(self, sink: Sink) -> None:
         """One read; raises :class:`Unreachable`/:class:`AuthFailed`/:class:`BadResponse` when the
         codec cannot be read at all (one device: there is nothing else to keep)."""
         tree = await self.client.status()
