@@ -94,8 +94,16 @@ def _webex_options(command: str, args: argparse.Namespace) -> WebexOptions | Non
         for k, v in {"access_token": token, "refresh_token": refresh, "client_secret": secret}.items()
         if v
     }
-    if getattr(args, "client_id", None):
-        raw["client_id"] = args.client_id
+    integration = _secret_from_env(
+        command, getattr(args, "integration_token_env", None), "--integration-token-env"
+    )
+    if getattr(args, "integration_token_env", None) and not integration:
+        return None
+    if integration:
+        raw["integration_token"] = integration
+    for key in ("client_id", "application_id", "target_org_id"):
+        if getattr(args, key, None):
+            raw[key] = getattr(args, key)
     return _options(command, WebexOptions, raw)
 
 
@@ -184,6 +192,13 @@ def _webex_arguments(parser: argparse.ArgumentParser, *, refresh: bool) -> None:
         parser.add_argument("--client-id", help="integration / service app client id (with refresh)")
         parser.add_argument("--client-secret-env", metavar="VAR", help="variable holding the client secret")
         parser.add_argument("--refresh-token-env", metavar="VAR", help="variable holding the refresh token")
+        parser.add_argument("--application-id", help="service app id (first token via an integration token)")
+        parser.add_argument(
+            "--integration-token-env",
+            metavar="VAR",
+            help="variable holding an integration token with spark:applications_token (service app)",
+        )
+        parser.add_argument("--target-org-id", help="the customer's org the service app is authorised in")
     parser.add_argument(
         "--base-url", default="https://webexapis.com/v1", help="API base (default: %(default)s)"
     )

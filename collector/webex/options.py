@@ -8,9 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class WebexOptions(BaseModel):
-    """Either an ``access_token`` used as is (a personal or bot token: probes, short tests) or an
-    integration / service app's ``client_id`` + ``client_secret`` + ``refresh_token``, refreshed
-    at ``/v1/access_token`` before the access token expires (vendor-apis.md §2.1). Secrets come
+    """An ``access_token`` used as is (a personal token: probes, short tests); or an integration /
+    service app's ``client_id`` + ``client_secret`` + ``refresh_token``, refreshed at
+    ``/v1/access_token`` before the access token expires; or a service app's first token from
+    ``application_id`` + ``integration_token`` + ``target_org_id`` (then refreshed likewise;
+    vendor-apis.md §2.1). Secrets come
     from ``{env=…}``/``{credential=…}`` references in the agent config, never from the file.
 
     Scopes used: ``spark-admin:devices_read`` (inventory), ``spark:xapi_statuses`` (status of
@@ -26,6 +28,11 @@ class WebexOptions(BaseModel):
     client_id: str | None = Field(None, max_length=256)
     client_secret: SecretStr | None = None
     refresh_token: SecretStr | None = None
+    # A service app's first token: its application id, an integration token with the
+    # spark:applications_token scope, and the customer's org (targetOrgId).
+    application_id: str | None = Field(None, max_length=256)
+    integration_token: SecretStr | None = None
+    target_org_id: str | None = Field(None, max_length=256)
     page_size: int = Field(100, ge=1, le=1000)
     read_xapi_status: bool = True  # one /xapi/status per RoomOS device per poll
     read_calling_details: bool = False  # one /telephony/config/devices/{id} per phone per poll
@@ -40,9 +47,30 @@ class WebexOptions(BaseModel):
 
     @model_validator(mode="after")
     def _one_way_to_a_token(self) -> Self:
-        refresh = (self.client_id, self.client_secret, self.refresh_token)
-        if any(v is not None for v in refresh) and not all(v is not None for v in refresh):
-            raise ValueError("token refresh needs client_id, client_secret and refresh_token together")
-        if self.access_token is None and self.refresh_token is None:
-            raise ValueError("set access_token, or client_id + client_secret + refresh_token")
+        service_app = ("application_id", "integration_token", "target_org_id", "client_id", "client_secret")
+        refresh = ("client_id", "client_secret", "refresh_token")
+        if any(
+            getattr(self, k) is not None for k in ("application_id", "integration_token", "target_org_id")
+        ):
+            missing = [k for k in service_app if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a service app also needs {', '.join(missing)}")
+            return self
+        if any(getattr(self, k) is not None for k in refresh):
+            missing = [k for k in refresh if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"token refresh needs client_id, client_secret and refresh_token together"
+                    f" (missing {', '.join(missing)})"
+                )
+            return self
+        if self.access_token is None:
+            raise ValueError(
+                "set access_token, or client_id + client_secret + refresh_token, or a service app's"
+                " application_id + integration_token + target_org_id + client_id + client_secret"
+            )
         return self
+
+    @property
+    def service_app(self) -> bool:
+        return self.application_id is not None

@@ -38,6 +38,7 @@ from collector.model import Observation, utcnow
 from collector.webex import devices as dv
 from collector.webex.acts import WebexActs
 from collector.webex.options import WebexOptions
+from collector.webex.tokens import ServiceAppToken
 from collector.xapi import status as st
 
 # ≤ 10 per request (vendor-apis.md §2.3).
@@ -95,6 +96,29 @@ class WebexSource(WebexActs):
 
     def _token_source(self, token_api: ApiClient) -> TokenSource:
         o = self.options
+        if o.service_app:
+            assert o.integration_token is not None
+            assert o.application_id is not None
+            assert o.client_id is not None
+            assert o.client_secret is not None
+            assert o.target_org_id is not None  # the options validator guarantees the set
+            assert self._session is not None  # built by .api just before
+            app_api = ApiClient(
+                self._session,
+                vendor="webex",
+                base_url=o.base_url,
+                auth=StaticToken(o.integration_token),
+                client_request_id_header=None,
+            )
+            first = ServiceAppToken(
+                app_api,
+                token_api,
+                application_id=o.application_id,
+                client_id=o.client_id,
+                client_secret=o.client_secret,
+                target_org_id=o.target_org_id,
+            )
+            return TokenCache(_refused_grant_is_auth_failed(first))
         if o.refresh_token is not None and o.client_id is not None and o.client_secret is not None:
             grant = RefreshTokenGrant(
                 token_api,
@@ -220,7 +244,9 @@ class WebexSource(WebexActs):
         return await self.perform(request)
 
 
-def _refused_grant_is_auth_failed(grant: RefreshTokenGrant) -> Callable[[], Awaitable[AccessToken]]:
+def _refused_grant_is_auth_failed(
+    grant: Callable[[], Awaitable[AccessToken]],
+) -> Callable[[], Awaitable[AccessToken]]:
     """Webex answers a revoked or expired refresh token with 400 and its own envelope (no OAuth
     ``error`` code), which the HTTP layer reports as BadResponse; for the source that means the
     customer must consent again, i.e. AuthFailed (vendor-apis.md §5.6)."""

@@ -69,6 +69,8 @@ class FakeWebex:
         client_id: str = "fake-client",
         client_secret: str = "fake-client-secret",  # noqa: S107
         scopes: frozenset[str] = SCOPES_ALL,
+        application_id: str = "fake-service-app",
+        integration_token: str = "fake-integration-token",  # noqa: S107
     ) -> None:
         self.devices = {d.id: d for d in devices}
         self.calling = {d.record["callingDeviceId"]: d for d in devices if "callingDeviceId" in d.record}
@@ -77,7 +79,11 @@ class FakeWebex:
         self.refresh_token = refresh_token
         self.client = (client_id, client_secret)
         self.scopes = scopes
-        self._tokens = {access_token: _Token(scopes, None)}
+        self.application_id = application_id
+        self._tokens = {
+            access_token: _Token(scopes, None),
+            integration_token: _Token(frozenset({"spark:applications_token"}), None),
+        }
         self._ids = itertools.count(1)
 
     @property
@@ -91,6 +97,7 @@ class FakeWebex:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post("/v1/access_token", self._access_token)
+        app.router.add_post("/v1/applications/{id}/token", self._service_app_token)
         app.router.add_get("/v1/devices", self._list_devices)
         app.router.add_get("/v1/devices/{id}", self._get_device)
         app.router.add_get("/v1/xapi/status", self._status)
@@ -167,6 +174,25 @@ class FakeWebex:
         body["refresh_token"] = self.refresh_token  # Webex may rotate it; the fake keeps one
         self._tokens[body["access_token"]] = _Token(self.scopes, self.faults.token_uses)
         return web.json_response(body)
+
+    async def _service_app_token(self, request: web.Request) -> web.Response:
+        """webex-admin.json: an integration token with spark:applications_token asks for the
+        service app's token in one org; JSON body {clientId, clientSecret, targetOrgId}."""
+        if (denied := self._require(request, "spark:applications_token")) is not None:
+            return denied
+        if request.match_info["id"] != self.application_id:
+            return self._error(404, "Application not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(400, "The request body is not JSON")
+        if (body.get("clientId"), body.get("clientSecret")) != self.client or not body.get("targetOrgId"):
+            return self._error(400, "clientId, clientSecret and targetOrgId are required and must match")
+        answer = load("token_service_app.json")
+        answer["access_token"] = f"fake-webex-access-{secrets.token_hex(8)}"
+        answer["refresh_token"] = self.refresh_token
+        self._tokens[answer["access_token"]] = _Token(self.scopes, self.faults.token_uses)
+        return web.json_response(answer)
 
     async def _me(self, request: web.Request) -> web.Response:
         return self._json({"id": "fake-person", "orgId": request.query.get("orgId", ""), "type": "appuser"})

@@ -144,3 +144,28 @@ async def test_tenant_check_webex_all_granted_exits_0(webex) -> None:
     )
     assert code == exits.OK, err
     assert json.loads(out)["missing"] == []
+
+
+async def test_tenant_check_webex_with_a_service_app(webex) -> None:
+    fake, base = webex
+    code, out, err = await fernwart(
+        "tenant",
+        "check",
+        "webex",
+        "--application-id",
+        fake.application_id,
+        "--integration-token-env",
+        "WX_INTEGRATION",
+        "--target-org-id",
+        "acme-org",
+        "--client-id",
+        fake.client[0],
+        "--client-secret-env",
+        "WX_SECRET",
+        "--base-url",
+        base,
+        env={"WX_INTEGRATION": "fake-integration-token", "WX_SECRET": fake.client[1]},
+    )
+    assert code == exits.OK, err
+    assert json.loads(out)["token"] == "obtained"
+    assert "fake-integration-token" not in out + err

@@ -354,3 +354,29 @@ async def test_calling_details_are_read_once_per_phone(webex) -> None:
     assert [p.raw["calling_activationState"] for p in phones] == ["activated"] * PHONES
     assert phones[0].raw["calling_upgradeChannelEnabled"] == "True"
     assert fake.total_requests == minimum_requests() + PHONES
+
+
+async def test_service_app_gets_its_first_token_then_refreshes(webex) -> None:
+    fake, server = webex
+    fake.faults.token_uses = 4
+    options = {
+        "base_url": f"http://127.0.0.1:{server.port}/v1",
+        "application_id": fake.application_id,
+        "integration_token": "fake-integration-token",
+        "target_org_id": "acme-org",
+        "client_id": fake.client[0],
+        "client_secret": fake.client[1],
+        "retry_min_s": 0.01,
+        "concurrency": 1,
+    }
+    source = WebexSource("acme-webex", WebexOptions.model_validate(options))
+    sink = await collect(source)
+    await source.aclose()
+    assert len(sink.observations) == ROOMS + PHONES
+    assert fake.requests["POST /v1/applications/fake-service-app/token"] == 1
+    assert fake.requests["POST /v1/access_token"] == 2  # 9 reads, 4 per token
+
+
+def test_service_app_options_name_what_is_missing() -> None:
+    with pytest.raises(ValueError, match="a service app also needs target_org_id, client_id, client_secret"):
+        WebexOptions.model_validate({"application_id": "a", "integration_token": "t"})
