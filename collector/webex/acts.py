@@ -25,7 +25,7 @@ from collector.http import ApiClient
 from collector.webex import devices as dv
 from collector.webex.options import WebexOptions
 from collector.xapi import status as st
-from collector.xapi.follow import follow_restart, follow_upgrade
+from collector.xapi.follow import expired, follow_restart, follow_upgrade
 
 FOLLOW_NAMES = ("SystemUnit.Software.*", "SystemUnit.Uptime", "Provisioning.Software.UpgradeStatus.*")
 
@@ -83,6 +83,8 @@ class WebexActs:
                 manual_steps=steps,
                 console_url=self.options.console_url,
             )
+        if expired(request.deadline):
+            return _result(request, ActionState.TIMED_OUT, "the deadline had passed; nothing was sent")
         try:
             return await _run(self, request, record)
         except (Forbidden, NotFound) as err:

@@ -151,7 +151,9 @@ class WebexSource(WebexActs):
             for record in page
             if isinstance(record, dict) and isinstance(record.get("id"), str)
         ]
-        self.records = {}  # the last listing is the truth: removed devices cannot be acted on
+        # The last listing is the truth (a removed device cannot be acted on); swapped whole, so
+        # an action running beside a poll never sees a half-built map.
+        self.records = {dv.device_id(record["id"]): record for record in records}
         gate = asyncio.Semaphore(self.options.concurrency)
         async with asyncio.TaskGroup() as tasks:
             for record in records:
@@ -159,7 +161,6 @@ class WebexSource(WebexActs):
 
     async def _observe(self, record: dict[str, Any], sink: Sink, gate: asyncio.Semaphore) -> None:
         our_id = dv.device_id(record["id"])
-        self.records[our_id] = record
         found = dv.software(record)
         errors: list[str] = []
         tree: dict[str, Any] = {}

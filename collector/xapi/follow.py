@@ -38,6 +38,11 @@ class Outcome:
             self.history.append(entry[:1024])
 
 
+def expired(deadline: datetime) -> bool:
+    """True when an action's deadline has passed: it is then not started at all."""
+    return _left_s(deadline) <= 0
+
+
 def _left_s(deadline: datetime) -> float:
     return (deadline - utcnow()).total_seconds()
 

@@ -27,7 +27,7 @@ from collector.model import (
 )
 from collector.xapi import status as st
 from collector.xapi.client import XapiClient
-from collector.xapi.follow import Outcome, follow_restart, follow_upgrade
+from collector.xapi.follow import Outcome, expired, follow_restart, follow_upgrade
 from collector.xapi.options import XapiOptions
 
 
@@ -139,6 +139,8 @@ class XapiSource:
             return _result(
                 request, ActionState.FAILED, f"{request.device_id} is not this codec ({self.device_id})"
             )
+        if expired(request.deadline):
+            return _result(request, ActionState.TIMED_OUT, "the deadline had passed; nothing was sent")
         try:
             if request.action is ActionKind.RESTART:
                 return await self._restart(request)

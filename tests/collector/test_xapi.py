@@ -218,3 +218,15 @@ async def test_log_bundle_returns_the_log_id(codec) -> None:
     assert result.state is ActionState.SUCCEEDED
     assert result.operation_id is not None
     assert result.operation_id.startswith("fake-log-")
+
+
+async def test_an_action_past_its_deadline_is_not_sent(codec) -> None:
+    fake, server = codec
+    source = source_for(server, fake)
+    late = ActionRequest(
+        device_id="ber-konf-2-12", action=ActionKind.RESTART, deadline=utcnow() - timedelta(seconds=1)
+    )
+    result = await source.act(late)
+    await source.aclose()
+    assert result.state is ActionState.TIMED_OUT
+    assert fake.commands == []
