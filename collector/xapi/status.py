@@ -21,7 +21,7 @@ MPP_SCHEME = "cisco-mpp"
 # "RoomOS 11.17.1.7 2c3f1a9b0e4", "ce9.15.3.17 …", "ce11.17.1.7.2c3f1a9b0e4"
 # The numbers end where the text ends, at a space, or at ".<build hash>" (which may start with digits).
 _ROOMOS = re.compile(
-    r"^(?:(?P<roomos>RoomOS)\s+|(?P<ce>ce|tc))(?P<nums>\d{1,6}(?:\.\d{1,6}){1,3})(?=$|\s|\.[0-9a-f]{7,}$)",
+    r"^(?:(?P<roomos>RoomOS)\s+|(?P<ce>ce|tc)\s?)(?P<nums>\d{1,6}(?:\.\d{1,6}){1,3})(?=$|\s|\.[0-9a-f]{7,}$)",
     re.IGNORECASE,
 )
 # "sip8845_65.14-2-1MPP0001-272", "sip88xx.14-2-1MPP": the release is the dashed triple.

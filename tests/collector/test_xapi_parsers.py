@@ -81,3 +81,18 @@ def _strings(value: object) -> object:
     if isinstance(value, list):
         return [_strings(v) for v in value]
     return str(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "version", "family"),
+    [
+        ("RoomOS 11.17.1.7 2c3f1a9b0e4", "RoomOS 11.17.1.7", "roomos"),
+        ("ce11.17.1.7.2c3f1a9b0e4", "ce11.17.1.7", "roomos"),
+        ("ce 9.15.3.17 abc1234 2021-01-01", "ce9.15.3.17", "ce"),
+        ("tc7.3.21.ea2b5a1", "tc7.3.21", "tc"),
+    ],
+)
+def test_codec_version_strings_as_devices_report_them(text: str, version: str, family: str) -> None:
+    found = status.roomos_firmware(text)
+    assert found is not None
+    assert (found.version, found.family, found.scheme) == (version, family, "cisco-roomos")
