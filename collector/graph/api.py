@@ -19,6 +19,7 @@ class GraphApi:
     login: ApiClient
     v1: ApiClient  # {graph_url}/v1.0: Intune
     beta: ApiClient  # {graph_url}/beta: the retired teamworkDevice API
+    budget: RequestBudget  # the tenant's, shared by v1 and beta
 
     @property
     def requests_made(self) -> int:
@@ -72,7 +73,7 @@ def open_api(
         )
         for vendor, path in (("graph", "/v1.0"), ("graph beta", "/beta"))
     )
-    return GraphApi(own, tokens, login, v1, beta)
+    return GraphApi(own, tokens, login, v1, beta, budget)
 
 
 def _resource(graph_url: str) -> str:
