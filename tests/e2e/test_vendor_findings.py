@@ -1,0 +1,414 @@
+"""Issue 14, end to end: a Teams Rooms app version and a RoomOS version, as the vendor drivers
+report them, produce findings through the controller; an update made at the vendor clears them.
+
+Real processes and servers throughout, on SQLite and on PostgreSQL: Mosquitto with the production
+broker settings, ``fernwart-agent`` with a ``[[sources]]`` config (a Microsoft tenant read through
+Graph, an on-premises Room Kit Pro read through its xAPI; every secret an ``{ env = … }``
+reference), ``fernwart-controller``. The only fakes are the vendor side (lab/fakes: the fixture
+tenant of the Graph fake, the xAPI codec fake), served on loopback from a thread of the test.
+
+The catalog holds a small CSAF 2.0 document about the Teams Rooms app (tests/e2e/data: versions
+below 5.5.12.0 affected, 5.5.12.0 fixed; the tenant's two rooms run 5.4.88.0 and 5.3.126.0, under
+the app's two Intune display names) and Cisco's real cisco-sa-tce-roomos-dos-9V9jrC2q (from
+lab/catalog/csaf), which lists RoomOS 11.17.2.2, the version the codec starts on. Then the test
+acts as an operator at the vendor: a teamworkDevice ``updateSoftware`` to 5.5.12.0 for one room
+and a ``SystemUnit SoftwareUpgrade`` to RoomOS 11.22.1.4 for the codec; the drivers report the new
+versions on their next polls and the findings change (the room's to ``fixed``; the codec's to
+``unknown``, because Cisco's advisory lists affected versions and names no fixed one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+from aiohttp import web
+
+from fernwart_cli.main import main as fernwart
+from lab.fakes.graph import FakeGraph
+from lab.fakes.graph_data import FakeTenant, fixture_tenant
+from lab.fakes.xapi import FakeCodec, XapiFaults, default_tree
+from tests.fixtures.mqtt import MosquittoBroker
+from tests.fixtures.net import free_port, terminate, wait_for_tcp
+from tests.fixtures.postgres import PostgresServer
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+SITE = "vendor-site"
+AGENT = "vendor-agent"
+
+MTR_ADVISORY = "fernwart-test-msrc-teams-rooms-2026-0002"
+MTR_ADVISORY_FILE = Path(__file__).parent / "data" / f"{MTR_ADVISORY}.json"
+ROOMOS_ADVISORY = "cisco-sa-tce-roomos-dos-9V9jrC2q"
+ROOMOS_ADVISORY_FILE = REPO / "lab" / "catalog" / "csaf" / f"{ROOMOS_ADVISORY}.json"
+
+BOARDROOM = "intune-4b1f0c2e-7d3a-4e59-9a61-0c8d2f5e7a01"  # "Microsoft Teams Rooms" 5.4.88.0, teamwork
+HUDDLE = "intune-8e2a6d71-1c4b-4f0a-b7e3-5d9c0a1f2b02"  # "Microsoft.SkypeRoomSystem" 5.3.126.0
+PHONE = "intune-c3d5e7f9-2a4b-4c6d-8e0f-1a3b5c7d9e03"  # a Teams Android phone: no Rooms app
+BOARDROOM_TEAMWORK = "6c1a7e0b-2f44-4c1e-9d6a-1b2c3d4e5f01"
+CODEC = "ber-konf-3-01"
+ROOMOS_AFFECTED = "11.17.2.2"  # listed by cisco-sa-tce-roomos-dos-9V9jrC2q
+ROOMOS_NEXT = "11.22.1.4"  # not listed
+TEAMS_FIXED = "5.5.12.0"
+
+GRAPH_SECRET_ENV = "FERNWART_E2E_GRAPH_SECRET"
+CODEC_PASSWORD_ENV = "FERNWART_E2E_CODEC_PASSWORD"
+WAIT_S = 180.0  # generous: a bound for a hang, not a performance threshold
+
+
+class Vendors:
+    """The Graph fake (the fixture tenant) and a Room Kit Pro, served from a thread's event loop
+    so that the test's own code can stay synchronous like the daemons it drives."""
+
+    def __init__(self) -> None:
+        self.tenant: FakeTenant = fixture_tenant()
+        self.graph = FakeGraph([self.tenant])
+        # Paced like a codec, but faster than RoomOS's one request per second: the pacing is
+        # what the contract tests check, here it would only make the test slower.
+        self.codec = FakeCodec(tree=default_tree(ROOMOS_AFFECTED), faults=XapiFaults(interval_s=0.05))
+        self.codec_port = 0
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vendor-fakes", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the vendor fakes did not start")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._serve())
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self.codec.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self.codec_port = int(runner.addresses[0][1])
+        try:
+            async with self.graph.running():
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    # --- the operator at the vendor: real requests on the documented wire ---------------------
+
+    def _graph(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.graph.url + path, data, headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return (response.status, dict(response.headers), json.loads(raw) if raw.strip() else None)
+
+    def graph_token(self) -> str:
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": self.tenant.client_id,
+                "client_secret": self.tenant.client_secret,
+                "scope": "https://graph.microsoft.com/.default",
+            }
+        ).encode()
+        url = f"{self.graph.url}/{self.tenant.tenant_id}/oauth2/v2.0/token"
+        with urllib.request.urlopen(url, form, timeout=30) as response:
+            return str(json.load(response)["access_token"])
+
+    def update_teams_app(self, teamwork_id: str, version: str) -> list[str]:
+        """teamworkDevice ``updateSoftware`` (vendor-update-paths.md §1), followed through the
+        operation's ``Location`` to its end state, as Teams admin center would; its states."""
+        token = self.graph_token()
+        status, headers, _ = self._graph(
+            "POST",
+            f"/beta/teamwork/devices/{teamwork_id}/updateSoftware",
+            {"softwareType": "teamsClient", "softwareVersion": version},
+            token,
+        )
+        assert status == 202
+        states: list[str] = []
+        while not states or states[-1] in {"queued", "inProgress"}:
+            _, _, body = self._graph("GET", "/beta" + headers["Location"], token=token)
+            states.append(body["value"]["status"])
+            assert len(states) < 20, states
+        return states
+
+    def upgrade_codec(self, version: str) -> None:
+        """``xCommand SystemUnit SoftwareUpgrade URL: …`` through ``/putxml`` (HTTP XML API)."""
+        package = f"cmterm-s53200ce{version.replace('.', '_')}.k4.cop.sha512"
+        url = f"http://127.0.0.1:{self.codec_port}/packages/{package}"
+        body = (
+            "<Command><SystemUnit><SoftwareUpgrade>"
+            f"<URL>{url}</URL><Forced>True</Forced>"
+            "</SoftwareUpgrade></SystemUnit></Command>"
+        ).encode()
+        auth = base64.b64encode(f"{self.codec.user}:{self.codec.password}".encode()).decode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.codec_port}/putxml",
+            body,
+            {"Content-Type": "text/xml", "Authorization": f"Basic {auth}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = response.read().decode()
+        assert 'status="OK"' in answer, answer
+
+
+@dataclass
+class World:
+    tmp: Path
+    http_port: int
+    controller_cfg: Path
+    agent_cfg: Path
+    agent_env: dict[str, str]
+    token: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        with (self.tmp / f"{name}.log").open("ab") as log:
+            self.procs.append(
+                subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                )
+            )
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def api(self, path: str, body: bytes | None = None) -> Any:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}",
+            body,
+            {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            method="POST" if body is not None else "GET",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def findings(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """device id → advisory id → finding, from ``GET /api/v1/findings``, every page."""
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        offset: int | None = 0
+        while offset is not None:
+            page = self.api(f"/api/v1/findings?site={SITE}&limit=1000&offset={offset}")
+            for item in page["items"]:
+                found.setdefault(item["device_id"], {})[item["advisory_id"]] = item
+            offset = page.get("next_offset")
+        return found
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        page = self.api(f"/api/v1/devices?site={SITE}&limit=1000")
+        return {item["device_id"]: item for item in page["items"]}
+
+
+def wait_until(predicate: Callable[[], object], what: str, world: World, timeout_s: float = WAIT_S) -> None:
+    """Poll ``predicate`` until it holds; fail with the daemons' last log lines after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass  # the controller is not answering yet
+        time.sleep(0.5)
+    tails = "\n".join(
+        f"--- {n}:\n" + "\n".join(world.log(n).splitlines()[-15:]) for n in ("agent", "controller")
+    )
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}\n{tails}")
+
+
+def _agent_config(tmp: Path, broker: MosquittoBroker, vendors: Vendors) -> str:
+    tenant = vendors.tenant
+    return f"""\
+site_id = "{SITE}"
+agent_id = "{AGENT}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+
+[outbox]
+path = "{tmp / "outbox.db"}"
+linger_ms = 100.0
+
+[poll]
+default_interval_s = 1.0
+timeout_s = 60.0
+jitter_fraction = 0.0
+
+# The Microsoft tenant (Intune + detectedApps + the beta teamworkDevice tree where it answers).
+[[sources]]
+id = "ms-contoso"
+kind = "graph"
+
+[sources.options]
+tenant_id = "{tenant.tenant_id}"
+client_id = "{tenant.client_id}"
+client_secret = {{ env = "{GRAPH_SECRET_ENV}" }}
+graph_url = "{vendors.graph.url}"
+login_url = "{vendors.graph.url}"
+
+# An on-premises Room Kit Pro through its HTTP XML API.
+[[sources]]
+id = "{CODEC}"
+kind = "xapi"
+
+[sources.options]
+host = "127.0.0.1"
+port = {vendors.codec_port}
+scheme = "http"
+user = "{vendors.codec.user}"
+password = {{ env = "{CODEC_PASSWORD_ENV}" }}
+min_interval_s = 0.05
+"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'controller.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"vendor_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    psql = shutil.which("psql") or "psql"
+    subprocess.run(
+        [psql, "-h", server.host, "-p", str(server.port), "-U", server.user, "-d", "postgres", "-c",
+         f'CREATE DATABASE "{name}"'],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return server.url(name)
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, database: str, mosquitto: MosquittoBroker, capsys: pytest.CaptureFixture[str]
+) -> Iterator[tuple[World, Vendors]]:
+    http_port = free_port()
+    controller_cfg = tmp_path / "controller.toml"
+    controller_cfg.write_text(
+        f'[database]\nurl = "{database}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nclient_id = "vendor-controller"\n'
+        'protocol = "5"\nreconnect_max_s = 1.0\n'
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n'
+    )
+    config = ["--config", str(controller_cfg)]
+    assert fernwart(["controller", "init", *config]) == 0
+    assert fernwart(["controller", "enroll", "--site", SITE, "--agent", AGENT, *config]) == 0
+    assert fernwart(["controller", "token", "create", "--name", "e2e", "--role", "noc-admin", *config]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    with Vendors() as vendors:
+        agent_cfg = tmp_path / "agent.toml"
+        agent_cfg.write_text(_agent_config(tmp_path, mosquitto, vendors))
+        env = {
+            **os.environ,
+            GRAPH_SECRET_ENV: vendors.tenant.client_secret,
+            CODEC_PASSWORD_ENV: vendors.codec.password,
+        }
+        world = World(tmp_path, http_port, controller_cfg, agent_cfg, env, token)
+        try:
+            yield world, vendors
+        finally:
+            for proc in reversed(world.procs):
+                terminate(proc, timeout_s=30)
+
+
+def test_vendor_versions_produce_findings_and_an_update_clears_them(world: tuple[World, Vendors]) -> None:
+    w, vendors = world
+    w.start("controller", [str(BIN / "fernwart-controller"), "--config", str(w.controller_cfg)])
+    wait_for_tcp("127.0.0.1", w.http_port, 60)
+    for document in (MTR_ADVISORY_FILE, ROOMOS_ADVISORY_FILE):
+        answer = w.api("/api/v1/advisories", document.read_bytes())
+        assert (answer["result"], answer["advisory"]["id"]) == ("added", document.stem)
+    w.start("agent", [str(BIN / "fernwart-agent"), "--config", str(w.agent_cfg)], w.agent_env)
+
+    def affected() -> bool:
+        found = w.findings()
+        return all(
+            found.get(device, {}).get(advisory, {}).get("status") == "affected"
+            for device, advisory in (
+                (BOARDROOM, MTR_ADVISORY),
+                (HUDDLE, MTR_ADVISORY),
+                (CODEC, ROOMOS_ADVISORY),
+            )
+        )
+
+    wait_until(affected, "findings for both Teams Rooms and the codec", w)
+    found = w.findings()
+    room, huddle, codec = (
+        found[BOARDROOM][MTR_ADVISORY],
+        found[HUDDLE][MTR_ADVISORY],
+        found[CODEC][ROOMOS_ADVISORY],
+    )
+    # The finding names the advisory, the component the driver reported and its version.
+    assert (room["component"], room["version"], room["cves"]) == (
+        "teams_rooms_app",
+        "5.4.88.0",
+        ["CVE-2026-49152"],
+    )
+    assert (huddle["component"], huddle["version"]) == (
+        "teams_rooms_app",
+        "5.3.126.0",
+    )  # the app's other name
+    assert (codec["component"], codec["version"]) == ("firmware", f"RoomOS {ROOMOS_AFFECTED}")
+    assert codec["cves"] == ["CVE-2026-20119"]
+    assert MTR_ADVISORY not in found.get(PHONE, {})  # a Teams Android app: not the Rooms product
+    assert MTR_ADVISORY not in found[CODEC]
+    assert ROOMOS_ADVISORY not in found[BOARDROOM]
+    devices = w.devices()
+    assert devices[CODEC]["firmware_version"] == f"RoomOS {ROOMOS_AFFECTED}"
+
+    # The operator updates at the vendor; the drivers report the new versions on their next polls.
+    assert vendors.update_teams_app(BOARDROOM_TEAMWORK, TEAMS_FIXED) == ["queued", "inProgress", "successful"]
+    vendors.upgrade_codec(ROOMOS_NEXT)
+
+    def cleared() -> bool:
+        found = w.findings()
+        return (
+            found.get(BOARDROOM, {}).get(MTR_ADVISORY, {}).get("version") == TEAMS_FIXED
+            and found.get(CODEC, {}).get(ROOMOS_ADVISORY, {}).get("version") == f"RoomOS {ROOMOS_NEXT}"
+        )
+
+    wait_until(cleared, "the findings recomputed for the updated versions", w)
+    found = w.findings()
+    room, huddle, codec = (
+        found[BOARDROOM][MTR_ADVISORY],
+        found[HUDDLE][MTR_ADVISORY],
+        found[CODEC][ROOMOS_ADVISORY],
+    )
+    assert (room["component"], room["status"]) == ("teams_rooms_app", "fixed")
+    assert (huddle["version"], huddle["status"]) == ("5.3.126.0", "affected")  # not updated: still affected
+    assert codec["status"] == "unknown"  # the advisory lists affected versions only; 11.22.1.4 is not one
+    assert "states nothing about version RoomOS 11.22.1.4" in codec["reason"]
+    assert w.devices()[CODEC]["firmware_version"] == f"RoomOS {ROOMOS_NEXT}"
+    assert vendors.codec.commands == ["SystemUnit.SoftwareUpgrade"]  # the agent only read
+
+    # Both daemons stop cleanly; the agent drained what it had.
+    for proc in reversed(w.procs):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
