@@ -45,6 +45,7 @@ from controller.storage.catalog_store import (
     document_text,
     severity,
 )
+from controller.storage.writer import UNKNOWN
 from firmware_catalog import (
     Advisory,
     Catalog,
@@ -512,10 +513,11 @@ def _differs(record: DeviceRecord | None, seen: _Seen) -> bool:
     if record is None:
         return True
     firmware, vendor, model, components = seen
+    # An unknown vendor or model (a device-down observation) leaves the stored one as it is.
     return (
         (firmware is not None and firmware != record.firmware_version)
-        or vendor != record.vendor
-        or model != record.model
+        or vendor not in {record.vendor, UNKNOWN}
+        or model not in {record.model, UNKNOWN}
         or any(c not in record.components for c in components)
     )
 

@@ -20,7 +20,14 @@ from controller import shapes
 from controller.shapes import PreparedBatch
 from controller.storage import statements
 from controller.storage.rules import AgentRecord
-from controller.storage.writer import BATCH_COLUMNS, CHUNK, DEVICE_LIST, DEVICE_UPDATED, FlushWriter
+from controller.storage.writer import (
+    BATCH_COLUMNS,
+    CHUNK,
+    DEVICE_LIST,
+    DEVICE_UPDATED,
+    FlushWriter,
+    device_update,
+)
 
 
 def _one_of(column: sa.ColumnElement[str], name: str) -> sa.ColumnElement[bool]:
@@ -93,7 +100,13 @@ FROM s JOIN unnest($1::text[], $2::text[]) AS t(site_id, tenant) ON t.site_id = 
 LEFT JOIN a ON a.agent_id = s.agent_id
 ORDER BY s.site_id, s.device_id, s.observed_at DESC, s.pos DESC
 ON CONFLICT (site_id, device_id) DO UPDATE SET
-    {", ".join(f"{name} = excluded.{name}" for name in DEVICE_UPDATED if name != "firmware_version")},
+    {
+    ", ".join(
+        f"{name} = {device_update(name, f'excluded.{name}', f'devices.{name}')}"
+        for name in DEVICE_UPDATED
+        if name != "firmware_version"
+    )
+},
     firmware_version = coalesce(excluded.firmware_version, devices.firmware_version)
 WHERE devices.last_seen_epoch IS NULL OR devices.last_seen_epoch <= excluded.last_seen_epoch
 """

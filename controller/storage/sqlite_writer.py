@@ -24,7 +24,15 @@ from controller.storage.rules import (
     firmware_changes,
     moves_forward,
 )
-from controller.storage.writer import BATCH_COLUMNS, DEVICE_COLUMNS, DEVICE_LIST, DEVICE_UPDATED, FlushWriter
+from controller.storage.writer import (
+    BATCH_COLUMNS,
+    DEVICE_COLUMNS,
+    DEVICE_LIST,
+    DEVICE_UPDATED,
+    UNKNOWN,
+    FlushWriter,
+    device_update,
+)
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 (SQLite stores naive UTC)
 
@@ -68,7 +76,9 @@ def _sqlite_stamp(us: int) -> str:
 # A device row moves forward only: the update applies when the observation is not older.
 _ONDEVICE_CONFLICT = (
     "ON CONFLICT (site_id, device_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in DEVICE_UPDATED)
+    + ", ".join(
+        f"{name} = {device_update(name, f'excluded.{name}', f'devices.{name}')}" for name in DEVICE_UPDATED
+    )
     + " WHERE devices.last_seen_epoch IS NULL OR devices.last_seen_epoch <= excluded.last_seen_epoch"
 )
 _DEVICE_VALUES = ", ".join("?" * len(DEVICE_COLUMNS))
@@ -85,7 +95,7 @@ _DEVICE_REFRESHED = (
 assert set(_DEVICE_REFRESHED) == set(DEVICE_UPDATED) - {"tenant", "vendor", "status"}
 _REFRESH_DEVICES_SQLITE = (
     "UPDATE devices SET "
-    + ", ".join(f"{name} = ?" for name in _DEVICE_REFRESHED)
+    + ", ".join(f"{name} = {device_update(name, '?', name)}" for name in _DEVICE_REFRESHED)
     + " WHERE site_id = ? AND device_id = ? AND (last_seen_epoch IS NULL OR last_seen_epoch <= ?)"
 )
 
@@ -363,7 +373,8 @@ class SqliteFlushWriter(FlushWriter):
             if not forward:
                 continue  # the row is newer: it stays as it is (the upsert's condition)
             tenant = tenants[site]
-            vendor = newest.vendor
+            # An unknown vendor keeps the stored one (see writer.UNKNOWN): so does the upsert.
+            vendor = known[2] if known is not None and newest.vendor == UNKNOWN else newest.vendor
             wrote(key, (version, tenant, vendor, "active", epoch))
             # family … reachable: in this order in both statements (_DEVICE_REFRESHED, _DEVICE_COLUMNS)
             seen = (

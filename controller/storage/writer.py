@@ -85,6 +85,24 @@ DEVICE_UPDATED = (
     "firmware_version", "health", "reachable", "status", "last_seen", "last_seen_epoch",
 )  # fmt: skip
 DEVICE_LIST = ", ".join(DEVICE_COLUMNS)
+# What an observation says of a device it could not identify: collector.model.Identity's default,
+# and every identity field of the observation an agent sends when a device is down (unreachable,
+# rebooting, gone from its source's listing). It says nothing about who the device is, so it never
+# overwrites a known vendor, family or model, and a missing serial or hostname none known: else a
+# codec rebooting into an update would lose its vendor, and with it its findings, until it is back.
+UNKNOWN = "unknown"
+_KEPT_WHEN_UNKNOWN = frozenset({"vendor", "family", "model"})
+_KEPT_WHEN_NULL = frozenset({"serial", "hostname"})
+
+
+def device_update(name: str, new: str, old: str) -> str:
+    """SQL for column ``name``'s value when a device row is updated with ``new`` (a parameter or
+    ``excluded.<name>``) over ``old``: the same text on SQLite and PostgreSQL."""
+    if name in _KEPT_WHEN_UNKNOWN:
+        return f"coalesce(nullif({new}, '{UNKNOWN}'), {old})"
+    if name in _KEPT_WHEN_NULL:
+        return f"coalesce({new}, {old})"
+    return new
 
 
 class FlushWriter(abc.ABC):
