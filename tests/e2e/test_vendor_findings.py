@@ -39,9 +39,12 @@ from typing import Any, Self
 import pytest
 from aiohttp import web
 
+from collector.webex.devices import device_id as webex_device_id
 from fernwart_cli.main import main as fernwart
 from lab.fakes.graph import FakeGraph
 from lab.fakes.graph_data import FakeTenant, fixture_tenant
+from lab.fakes.webex import FakeWebex
+from lab.fakes.webex_org import FakeCloudDevice, make_org
 from lab.fakes.xapi import FakeCodec, XapiFaults, default_tree
 from tests.fixtures.mqtt import MosquittoBroker
 from tests.fixtures.net import free_port, terminate, wait_for_tcp
@@ -69,6 +72,8 @@ TEAMS_FIXED = "5.5.12.0"
 
 GRAPH_SECRET_ENV = "FERNWART_E2E_GRAPH_SECRET"
 CODEC_PASSWORD_ENV = "FERNWART_E2E_CODEC_PASSWORD"
+WEBEX_TOKEN_ENV = "FERNWART_E2E_WEBEX_TOKEN"
+WEBEX_TOKEN = "e2e-webex-access-token"
 WAIT_S = 180.0  # generous: a bound for a hang, not a performance threshold
 
 
@@ -83,6 +88,13 @@ class Vendors:
         # what the contract tests check, here it would only make the test slower.
         self.codec = FakeCodec(tree=default_tree(ROOMOS_AFFECTED), faults=XapiFaults(interval_s=0.05))
         self.codec_port = 0
+        # A Webex org: one cloud-registered Room Kit on the affected RoomOS (cloud xAPI), one phone.
+        room, phone = make_org(1, 1, prefix="e2e")
+        _set_roomos(room, f"RoomOS {ROOMOS_AFFECTED} 0a1b2c3d4e5")
+        room.next_software = f"RoomOS {ROOMOS_NEXT} 77aa00bb11c"  # what the cloud dictates
+        self.webex_room = room
+        self.webex = FakeWebex([room, phone], access_token=WEBEX_TOKEN)
+        self.webex_port = 0
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -109,11 +121,16 @@ class Vendors:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self.codec_port = int(runner.addresses[0][1])
+        webex = web.AppRunner(self.webex.app(), access_log=None)
+        await webex.setup()
+        await web.TCPSite(webex, "127.0.0.1", 0).start()
+        self.webex_port = int(webex.addresses[0][1])
         try:
             async with self.graph.running():
                 self._ready.set()
                 await self._stop.wait()
         finally:
+            await webex.cleanup()
             await runner.cleanup()
 
     # --- the operator at the vendor: real requests on the documented wire ---------------------
@@ -178,6 +195,28 @@ class Vendors:
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = response.read().decode()
         assert 'status="OK"' in answer, answer
+
+    def upgrade_webex_room(self) -> None:
+        """Cloud xAPI ``Webex.Software.Upgrade`` (vendor-update-paths.md §3): the device installs
+        what the cloud dictates for its channel."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.webex_port}/v1/xapi/command/Webex.Software.Upgrade",
+            json.dumps({"deviceId": self.webex_room.id, "arguments": {}}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {WEBEX_TOKEN}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+
+
+def _set_roomos(device: FakeCloudDevice, display_name: str) -> None:
+    """The cloud record's ``software`` and the xAPI status tree, as a device running it reports."""
+    number, build = display_name.split()[1:3]
+    device.record["software"] = display_name
+    device.status["SystemUnit"]["Software"].update(DisplayName=display_name, Version=f"ce{number}.{build}")
+    device.status["Provisioning"]["Software"]["Current"]["VersionId"] = f"s53200-ce{number}"
+    for peripheral in device.status["Peripherals"]["ConnectedDevice"]:
+        peripheral["SoftwareInfo"] = display_name
 
 
 @dataclass
@@ -286,6 +325,15 @@ scheme = "http"
 user = "{vendors.codec.user}"
 password = {{ env = "{CODEC_PASSWORD_ENV}" }}
 min_interval_s = 0.05
+
+# A Webex organisation: cloud-registered RoomOS devices and Webex Calling phones.
+[[sources]]
+id = "webex-org"
+kind = "webex"
+
+[sources.options]
+base_url = "http://127.0.0.1:{vendors.webex_port}/v1"
+access_token = {{ env = "{WEBEX_TOKEN_ENV}" }}
 """
 
 
@@ -329,6 +377,7 @@ def world(
             **os.environ,
             GRAPH_SECRET_ENV: vendors.tenant.client_secret,
             CODEC_PASSWORD_ENV: vendors.codec.password,
+            WEBEX_TOKEN_ENV: WEBEX_TOKEN,
         }
         world = World(tmp_path, http_port, controller_cfg, agent_cfg, env, token)
         try:
@@ -340,32 +389,32 @@ def world(
 
 def test_vendor_versions_produce_findings_and_an_update_clears_them(world: tuple[World, Vendors]) -> None:
     w, vendors = world
+    cloud_room = webex_device_id(vendors.webex_room.id)
     w.start("controller", [str(BIN / "fernwart-controller"), "--config", str(w.controller_cfg)])
     wait_for_tcp("127.0.0.1", w.http_port, 60)
     for document in (MTR_ADVISORY_FILE, ROOMOS_ADVISORY_FILE):
         answer = w.api("/api/v1/advisories", document.read_bytes())
         assert (answer["result"], answer["advisory"]["id"]) == ("added", document.stem)
     w.start("agent", [str(BIN / "fernwart-agent"), "--config", str(w.agent_cfg)], w.agent_env)
+    expected = (
+        (BOARDROOM, MTR_ADVISORY),
+        (HUDDLE, MTR_ADVISORY),
+        (CODEC, ROOMOS_ADVISORY),
+        (cloud_room, ROOMOS_ADVISORY),
+    )
 
     def affected() -> bool:
         found = w.findings()
         return all(
             found.get(device, {}).get(advisory, {}).get("status") == "affected"
-            for device, advisory in (
-                (BOARDROOM, MTR_ADVISORY),
-                (HUDDLE, MTR_ADVISORY),
-                (CODEC, ROOMOS_ADVISORY),
-            )
+            for device, advisory in expected
         )
 
-    wait_until(affected, "findings for both Teams Rooms and the codec", w)
+    wait_until(affected, "findings for the Teams Rooms, the codec and the Webex room", w)
     found = w.findings()
-    room, huddle, codec = (
-        found[BOARDROOM][MTR_ADVISORY],
-        found[HUDDLE][MTR_ADVISORY],
-        found[CODEC][ROOMOS_ADVISORY],
-    )
-    # The finding names the advisory, the component the driver reported and its version.
+    room, huddle = found[BOARDROOM][MTR_ADVISORY], found[HUDDLE][MTR_ADVISORY]
+    codec, cloud = found[CODEC][ROOMOS_ADVISORY], found[cloud_room][ROOMOS_ADVISORY]
+    # Each finding names the advisory, the component the driver reported and its version.
     assert (room["component"], room["version"], room["cves"]) == (
         "teams_rooms_app",
         "5.4.88.0",
@@ -375,45 +424,50 @@ def test_vendor_versions_produce_findings_and_an_update_clears_them(world: tuple
         "teams_rooms_app",
         "5.3.126.0",
     )  # the app's other name
-    assert (codec["component"], codec["version"]) == ("firmware", f"RoomOS {ROOMOS_AFFECTED}")
-    assert codec["cves"] == ["CVE-2026-20119"]
+    for finding in (codec, cloud):
+        assert (finding["component"], finding["version"]) == ("firmware", f"RoomOS {ROOMOS_AFFECTED}")
+        assert finding["cves"] == ["CVE-2026-20119"]
     assert MTR_ADVISORY not in found.get(PHONE, {})  # a Teams Android app: not the Rooms product
     assert MTR_ADVISORY not in found[CODEC]
     assert ROOMOS_ADVISORY not in found[BOARDROOM]
     devices = w.devices()
-    assert devices[CODEC]["firmware_version"] == f"RoomOS {ROOMOS_AFFECTED}"
+    assert {devices[d]["driver"] for d in (BOARDROOM, CODEC, cloud_room)} == {"graph", "xapi", "webex"}
 
     # The operator updates at the vendor; the drivers report the new versions on their next polls.
     assert vendors.update_teams_app(BOARDROOM_TEAMWORK, TEAMS_FIXED) == ["queued", "inProgress", "successful"]
     vendors.upgrade_codec(ROOMOS_NEXT)
+    vendors.upgrade_webex_room()
 
-    def cleared() -> bool:
+    def updated() -> bool:
         found = w.findings()
-        # Indexed, not .get(): each finding stays throughout, also while the codec reboots into
-        # the new version (its agent reports it down then; see test_device_down_identity.py).
-        return (
-            found[BOARDROOM][MTR_ADVISORY]["version"] == TEAMS_FIXED
-            and found[CODEC][ROOMOS_ADVISORY]["version"] == f"RoomOS {ROOMOS_NEXT}"
+        # Indexed, not .get(): each finding stays throughout, also while a codec reboots into the
+        # new version (its agent reports it down then; see test_device_down_identity.py).
+        versions = (
+            found[BOARDROOM][MTR_ADVISORY]["version"],
+            found[CODEC][ROOMOS_ADVISORY]["version"],
+            found[cloud_room][ROOMOS_ADVISORY]["version"],
         )
+        return versions == (TEAMS_FIXED, f"RoomOS {ROOMOS_NEXT}", f"RoomOS {ROOMOS_NEXT}")
 
-    wait_until(cleared, "the findings recomputed for the updated versions", w)
+    wait_until(updated, "the findings recomputed for the updated versions", w)
     found = w.findings()
-    room, huddle, codec = (
-        found[BOARDROOM][MTR_ADVISORY],
-        found[HUDDLE][MTR_ADVISORY],
-        found[CODEC][ROOMOS_ADVISORY],
-    )
+    room, huddle = found[BOARDROOM][MTR_ADVISORY], found[HUDDLE][MTR_ADVISORY]
     assert (room["component"], room["status"]) == ("teams_rooms_app", "fixed")
     assert (huddle["version"], huddle["status"]) == ("5.3.126.0", "affected")  # not updated: still affected
-    assert codec["status"] == "unknown"  # the advisory lists affected versions only; 11.22.1.4 is not one
-    assert "states nothing about version RoomOS 11.22.1.4" in codec["reason"]
-    assert w.devices()[CODEC]["firmware_version"] == f"RoomOS {ROOMOS_NEXT}"
+    for device in (CODEC, cloud_room):
+        finding = found[device][ROOMOS_ADVISORY]
+        # No longer affected. "unknown", not "fixed": Cisco's advisory lists affected releases
+        # and names no fixed one, and 11.22.1.4 is not listed.
+        assert finding["status"] == "unknown"
+        assert "states nothing about version RoomOS 11.22.1.4" in finding["reason"]
+        assert w.devices()[device]["firmware_version"] == f"RoomOS {ROOMOS_NEXT}"
     assert vendors.codec.commands == ["SystemUnit.SoftwareUpgrade"]  # the agent only read
+    assert vendors.webex_room.commands == ["Webex.Software.Upgrade"]
     events = [json.loads(line) for line in w.log("agent").splitlines() if line.startswith("{")]
-    # The codec was away while it rebooted into the new version, and reported down meanwhile.
+    # The on-premises codec was away while it rebooted into the new version, reported down meanwhile.
     assert any(e["event"] == "device_unreachable" and e.get("device") == CODEC for e in events)
 
-    # Both daemons stop cleanly; the agent drained what it had.
+    # Both daemons stop cleanly.
     for proc in reversed(w.procs):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
