@@ -3,18 +3,21 @@ report them, produce findings through the controller; an update made at the vend
 
 Real processes and servers throughout, on SQLite and on PostgreSQL: Mosquitto with the production
 broker settings, ``fernwart-agent`` with a ``[[sources]]`` config (a Microsoft tenant read through
-Graph, an on-premises Room Kit Pro read through its xAPI; every secret an ``{ env = … }``
-reference), ``fernwart-controller``. The only fakes are the vendor side (lab/fakes: the fixture
-tenant of the Graph fake, the xAPI codec fake), served on loopback from a thread of the test.
+Graph, an on-premises Room Kit Pro read through its xAPI, a Webex org through the Webex cloud;
+every secret an ``{ env = … }`` reference), ``fernwart-controller``. The only fakes are the vendor
+side (lab/fakes: the Graph fake's fixture tenant, the xAPI codec, a Webex org of one Room Kit and
+one phone), served on loopback from a thread of the test.
 
-The catalog holds a small CSAF 2.0 document about the Teams Rooms app (tests/e2e/data: versions
-below 5.5.12.0 affected, 5.5.12.0 fixed; the tenant's two rooms run 5.4.88.0 and 5.3.126.0, under
-the app's two Intune display names) and Cisco's real cisco-sa-tce-roomos-dos-9V9jrC2q (from
-lab/catalog/csaf), which lists RoomOS 11.17.2.2, the version the codec starts on. Then the test
-acts as an operator at the vendor: a teamworkDevice ``updateSoftware`` to 5.5.12.0 for one room
-and a ``SystemUnit SoftwareUpgrade`` to RoomOS 11.22.1.4 for the codec; the drivers report the new
-versions on their next polls and the findings change (the room's to ``fixed``; the codec's to
-``unknown``, because Cisco's advisory lists affected versions and names no fixed one).
+The catalog holds two small CSAF 2.0 documents written for this test (tests/e2e/data): the Teams
+Rooms app below 5.5.12.0 affected, 5.5.12.0 fixed (the tenant's two rooms run 5.4.88.0 and
+5.3.126.0, under the app's two Intune display names), and the Teams app on Android below 1.0.96
+(its phone runs 1.0.94); and Cisco's real cisco-sa-tce-roomos-dos-9V9jrC2q (lab/catalog/csaf),
+which lists RoomOS 11.17.2.2, the version both Cisco rooms start on. Then the test acts as an
+operator at the vendor: teamworkDevice ``updateSoftware`` to 5.5.12.0 for one room, ``SystemUnit
+SoftwareUpgrade`` to RoomOS 11.22.1.4 on the codec, the cloud xAPI ``Webex.Software.Upgrade`` for
+the Webex room. The drivers report the new versions on their next polls and the findings change:
+the room's to ``fixed``; the codecs' to ``unknown``, because Cisco's advisory lists affected
+versions and names no fixed one. No finding disappears while a device reboots into its update.
 """
 
 from __future__ import annotations
@@ -58,12 +61,15 @@ AGENT = "vendor-agent"
 
 MTR_ADVISORY = "fernwart-test-msrc-teams-rooms-2026-0002"
 MTR_ADVISORY_FILE = Path(__file__).parent / "data" / f"{MTR_ADVISORY}.json"
+ANDROID_ADVISORY = "fernwart-test-msrc-teams-android-2026-0003"
+ANDROID_ADVISORY_FILE = Path(__file__).parent / "data" / f"{ANDROID_ADVISORY}.json"
 ROOMOS_ADVISORY = "cisco-sa-tce-roomos-dos-9V9jrC2q"
 ROOMOS_ADVISORY_FILE = REPO / "lab" / "catalog" / "csaf" / f"{ROOMOS_ADVISORY}.json"
 
 BOARDROOM = "intune-4b1f0c2e-7d3a-4e59-9a61-0c8d2f5e7a01"  # "Microsoft Teams Rooms" 5.4.88.0, teamwork
 HUDDLE = "intune-8e2a6d71-1c4b-4f0a-b7e3-5d9c0a1f2b02"  # "Microsoft.SkypeRoomSystem" 5.3.126.0
-PHONE = "intune-c3d5e7f9-2a4b-4c6d-8e0f-1a3b5c7d9e03"  # a Teams Android phone: no Rooms app
+PHONE = "intune-c3d5e7f9-2a4b-4c6d-8e0f-1a3b5c7d9e03"  # a Teams Android phone: Teams 1.0.94
+BAR = "teams-6c1a7e0b-2f44-4c1e-9d6a-1b2c3d4e5f02"  # a MeetingBar only the beta API knows: 1.0.96
 BOARDROOM_TEAMWORK = "6c1a7e0b-2f44-4c1e-9d6a-1b2c3d4e5f01"
 CODEC = "ber-konf-3-01"
 ROOMOS_AFFECTED = "11.17.2.2"  # listed by cisco-sa-tce-roomos-dos-9V9jrC2q
@@ -392,13 +398,14 @@ def test_vendor_versions_produce_findings_and_an_update_clears_them(world: tuple
     cloud_room = webex_device_id(vendors.webex_room.id)
     w.start("controller", [str(BIN / "fernwart-controller"), "--config", str(w.controller_cfg)])
     wait_for_tcp("127.0.0.1", w.http_port, 60)
-    for document in (MTR_ADVISORY_FILE, ROOMOS_ADVISORY_FILE):
+    for document in (MTR_ADVISORY_FILE, ANDROID_ADVISORY_FILE, ROOMOS_ADVISORY_FILE):
         answer = w.api("/api/v1/advisories", document.read_bytes())
         assert (answer["result"], answer["advisory"]["id"]) == ("added", document.stem)
     w.start("agent", [str(BIN / "fernwart-agent"), "--config", str(w.agent_cfg)], w.agent_env)
     expected = (
         (BOARDROOM, MTR_ADVISORY),
         (HUDDLE, MTR_ADVISORY),
+        (PHONE, ANDROID_ADVISORY),
         (CODEC, ROOMOS_ADVISORY),
         (cloud_room, ROOMOS_ADVISORY),
     )
@@ -427,7 +434,11 @@ def test_vendor_versions_produce_findings_and_an_update_clears_them(world: tuple
     for finding in (codec, cloud):
         assert (finding["component"], finding["version"]) == ("firmware", f"RoomOS {ROOMOS_AFFECTED}")
         assert finding["cves"] == ["CVE-2026-20119"]
-    assert MTR_ADVISORY not in found.get(PHONE, {})  # a Teams Android app: not the Rooms product
+    phone = found[PHONE][ANDROID_ADVISORY]  # the other matched component: Teams on Android
+    assert (phone["component"], phone["version"]) == ("teams_android_app", "1449/1.0.94.2024101703")
+    assert found[BAR][ANDROID_ADVISORY]["status"] == "fixed"
+    assert MTR_ADVISORY not in found[PHONE]  # a Teams Android app is not the Rooms product
+    assert ANDROID_ADVISORY not in found[BOARDROOM]
     assert MTR_ADVISORY not in found[CODEC]
     assert ROOMOS_ADVISORY not in found[BOARDROOM]
     devices = w.devices()
