@@ -478,7 +478,10 @@ def test_vendor_versions_produce_findings_and_an_update_clears_them(world: tuple
     # The on-premises codec was away while it rebooted into the new version, reported down meanwhile.
     assert any(e["event"] == "device_unreachable" and e.get("device") == CODEC for e in events)
 
-    # Both daemons stop cleanly.
+    # Both daemons stop cleanly; no vendor secret is in their logs or the agent's config.
     for proc in reversed(w.procs):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
+    texts = [w.log("agent"), w.log("controller"), w.agent_cfg.read_text()]
+    for secret in (vendors.tenant.client_secret, vendors.codec.password, WEBEX_TOKEN):
+        assert not any(secret in text for text in texts)
