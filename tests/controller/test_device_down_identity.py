@@ -21,7 +21,7 @@ from controller.storage.reads import DeviceFilter
 from lab.fakes.xapi import default_tree
 from tests.controller.conftest import obs_age, open_store
 from tests.controller.test_component_findings import findings_of, flush
-from tests.e2e.test_vendor_findings import ROOMOS_ADVISORY, ROOMOS_ADVISORY_FILE
+from tests.e2e.vendor_fakes import ROOMOS_ADVISORY, ROOMOS_ADVISORY_FILE
 
 CODEC = "codec-1"
 

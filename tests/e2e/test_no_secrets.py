@@ -309,14 +309,31 @@ def test_no_secret_reaches_logs_outbox_wire_or_database(
     for name in ("ctl-main", "ctl-mqtt-refused"):
         subprocess.run(
             [str(BIN / "fernwart"), "controller", "init", "--config", str(tmp_path / f"{name}.toml")],
-            capture_output=True, text=True, check=True, timeout=120, env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env=env,
         )
     # Sites exist only once enrolled: the main agent's, as an operator would, with the CLI. The
     # broker password it prints is one more secret that must appear nowhere.
     enrolled = subprocess.run(
-        [str(BIN / "fernwart"), "controller", "enroll", "--site", "site-main", "--agent", "site-main-agent",
-         "--config", str(tmp_path / "ctl-main.toml")],
-        capture_output=True, text=True, check=True, timeout=120, env=env,
+        [
+            str(BIN / "fernwart"),
+            "controller",
+            "enroll",
+            "--site",
+            "site-main",
+            "--agent",
+            "site-main-agent",
+            "--config",
+            str(tmp_path / "ctl-main.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
     )
     broker_password = enrolled.stdout.strip().splitlines()[-1]
     assert len(broker_password) >= 16
