@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from agent.batcher import Batcher
+from agent.commands import CommandExecutor, DriverSet, SourceLookup
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
@@ -64,8 +65,11 @@ class AgentService:
         *,
         driver_factory: DriverFactoryFn = registry_driver,
         metrics: AgentMetrics | None = None,
+        sources: SourceLookup | None = None,
     ) -> None:
         self.settings = settings
+        self.sources = sources  # what executes commands; default: the drivers by device id
+        self.commands: CommandExecutor | None = None
         self.driver_factory = driver_factory
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.outbox: Outbox | None = None
@@ -112,8 +116,9 @@ class AgentService:
                 metrics=self.metrics,
             )
             polled = frozenset(device.id for device in s.devices)
+            drivers: dict[str, Driver] = {}
             for device in s.devices:
-                driver = self.driver_factory(device)
+                driver = drivers[device.id] = self.driver_factory(device)
                 stack.push_async_callback(_close_driver, driver, device.id)
                 self.pollers.append(
                     Poller(
@@ -130,6 +135,9 @@ class AgentService:
                     )
                 )
             self.publisher = Publisher(s, outbox, self.status, self.metrics)
+            if s.controller is not None:  # the key was checked with the settings
+                sources = self.sources if self.sources is not None else DriverSet(drivers)
+                self.commands = CommandExecutor(s, s.controller.public_key(), sources, self.metrics)
             log.info(
                 "agent_started",
                 site=s.site_id,
@@ -146,6 +154,9 @@ class AgentService:
                 watchdog_s = sdnotify.watchdog_interval_s()
                 watchdog = tg.create_task(sdnotify.watchdog_loop(watchdog_s)) if watchdog_s else None
                 batching = tg.create_task(batcher.run(), name="batch")
+                commands_stop = asyncio.Event()
+                if self.commands is not None:
+                    tg.create_task(self.commands.run(commands_stop), name="commands")
                 polls = [tg.create_task(p.run(stop), name=f"poll:{p.device_id}") for p in self.pollers]
                 sdnotify.notify("READY=1")
                 self.ready.set()
@@ -155,6 +166,7 @@ class AgentService:
                 for task in polls:
                     task.cancel()
                 await asyncio.gather(*polls, return_exceptions=True)
+                commands_stop.set()
                 batcher.close()
                 await batching  # flushes the linger buffer into the outbox
                 publisher_stop.set()  # the publisher drains, says offline and returns
