@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 import aiomqtt
 import structlog
 
+from agent.command_state import SeenCommands
 from collector.actions import ActionResult, ActionState
 from collector.base import Acts
 from collector.model import IDENT_PATTERN
@@ -44,7 +44,6 @@ from runtime.mqtt import retrieve_connection_errors, set_connect_timeout, withou
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -72,74 +71,6 @@ class DriverSet:
 
     def for_device(self, device_id: str) -> object | None:
         return self._drivers.get(device_id)
-
-
-class SeenCommands:
-    """Command ids this agent accepted, with their results; one SQLite file, thread-safe."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a claim must survive a power cut
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS seen (command_id TEXT PRIMARY KEY, expires_at REAL NOT NULL,"
-            " device_id TEXT NOT NULL, job_id TEXT NOT NULL, result TEXT,"
-            " reported INTEGER NOT NULL DEFAULT 0)"
-        )
-
-    def claim(self, envelope: CommandEnvelope) -> bool:
-        """Record the id; False if it was recorded before (a replay)."""
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO seen (command_id, expires_at, device_id, job_id) VALUES (?, ?, ?, ?)",
-                (
-                    str(envelope.command_id),
-                    envelope.expires_at.timestamp(),
-                    envelope.device_id,
-                    envelope.job_id,
-                ),
-            )
-            return cursor.rowcount == 1
-
-    def result(self, command_id: uuid.UUID) -> ActionResult | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT result FROM seen WHERE command_id = ?", (str(command_id),)
-            ).fetchone()
-        return ActionResult.model_validate_json(row[0]) if row and row[0] else None
-
-    def store_result(self, command_id: uuid.UUID, result: ActionResult) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE seen SET result = ? WHERE command_id = ?", (result.model_dump_json(), str(command_id))
-            )
-
-    def mark_reported(self, command_id: uuid.UUID) -> None:
-        with self._lock:
-            self._db.execute("UPDATE seen SET reported = 1 WHERE command_id = ?", (str(command_id),))
-
-    def unreported(self) -> list[tuple[uuid.UUID, str, ActionResult]]:
-        """(command id, job id, result) of every result not yet handed to the broker."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT command_id, job_id, result FROM seen WHERE result IS NOT NULL AND reported = 0"
-            ).fetchall()
-        return [(uuid.UUID(c), job, ActionResult.model_validate_json(r)) for c, job, r in rows]
-
-    def prune(self, now: datetime) -> int:
-        """Forget expired commands whose result went out (a replay of one is refused as expired)."""
-        with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM seen WHERE expires_at < ? AND (reported = 1 OR result IS NULL)",
-                (now.timestamp() - 60,),
-            )
-            return cursor.rowcount
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 class CommandExecutor:
@@ -170,7 +101,17 @@ class CommandExecutor:
         self.subscribed = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.seen = await asyncio.to_thread(SeenCommands, self._settings.commands_path)
+        """Take commands until ``stop``. Without its state file the agent executes no command
+        (it could not refuse a replay), but polling goes on: logged once, then it waits."""
+        path = self._settings.commands_path
+        try:
+            self.seen = await asyncio.to_thread(SeenCommands, path)
+        except (sqlite3.Error, OSError) as err:
+            log.error(  # noqa: TRY400 - the cause is logged; a traceback says nothing here
+                "commands_unavailable", path=str(path), error=f"{type(err).__name__}: {err}"
+            )
+            await stop.wait()
+            return
         try:
             async with asyncio.TaskGroup() as tg:
                 session = tg.create_task(self._session_loop(tg), name="commands")
@@ -240,7 +181,16 @@ class CommandExecutor:
                 max_skew=self._skew,
                 prefix=self._mqtt.prefix,
             )
-            if not await asyncio.to_thread(self.seen.claim, envelope):
+            try:
+                fresh = await asyncio.to_thread(self.seen.claim, envelope)
+            except sqlite3.Error as err:  # not recorded, so not executed: exactly once over all else
+                log.error(  # noqa: TRY400 - as above
+                    "command_not_recorded",
+                    command_id=str(envelope.command_id),
+                    error=f"{type(err).__name__}: {err}",
+                )
+                return
+            if not fresh:
                 raise CommandRefused(  # noqa: TRY301 - one refusal path for every code
                     REPLAYED,
                     "this command id was received before",
@@ -278,6 +228,17 @@ class CommandExecutor:
         await self._publish(message)
 
     async def _execute(self, envelope: CommandEnvelope) -> None:
+        """Run one command; whatever fails here is logged, never allowed to stop the agent."""
+        try:
+            await self._execute_once(envelope)
+        except (sqlite3.Error, OSError, ValueError) as err:
+            log.error(  # noqa: TRY400 - as above
+                "command_failed",
+                command_id=str(envelope.command_id),
+                error=f"{type(err).__name__}: {err}"[:500],
+            )
+
+    async def _execute_once(self, envelope: CommandEnvelope) -> None:
         assert self.seen is not None
         request = envelope.request()
         source = self._sources.for_device(envelope.device_id)
@@ -362,9 +323,14 @@ class CommandExecutor:
 
     async def _flush_unreported(self) -> None:
         assert self.seen is not None
-        for command_id, job_id, result in await asyncio.to_thread(self.seen.unreported):
-            await self._report(command_id, job_id, result)
-        await asyncio.to_thread(self.seen.prune, self._clock())
+        try:
+            for command_id, job_id, result in await asyncio.to_thread(self.seen.unreported):
+                await self._report(command_id, job_id, result)
+            await asyncio.to_thread(self.seen.prune, self._clock())
+        except sqlite3.Error as err:
+            log.error(  # noqa: TRY400 - as above
+                "command_results_unreadable", error=f"{type(err).__name__}: {err}"
+            )
 
     async def _publish(self, message: CommandResult) -> bool:
         """True once the broker has it (PUBACK); False when not connected (sent at reconnect)."""

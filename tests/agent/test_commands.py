@@ -27,6 +27,7 @@ from collector.wire import CommandResult, decode, encode
 from collector.wire import commands as c
 from controller.commands import CommandChannel
 from controller.settings import MqttSettings
+from tests.agent.drivers import DriverPool
 from tests.agent.receiver import Receiver, receiving
 from tests.agent.test_service import agent_settings
 from tests.fixtures.mqtt import MosquittoBroker
@@ -63,6 +64,8 @@ class ActingDriver:
 
     async def act(self, request: ActionRequest) -> ActionResult:
         self.requests.append(request)
+        if request.target_version == "crash":
+            raise RuntimeError("driver bug")
         return ActionResult(
             device_id=request.device_id,
             action=request.action,
@@ -331,6 +334,60 @@ async def _eventually(predicate: Any, timeout_s: float = 15) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("pool_kind", "device", "version", "state", "detail"),
+    [
+        ("counting", DEVICE, "1.2", ActionState.MANUAL, "has no vendor API to update"),
+        ("acting", "dev-elsewhere", "1.2", ActionState.FAILED, "is not served by agent agent-1"),
+        ("acting", DEVICE, "crash", ActionState.FAILED, "driver error: RuntimeError: driver bug"),
+    ],
+)
+async def test_what_cannot_be_done_is_reported_never_pretended(
+    mosquitto: MosquittoBroker,
+    topic_prefix: str,
+    tmp_path: Path,
+    pool_kind: str,
+    device: str,
+    version: str,
+    state: ActionState,
+    detail: str,
+) -> None:
+    pool: Any = DriverPool() if pool_kind == "counting" else ActingPool()
+    channel = _channel(mosquitto, topic_prefix)
+    async with (
+        running_agent(_settings(mosquitto, topic_prefix, tmp_path), pool) as service,
+        running_channel(channel) as results,
+    ):
+        expires = datetime.now(UTC) + timedelta(minutes=10)
+        request = _request(device_id=device, target_version=version)
+        await channel.send(SITE, request, expires_at=expires, job_id="job-5")
+        async with asyncio.timeout(15):
+            job, result = await results.get()
+        assert service.metrics.value("fernwart_commands_executed_total", state=state.value) == 1
+    assert (job, result.state, result.device_id) == ("job-5", state, device)
+    assert detail in result.detail
+    if state is ActionState.MANUAL:
+        assert result.manual_steps
+
+
+async def test_without_its_state_file_the_agent_executes_nothing_but_keeps_polling(
+    mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    raw = _settings(mosquitto, topic_prefix, tmp_path).model_dump(mode="json")
+    raw["controller"]["state_path"] = str(blocker / "commands.db")
+    pool = ActingPool()
+    service = AgentService(AgentSettings.model_validate(raw), driver_factory=pool)
+    stop = asyncio.Event()
+    with structlog.testing.capture_logs() as logs:
+        async with receiving(mosquitto.host, mosquitto.port, topic_prefix) as rx, asyncio.TaskGroup() as tg:
+            tg.create_task(service.run(stop))
+            await rx.wait_for(lambda: len(rx.batches()) >= 2)  # polls go on
+            stop.set()
+    assert [e["path"] for e in logs if e["event"] == "commands_unavailable"] == [str(blocker / "commands.db")]
 
 
 def _outcomes(channel: CommandChannel, outcome: str) -> float:
