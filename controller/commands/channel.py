@@ -120,10 +120,9 @@ class CommandChannel:
         """Register ``callback(job_id, ActionResult)``; called once per command id."""
         self._callbacks.append(callback)
 
-    async def send(
-        self, site_id: str, request: ActionRequest, *, expires_at: datetime, job_id: str
-    ) -> uuid.UUID:
-        """Sign ``request`` for ``site_id`` and publish it (QoS 1); returns the command id.
+    async def send(self, site_id: str, request: ActionRequest, *, expires_at: datetime, job_id: str) -> str:
+        """Sign ``request`` for ``site_id`` and publish it (QoS 1); returns the command id (the
+        shape of ``controller.campaigns.channel.CommandChannel``).
 
         Raises :class:`ValueError` for an expiry not after now (or beyond the agents' lifetime
         bound) and :class:`ChannelUnavailable` when the broker did not take it in time.
@@ -154,7 +153,7 @@ class CommandChannel:
             job_id=job_id,
             expires_at=envelope.expires_at.isoformat(),
         )
-        return envelope.command_id
+        return str(envelope.command_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected (capped, jittered backoff) and take results until ``stop`` is set."""

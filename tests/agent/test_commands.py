@@ -186,7 +186,7 @@ async def test_a_valid_command_runs_once_even_when_delivered_twice(
         await _publish(rx, original)
         await rx.wait_for(lambda: any(r.refusal == c.REPLAYED for r in _reports(rx)))
         replayed = next(r for r in _reports(rx) if r.refusal == c.REPLAYED)
-        assert replayed.command_id == command_id
+        assert str(replayed.command_id) == command_id
         assert replayed.result is not None  # the first run's result travels with the refusal
         assert replayed.result.operation_id == "op-1"
         assert pool.calls == 1
@@ -306,11 +306,16 @@ async def test_an_unauthenticated_refusal_never_ends_a_job(
         async with running_agent(_settings(mosquitto, topic_prefix, tmp_path), pool):
             now = datetime.now(UTC)
             forged = c.envelope_for(
-                SITE, _request(), issued_at=now, expires_at=expires, job_id="job-4", command_id=command_id
+                SITE,
+                _request(),
+                issued_at=now,
+                expires_at=expires,
+                job_id="job-4",
+                command_id=uuid.UUID(command_id),
             )
             await _publish(rx, encode(c.sign(forged, Ed25519PrivateKey.generate())))
             await _eventually(lambda: _outcomes(channel, "unauthenticated") == 1)
-    assert [(r.command_id, r.refusal) for r in _reports(rx)] == [(command_id, c.BAD_SIGNATURE)]
+    assert [(str(r.command_id), r.refusal) for r in _reports(rx)] == [(command_id, c.BAD_SIGNATURE)]
     assert results.empty()
     assert pool.calls == 0
 
