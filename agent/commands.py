@@ -58,19 +58,29 @@ _GRACE_S = 5.0  # past the request's deadline before the agent stops waiting for
 
 
 class SourceLookup(Protocol):
-    """What serves a device: ``SourceSet.for_device`` (agent/sources) has this shape."""
+    """Which source serves a device: ``agent.sources.SourceSet`` (branch sources) has this shape."""
 
-    def for_device(self, device_id: str) -> object | None: ...
+    def source_of(self, device_id: str) -> str | None:
+        """The id of the source reporting ``device_id``, or None: not a device of this agent."""
+        ...
+
+    def for_device(self, device_id: str) -> Acts | None:
+        """The source that can act on ``device_id``; None also when its driver cannot act."""
+        ...
 
 
 class DriverSet:
-    """The agent's drivers by device id (until sources serve the agent)."""
+    """The agent's drivers by device id (until sources serve the agent): one source each."""
 
     def __init__(self, drivers: Mapping[str, object]) -> None:
         self._drivers = dict(drivers)
 
-    def for_device(self, device_id: str) -> object | None:
-        return self._drivers.get(device_id)
+    def source_of(self, device_id: str) -> str | None:
+        return device_id if device_id in self._drivers else None
+
+    def for_device(self, device_id: str) -> Acts | None:
+        driver = self._drivers.get(device_id)
+        return driver if isinstance(driver, Acts) else None
 
 
 class CommandExecutor:
@@ -250,14 +260,14 @@ class CommandExecutor:
             target_version=envelope.target_version,
             job_id=envelope.job_id,
         )
-        if source is None:
+        if source is None and self._sources.source_of(envelope.device_id) is None:
             result = ActionResult(
                 device_id=request.device_id,
                 action=request.action,
                 state=ActionState.FAILED,
                 detail=f"device {request.device_id} is not served by agent {self._settings.agent_id}",
             )
-        elif not isinstance(source, Acts):
+        elif source is None:
             result = ActionResult(
                 device_id=request.device_id,
                 action=request.action,

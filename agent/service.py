@@ -65,10 +65,11 @@ class AgentService:
         *,
         driver_factory: DriverFactoryFn = registry_driver,
         metrics: AgentMetrics | None = None,
-        sources: SourceLookup | None = None,
+        command_sources: SourceLookup | None = None,
     ) -> None:
         self.settings = settings
-        self.sources = sources  # what executes commands; default: the drivers by device id
+        # What executes commands; default: the drivers by device id (SourceSet once sources merge).
+        self.command_sources = command_sources
         self.commands: CommandExecutor | None = None
         self.driver_factory = driver_factory
         self.metrics = metrics if metrics is not None else AgentMetrics()
@@ -136,8 +137,8 @@ class AgentService:
                 )
             self.publisher = Publisher(s, outbox, self.status, self.metrics)
             if s.controller is not None:  # the key was checked with the settings
-                sources = self.sources if self.sources is not None else DriverSet(drivers)
-                self.commands = CommandExecutor(s, s.controller.public_key(), sources, self.metrics)
+                acting = self.command_sources if self.command_sources is not None else DriverSet(drivers)
+                self.commands = CommandExecutor(s, s.controller.public_key(), acting, self.metrics)
             log.info(
                 "agent_started",
                 site=s.site_id,
