@@ -398,3 +398,21 @@ async def test_without_its_state_file_the_agent_executes_nothing_but_keeps_polli
 def _outcomes(channel: CommandChannel, outcome: str) -> float:
     found = channel.metrics.registry.get_sample_value("fernwart_command_results_total", {"outcome": outcome})
     return found or 0.0
+
+
+async def test_a_command_sent_while_the_agent_was_away_runs_when_it_is_back(
+    mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = _settings(mosquitto, topic_prefix, tmp_path)
+    first, second = ActingPool(), ActingPool()
+    channel = _channel(mosquitto, topic_prefix)
+    async with running_channel(channel) as results:
+        async with running_agent(settings, first):
+            pass  # the broker now keeps the agent's command session
+        expires = datetime.now(UTC) + timedelta(minutes=10)
+        await channel.send(SITE, _request(), expires_at=expires, job_id="job-6")
+        async with running_agent(settings, second):
+            async with asyncio.timeout(15):
+                job, result = await results.get()
+    assert (job, result.state) == ("job-6", ActionState.SUCCEEDED)
+    assert (first.calls, second.calls) == (0, 1)
