@@ -43,9 +43,10 @@ class ActingDriver:
     options_model: ClassVar[type[BaseModel]] = BaseModel
     example_options: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, device_id: str) -> None:
+    def __init__(self, device_id: str, gate: asyncio.Event | None = None) -> None:
         self.device_id = device_id
         self.requests: list[ActionRequest] = []
+        self.gate = gate  # when given, act waits for it (the vendor's operation takes a while)
 
     async def collect(self) -> Observation:
         return Observation(
@@ -64,6 +65,8 @@ class ActingDriver:
 
     async def act(self, request: ActionRequest) -> ActionResult:
         self.requests.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
         if request.target_version == "crash":
             raise RuntimeError("driver bug")
         return ActionResult(
@@ -77,11 +80,12 @@ class ActingDriver:
 
 
 class ActingPool:
-    def __init__(self) -> None:
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
         self.drivers: list[ActingDriver] = []
+        self.gate = gate
 
     def __call__(self, device: Any) -> ActingDriver:
-        driver = ActingDriver(device.id)
+        driver = ActingDriver(device.id, self.gate)
         self.drivers.append(driver)
         return driver
 
@@ -101,7 +105,11 @@ def _settings(broker: MosquittoBroker, prefix: str, tmp_path: Path) -> AgentSett
 
 def _channel(broker: MosquittoBroker, prefix: str, clock: Any = None) -> CommandChannel:
     mqtt = MqttSettings(
-        host=broker.host, port=broker.port, prefix=prefix, client_id=f"ctl-{uuid.uuid4().hex[:8]}"
+        host=broker.host,
+        port=broker.port,
+        prefix=prefix,
+        client_id=f"ctl-{uuid.uuid4().hex[:8]}",
+        reconnect_max_s=1.0,
     )
     if clock is None:
         return CommandChannel(mqtt, KEY, publish_timeout_s=5)
@@ -416,3 +424,27 @@ async def test_a_command_sent_while_the_agent_was_away_runs_when_it_is_back(
                 job, result = await results.get()
     assert (job, result.state) == ("job-6", ActionState.SUCCEEDED)
     assert (first.calls, second.calls) == (0, 1)
+
+
+async def test_a_result_finished_while_the_broker_was_down_goes_out_when_it_is_back(
+    mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    gate = asyncio.Event()
+    pool = ActingPool(gate)
+    channel = _channel(mosquitto, topic_prefix)
+    async with (
+        running_agent(_settings(mosquitto, topic_prefix, tmp_path), pool) as service,
+        running_channel(channel) as results,
+    ):
+        expires = datetime.now(UTC) + timedelta(minutes=10)
+        await channel.send(SITE, _request(), expires_at=expires, job_id="job-7")
+        await _eventually(lambda: pool.calls == 1)
+        mosquitto.stop()
+        gate.set()  # the update finishes while nobody can hear it
+        await _eventually(
+            lambda: service.metrics.value("fernwart_commands_executed_total", state="succeeded") == 1
+        )
+        mosquitto.start()
+        async with asyncio.timeout(30):
+            job, result = await results.get()
+    assert (job, result.state, pool.calls) == ("job-7", ActionState.SUCCEEDED, 1)
