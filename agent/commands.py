@@ -9,13 +9,14 @@ beside the outbox, synchronous=FULL) *before* the driver is called, so a command
 or replayed after a restart, is refused as ``replayed`` and never executed twice. Ids are kept
 until the command expires; after that the expiry check refuses it anyway.
 
-The action runs through the source serving the device (:class:`SourceLookup`, which
-``SourceSet.for_device`` satisfies; until then the agent's drivers by device id): a source with
-the :class:`~collector.base.Acts` capability acts, any other gets a ``manual`` result, never a
-pretended success. Its :class:`~collector.actions.ActionResult` is stored, then published on
-``{site}/cmd_result``; a result not yet published (the broker was away) goes out at the next
-connection. A refusal is published with its code, counted in ``fernwart_commands_refused_total``
-and logged once, with the reason and the claimed command id, never the signature or a key.
+The action runs through the source serving the device (:class:`SourceLookup`:
+:class:`agent.sources.SourceSet`): a source with the :class:`~collector.base.Acts` capability
+acts, any other gets a ``manual`` result, never a pretended success; a device no source reports
+(yet: a tenant's devices are known from its first listing) gets a ``failed`` one. The
+:class:`~collector.actions.ActionResult` is stored, then published on ``{site}/cmd_result``; a
+result not yet published (the broker was away) goes out at the next connection. A refusal is
+published with its code, counted in ``fernwart_commands_refused_total`` and logged once, with
+the reason and the claimed command id, never the signature or a key.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from runtime.config import tls_context
 from runtime.mqtt import retrieve_connection_errors, set_connect_timeout, without_cycles
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -58,7 +59,7 @@ _GRACE_S = 5.0  # past the request's deadline before the agent stops waiting for
 
 
 class SourceLookup(Protocol):
-    """Which source serves a device: ``agent.sources.SourceSet`` (branch sources) has this shape."""
+    """Which source serves a device: :class:`agent.sources.SourceSet` has this shape."""
 
     def source_of(self, device_id: str) -> str | None:
         """The id of the source reporting ``device_id``, or None: not a device of this agent."""
@@ -67,20 +68,6 @@ class SourceLookup(Protocol):
     def for_device(self, device_id: str) -> Acts | None:
         """The source that can act on ``device_id``; None also when its driver cannot act."""
         ...
-
-
-class DriverSet:
-    """The agent's drivers by device id (until sources serve the agent): one source each."""
-
-    def __init__(self, drivers: Mapping[str, object]) -> None:
-        self._drivers = dict(drivers)
-
-    def source_of(self, device_id: str) -> str | None:
-        return device_id if device_id in self._drivers else None
-
-    def for_device(self, device_id: str) -> Acts | None:
-        driver = self._drivers.get(device_id)
-        return driver if isinstance(driver, Acts) else None
 
 
 class CommandExecutor:
@@ -251,6 +238,7 @@ class CommandExecutor:
     async def _execute_once(self, envelope: CommandEnvelope) -> None:
         assert self.seen is not None
         request = envelope.request()
+        await self._settle(envelope)
         source = self._sources.for_device(envelope.device_id)
         log.info(
             "command_accepted",
@@ -287,6 +275,17 @@ class CommandExecutor:
             operation_id=result.operation_id,
         )
         await self._report(envelope.command_id, envelope.job_id, result)
+
+    async def _settle(self, envelope: CommandEnvelope) -> None:
+        """Wait until some source reports the device, for at most one poll of every source (a
+        tenant's devices are known from its first listing; a command queued while the agent was
+        away arrives before that) and never past the command's expiry."""
+        s = self._settings
+        polled = s.polled()
+        settle_s = max((s.interval_for(e) + s.timeout_for(e) for e in polled), default=0.0)
+        until = min(self._clock() + timedelta(seconds=settle_s), envelope.expires_at)
+        while self._sources.source_of(envelope.device_id) is None and self._clock() < until:  # noqa: ASYNC110 - SourceSet has no event to wait on
+            await asyncio.sleep(0.2)
 
     async def _act(self, source: Acts, envelope: CommandEnvelope) -> ActionResult:
         request = envelope.request()

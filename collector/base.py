@@ -113,4 +113,3 @@ class Acts(Protocol):
     async def act(self, request: ActionRequest) -> ActionResult:
         """Perform the action and follow it to its end state (or the request's deadline)."""
         ...
-

@@ -20,4 +20,3 @@ class AuthFailed(DriverError):
 
 class BadResponse(DriverError):
     """The device answered something we cannot use; the rest of the read stands."""
-

@@ -101,6 +101,9 @@ def run_snmp(args: argparse.Namespace) -> int:
         _fail(f"bad response: {err}")
         return EX_SOFTWARE
     sys.stdout.write(observation.model_dump_json(indent=2) + "\n")
+    why = observation.raw.get("identification")
+    if why:  # the JSON says it too; a person running the probe should not have to dig for it
+        _fail(f"not identified: {why}")
     return exits.OK
 
 

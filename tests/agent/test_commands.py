@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from agent.service import AgentService
 from agent.settings import AgentSettings
 from collector.actions import ActionKind, ActionRequest, ActionResult, ActionState
+from collector.base import Sink
 from collector.model import Identity, Observation, utcnow
 from collector.wire import CommandResult, decode, encode
 from collector.wire import commands as c
@@ -37,7 +38,7 @@ DEVICE = "dev-0"
 
 
 class ActingDriver:
-    """A driver with the Acts capability that counts what it was asked to do."""
+    """A source of one device with the Acts capability that counts what it was asked to do."""
 
     kind: ClassVar[str] = "acting"
     options_model: ClassVar[type[BaseModel]] = BaseModel
@@ -48,13 +49,14 @@ class ActingDriver:
         self.requests: list[ActionRequest] = []
         self.gate = gate  # when given, act waits for it (the vendor's operation takes a while)
 
-    async def collect(self) -> Observation:
-        return Observation(
+    async def collect(self, sink: Sink) -> None:
+        observation = Observation(
             device_id=self.device_id,
             driver=self.kind,
             observed_at=utcnow(),
             identity=Identity(vendor="test", model="acting"),
         )
+        sink.observe(observation)
 
     async def aclose(self) -> None:
         pass
@@ -100,6 +102,7 @@ KEY = Ed25519PrivateKey.generate()
 def _settings(broker: MosquittoBroker, prefix: str, tmp_path: Path) -> AgentSettings:
     base = agent_settings(broker, prefix, tmp_path, devices=1).model_dump(mode="json")
     base["controller"] = {"command_key": c.public_key_text(KEY.public_key())}
+    base["shutdown"] = {"drain_s": 0}  # no controller confirms observations here: do not wait for one
     return AgentSettings.model_validate(base)
 
 
@@ -126,6 +129,8 @@ async def running_agent(settings: AgentSettings, pool: ActingPool) -> AsyncItera
             await service.ready.wait()
             assert service.commands is not None
             await service.commands.subscribed.wait()
+            while service.sources.source_of(DEVICE) is None:  # a source is known from its first poll
+                await asyncio.sleep(0.05)
         try:
             yield service
         finally:
