@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
     "fernwart_cli.campaign",
+    "fernwart_cli.tenant",
 )
 # The command names each module registers.
 COMMANDS = {
@@ -35,6 +36,7 @@ COMMANDS = {
     "catalog": "fernwart_cli.catalog",
     "campaign": "fernwart_cli.campaign",
     "discover": "fernwart_cli.discover",
+    "tenant": "fernwart_cli.tenant",
 }
 
 

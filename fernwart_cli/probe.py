@@ -23,7 +23,7 @@ from collector.model import Observation
 from collector.snmp import SnmpDriver, SnmpOptions
 from collector.snmp.options import AuthProto, PrivProto
 from collector.validation import clean_message
-from fernwart_cli import exits
+from fernwart_cli import cisco, exits, microsoft
 
 EX_UNAVAILABLE = exits.UNAVAILABLE
 EX_SOFTWARE = exits.SOFTWARE
@@ -152,3 +152,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     snmp.add_argument("--no-entity", action="store_true", help="skip the ENTITY-MIB table")
     snmp.add_argument("--no-interfaces", action="store_true", help="skip the IF-MIB table")
     snmp.set_defaults(func=run_snmp)
+    microsoft.register_probes(kinds)
+    cisco.register_probes(kinds)

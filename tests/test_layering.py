@@ -23,9 +23,10 @@ OURS = ("agent", "collector", "controller", "firmware_catalog", "lab", "fernwart
 # importing module (prefix) → the modules of ours it may import (prefixes), besides its own package.
 ALLOWED: dict[str, tuple[str, ...]] = {
     "firmware_catalog": (),  # a pure library: nothing of ours
-    # The device-facing library needs no daemon code: neither the drivers nor the wire import runtime.
-    # ... except the one vocabulary of families and version schemes, which the drivers report in.
-    "collector": ("firmware_catalog.vocabulary",),
+    # The device-facing library needs no daemon code: neither the drivers nor the wire import runtime,
+    # except the one backoff (pure, stdlib only) that the HTTP client layer retries with, and the one
+    # vocabulary of families and version schemes, which the drivers report in.
+    "collector": ("firmware_catalog.vocabulary", "runtime.backoff"),
     # What both daemons share; it builds on nothing of ours but the pydantic message cleaner.
     "runtime": ("collector.validation",),
     "agent": ("collector", "runtime"),
