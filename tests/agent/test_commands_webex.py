@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from agent.service import AgentService
 from agent.settings import AgentSettings
 from collector.actions import ActionKind, ActionRequest, ActionState
 from collector.webex.devices import device_id
@@ -70,8 +71,6 @@ async def test_a_signed_update_reaches_the_device_through_its_vendor_api(
     room = next(d.id for d in fake.devices.values() if d.has_xapi)
     fake.devices[room].next_software = f"{TARGET} 77aa00bb11c"
     device = device_id(room)
-    from agent.service import AgentService  # noqa: PLC0415 - after the fixtures, like the daemon
-
     service = AgentService(_settings(mosquitto, topic_prefix, tmp_path, fake, server.port))
     channel = _channel(mosquitto, topic_prefix)
     stop = asyncio.Event()
