@@ -80,6 +80,8 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
+                if commands is not None:
+                    tg.create_task(commands.run(stop), name="commands")
                 tg.create_task(run_stale_marker(settings, store, metrics, stop), name="stale")
                 tg.create_task(
                     run_dead_letter_pruner(store, metrics, settings.ingest.dead_letter_max_rows, stop),
@@ -87,8 +89,6 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
                 )
                 tg.create_task(run_retention(settings, store, metrics, stop), name="retention")
                 tg.create_task(matching.run(stop), name="matching")
-                if commands is not None:
-                    tg.create_task(commands.run(stop), name="commands")
                 watchdog = sdnotify.watchdog_interval_s()
                 if watchdog is not None:
                     tg.create_task(sdnotify.watchdog_loop(watchdog, until=stop), name="watchdog")
