@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from agent.batcher import Batcher
+from agent.commands import CommandExecutor, SourceLookup
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
@@ -79,8 +80,12 @@ class AgentService:
         *,
         driver_factory: DriverFactoryFn = registry_driver,
         metrics: AgentMetrics | None = None,
+        command_sources: SourceLookup | None = None,
     ) -> None:
         self.settings = settings
+        # Which source acts on a device for a command; default: self.sources.
+        self.command_sources = command_sources
+        self.commands: CommandExecutor | None = None
         self.driver_factory = driver_factory
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.outbox: Outbox | None = None
@@ -147,6 +152,9 @@ class AgentService:
                 self.pollers.append(poller)
                 self.sources.add(poller)
             self.publisher = Publisher(s, outbox, self.status, self.metrics)
+            if s.controller is not None:  # the key was checked with the settings
+                acting = self.command_sources if self.command_sources is not None else self.sources
+                self.commands = CommandExecutor(s, s.controller.public_key(), acting, self.metrics)
             log.info(
                 "agent_started",
                 site=s.site_id,
@@ -164,6 +172,9 @@ class AgentService:
                 watchdog_s = sdnotify.watchdog_interval_s()
                 watchdog = tg.create_task(sdnotify.watchdog_loop(watchdog_s)) if watchdog_s else None
                 batching = tg.create_task(batcher.run(), name="batch")
+                commands_stop = asyncio.Event()
+                if self.commands is not None:
+                    tg.create_task(self.commands.run(commands_stop), name="commands")
                 polls = [tg.create_task(p.run(stop), name=f"poll:{p.source_id}") for p in self.pollers]
                 sdnotify.notify("READY=1")
                 self.ready.set()
@@ -173,6 +184,7 @@ class AgentService:
                 for task in polls:
                     task.cancel()
                 await asyncio.gather(*polls, return_exceptions=True)
+                commands_stop.set()
                 batcher.close()
                 await batching  # flushes the linger buffer into the outbox
                 publisher_stop.set()  # the publisher drains, says offline and returns
