@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from collector.actions import ActionRequest, ActionResult
 from collector.base import Sink
-from collector.errors import BadResponse, DriverError, Forbidden, NotFound
+from collector.errors import BadResponse, DriverError, Forbidden, NotFound, Throttled
 from collector.graph import actions
 from collector.graph.api import GraphApi, open_api
 from collector.graph.inventory import (
@@ -120,6 +120,7 @@ class GraphSource:
         teamwork = await self._teamwork_devices(api)
         work = self._plan(managed, apps, teamwork)
         semaphore = asyncio.Semaphore(self.options.concurrency)
+        throttled: list[str] = []  # set once a health read is throttled past its retries
         observed_at = utcnow()
 
         async def one(
@@ -128,10 +129,14 @@ class GraphSource:
             errors = []
             if ref.family == TEAMS_ROOMS and md is not None and app is None:
                 errors.append(f"Teams Rooms app version unknown: {app_error or 'not inventoried by Intune'}")
-            view = None
+            view: Teamwork | None = None
+            error: str | None = None
             if tw is not None and ref.teamwork_id:
                 async with semaphore:
-                    view, error = await self._health(api, tw, ref.teamwork_id)
+                    if throttled:  # the tenant said stop: no more health reads this poll
+                        view, error = Teamwork(tw, {}), f"Teams device health skipped: {throttled[0]}"
+                    else:
+                        view, error = await self._health(api, tw, ref.teamwork_id, throttled)
                 if error:
                     errors.append(error)
             try:
@@ -252,10 +257,15 @@ class GraphSource:
             return None
 
     async def _health(
-        self, api: GraphApi, tw: Mapping[str, Any], teamwork_id: str
+        self, api: GraphApi, tw: Mapping[str, Any], teamwork_id: str, throttled: list[str]
     ) -> tuple[Teamwork | None, str | None]:
+        """One device's beta health. A read throttled past its retries stops the others of this
+        poll (``throttled``): hammering a tenant that said stop only lengthens its penalty."""
         try:
             body = await api.beta.get_json(f"/teamwork/devices/{teamwork_id}/health")
+        except Throttled as err:
+            throttled.append(str(err))
+            return Teamwork(tw, {}), f"Teams device health not read: {err}"
         except NotFound:
             return Teamwork(tw, {}), None  # retired for this device: the listing still says enough
         except DriverError as err:

@@ -48,6 +48,7 @@ class Faults:
     throttle: int = 0  # the next N Graph requests answer 429
     retry_after: str | None = "1"  # the 429's Retry-After (None: header absent)
     unavailable: int = 0  # the next N Graph requests answer 503
+    throttle_routes: set[str] = field(default_factory=set)  # routes (see requests) that always answer 429
     beta_status: int | None = None  # 404 or 410: the retired beta teamwork tree
     malformed: set[str] = field(default_factory=set)  # request paths answering broken JSON
     hang: set[str] = field(default_factory=set)  # request paths that answer only after release()
@@ -129,8 +130,8 @@ class FakeGraph:
         self.requests[route] += 1
         if request.path in self.faults.hang:
             await self._released.wait()
-        if self.faults.throttle > 0:
-            self.faults.throttle -= 1
+        if self.faults.throttle > 0 or route in self.faults.throttle_routes:
+            self.faults.throttle = max(0, self.faults.throttle - 1)
             headers = {"Retry-After": self.faults.retry_after} if self.faults.retry_after is not None else {}
             return None, self._error(429, "TooManyRequests", "Please retry again later.", headers)
         if self.faults.unavailable > 0:
