@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import structlog
 from pydantic import ValidationError
 
-from collector.actions import ActionRequest, ActionResult
+from collector.actions import ActionKind, ActionRequest, ActionResult
 from collector.base import Sink
 from collector.errors import BadResponse, DriverError, Forbidden, NotFound, Throttled
 from collector.graph import actions
@@ -43,7 +43,7 @@ from collector.graph.inventory import (
     unwrap,
 )
 from collector.graph.options import GraphOptions
-from collector.http import odata_pages
+from collector.http import jwt_claims, odata_pages
 from collector.model import utcnow
 
 log = structlog.get_logger(__name__)
@@ -53,6 +53,8 @@ MANAGED_SELECT = (
     "complianceState,managementAgent,azureADDeviceId,ethernetMacAddress,wiFiMacAddress,deviceActionResults"
 )
 TEAMWORK_RECHECK_S = 24 * 3600.0
+RESTART_ROLE = "DeviceManagementManagedDevices.PrivilegedOperations.All"  # Intune rebootNow
+TEAMWORK_WRITE_ROLE = "TeamworkDevice.ReadWrite.All"  # beta restart, updateSoftware
 # One device to observe: (ref, Intune managedDevice, Teams Rooms app version, beta teamworkDevice)
 _Work = tuple[DeviceRef, Mapping[str, Any] | None, str | None, Mapping[str, Any] | None]
 _ANDROID_TYPES = {"ipphone", "collaborationbar", "teamsdisplay", "touchconsole", "lowcostphone", "teamspanel"}
@@ -90,6 +92,7 @@ class GraphSource:
         self._refs: dict[str, DeviceRef] = {}
         self._teamwork_off_until = 0.0  # monotonic; the beta API answered 404/410 (or 403)
         self.skipped = 0  # Intune devices that are no Teams device, last collect
+        self._roles: frozenset[str] | None = None  # the token's application permissions (roles claim)
 
     @property
     def api(self) -> GraphApi:
@@ -116,6 +119,8 @@ class GraphSource:
             for d in page
             if isinstance(d, Mapping) and text(d.get("id"))
         ]
+        roles = jwt_claims((await api.tokens.current()).value).get("roles")
+        self._roles = frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else None
         apps, app_error = await self._app_versions(api)
         teamwork = await self._teamwork_devices(api)
         work = self._plan(managed, apps, teamwork)
@@ -278,10 +283,30 @@ class GraphSource:
         ref = self._refs.get(device_id)
         if ref is None:
             return frozenset()
-        found = {"restart"} if ref.intune_id or ref.teamwork_id else set()
-        if ref.teamwork_id and time.monotonic() >= self._teamwork_off_until:
+        teamwork = ref.teamwork_id is not None and time.monotonic() >= self._teamwork_off_until
+        found = set()
+        if (ref.intune_id and self._granted(RESTART_ROLE)) or (
+            not ref.intune_id and teamwork and self._granted(TEAMWORK_WRITE_ROLE)
+        ):
+            found.add("restart")
+        if teamwork and self._granted(TEAMWORK_WRITE_ROLE):
             found.add("update")
         return frozenset(found)
+
+    def _granted(self, role: str) -> bool:
+        """Whether the token carries ``role``; True when its roles are unknown (not a JWT)."""
+        return self._roles is None or role in self._roles
+
+    def _why_manual(self, request: ActionRequest) -> str | None:
+        """The permission whose absence makes ``request`` a manual step, if that is the reason."""
+        ref = self._refs.get(request.device_id)
+        if ref is None:
+            return None
+        if request.action is ActionKind.RESTART and ref.intune_id and not self._granted(RESTART_ROLE):
+            return f"the app registration lacks the application permission {RESTART_ROLE}"
+        if ref.teamwork_id and not self._granted(TEAMWORK_WRITE_ROLE):
+            return f"the app registration lacks the application permission {TEAMWORK_WRITE_ROLE}"
+        return None
 
     async def act(self, request: ActionRequest) -> ActionResult:
         context = actions.Context(
@@ -290,6 +315,7 @@ class GraphSource:
             self._sleep,
             self._refs.get(request.device_id),
             self.capabilities(request.device_id),
+            self._why_manual(request),
         )
         return await actions.act(context, request)
 
