@@ -92,6 +92,7 @@ class GraphSource:
         self._refs: dict[str, DeviceRef] = {}
         self._teamwork_off_until = 0.0  # monotonic; the beta API answered 404/410 (or 403)
         self.skipped = 0  # Intune devices that are no Teams device, last collect
+        self._app_inventory_failing = False
         self._roles: frozenset[str] | None = None  # the token's application permissions (roles claim)
 
     @property
@@ -235,8 +236,13 @@ class GraphSource:
                             key = str(md["id"])
                             versions[key] = _newer(versions.get(key), str(app["version"]))
         except DriverError as err:
-            log.warning("graph_app_inventory_failed", source=self.source_id, error=str(err))
+            if not self._app_inventory_failing:  # logged when it starts failing, not every poll
+                log.warning("graph_app_inventory_failed", source=self.source_id, error=str(err))
+            self._app_inventory_failing = True
             return {}, str(err)
+        if self._app_inventory_failing:
+            log.info("graph_app_inventory_recovered", source=self.source_id)
+        self._app_inventory_failing = False
         return versions, None
 
     async def _teamwork_devices(self, api: GraphApi) -> list[Mapping[str, Any]] | None:

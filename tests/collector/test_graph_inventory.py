@@ -276,9 +276,15 @@ async def test_detected_apps_failing_leaves_the_other_devices() -> None:
         fake.faults.malformed.add("/v1.0/deviceManagement/detectedApps")
         source = source_for(fake, tenant)
         try:
-            sink = await _collect(source)
+            with capture_logs() as logs:
+                sink = await _collect(source)
+                await _collect(source)
+                fake.faults.malformed.clear()
+                await _collect(source)
         finally:
             await source.aclose()
+    events = [e["event"] for e in logs if e["event"].startswith("graph_app_inventory")]
+    assert events == ["graph_app_inventory_failed", "graph_app_inventory_recovered"]  # once each
     # Logitech is known as a Teams Room only by its app; the Lenovo also by the beta API.
     assert set(sink.observations) == {LENOVO, YEALINK, BAR}
     (error,) = sink.observations[LENOVO].errors
