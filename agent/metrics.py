@@ -14,8 +14,29 @@ POLL_RESULTS = ("ok", "unreachable", "timeout", "auth_failed", "error")
 class AgentMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        polls = Counter("fernwart_polls", "Device polls by result", ["result"], registry=self.registry)
+        polls = Counter(
+            "fernwart_polls",
+            "Source polls (one device or a whole tenant) by result",
+            ["result"],
+            registry=self.registry,
+        )
         self.polls = {result: polls.labels(result=result) for result in POLL_RESULTS}
+        self.device_errors = Counter(
+            "fernwart_device_errors",
+            "Per-device errors a source reported (the source's other devices were read)",
+            registry=self.registry,
+        )
+        self.devices_missing = Counter(
+            "fernwart_devices_missing",
+            "Devices a source listed before and no longer lists (reported down once)",
+            registry=self.registry,
+        )
+        self.source_devices = Gauge(
+            "fernwart_source_devices",
+            "Devices of each source's latest listing, by state (up, down)",
+            ["source", "state"],
+            registry=self.registry,
+        )
         self.observations = Counter(
             "fernwart_observations", "Observations handed to the outbox", registry=self.registry
         )

@@ -246,9 +246,7 @@ class Publisher:
             return  # confirmed while it was on its way again
         self._sent[row.id] = _Sent(time.monotonic(), previous.times + 1 if previous else 1)
 
-    async def _resend(
-        self, client: aiomqtt.Client, window: asyncio.Semaphore, tg: asyncio.TaskGroup
-    ) -> None:
+    async def _resend(self, client: aiomqtt.Client, window: asyncio.Semaphore, tg: asyncio.TaskGroup) -> None:
         """Publish again what the controller has not confirmed in time (oldest first)."""
         tick = min(self._mqtt.confirm_timeout_s / 4, 5.0)
         timeout, most = self._mqtt.confirm_timeout_s, self._mqtt.resend_max_s
@@ -295,4 +293,3 @@ class Publisher:
                 beat = beat.model_copy(update={"oldest_unsent_s": max(0.0, time.time() - oldest)})
             await client.publish(self._heartbeat_topic, encode(beat), qos=0)
             await asyncio.sleep(self._mqtt.heartbeat_s)
-

@@ -1,6 +1,8 @@
 """The agent service: the only module that knows every part.
 
-Start order: outbox (increments the boot counter) → drivers → batcher, publisher, pollers (one
+Start order: outbox (increments the boot counter) → sources (each ``[[devices]]`` entry is a
+one-device source, each ``[[sources]]`` entry a tenant or codec; :attr:`AgentService.sources` maps
+devices to them) → batcher, publisher, pollers (one
 TaskGroup) → ``READY=1``. On the first SIGTERM/SIGINT (or when the caller sets ``stop``):
 ``STOPPING=1``, pollers are cancelled (a poll in flight is abandoned), the linger buffer is
 flushed into the outbox, the publisher drains the outbox for at most ``shutdown.drain_s``,
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -24,19 +26,23 @@ from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
 from agent.publisher import Publisher
+from agent.sources import SourceSet
 from collector.model import utcnow
-from collector.registry import load_driver
+from collector.registry import load_source
+from collector.sources import DriverSource, is_source
 from collector.wire.messages import AgentState, AgentStatus
 from runtime import sdnotify
 from runtime.signals import install_signal_handlers
 
 if TYPE_CHECKING:
-    from agent.settings import AgentSettings, DeviceEntry
-    from collector.base import Driver
+    from agent.settings import AgentSettings, PolledEntry
+    from collector.base import Driver, Source
+    from collector.sources import Collecting
 
 log = structlog.get_logger(__name__)
 
-DriverFactoryFn = Callable[["DeviceEntry"], "Driver"]
+# Makes the driver of one config entry: a source, or a one-device driver (adapted to a source).
+DriverFactoryFn = Callable[["PolledEntry"], "Driver | Source"]
 
 
 def agent_version() -> str:
@@ -46,13 +52,22 @@ def agent_version() -> str:
         return "0+unknown"
 
 
-def registry_driver(device: DeviceEntry) -> Driver:
-    """The default driver factory: the class registered for ``device.kind``, with its options."""
-    factory = load_driver(device.kind)
-    options = device.driver_options
+def registry_driver(entry: PolledEntry) -> Source:
+    """The default driver factory: the class registered for ``entry.kind`` (a one-device driver
+    adapted to a source, see :mod:`collector.sources`), with its options."""
+    factory = load_source(entry.kind)
+    options = entry.driver_options
     if options is None:
-        options = factory.options_model.model_validate(device.options)
-    return factory(device.id, options)
+        options = factory.options_model.model_validate(entry.options)
+    return factory(entry.id, options)
+
+
+def as_collecting(entry: PolledEntry, made: Driver | Source) -> Collecting:
+    """What a driver factory made, as the poller runs it: a source as it is, a one-device driver
+    wrapped so that its one device is the entry's id."""
+    if is_source(type(made)):
+        return cast("Source", made)
+    return DriverSource(entry.id, cast("Driver", made))
 
 
 class AgentService:
@@ -71,8 +86,10 @@ class AgentService:
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         self.pollers: list[Poller] = []
+        # device id → the source reporting it, for commands that act on a device.
+        self.sources = SourceSet()
         self.ready = asyncio.Event()
-        self._kinds = sorted({d.kind for d in settings.devices})
+        self._kinds = sorted({entry.kind for entry in settings.polled()})
 
     def status(self, state: AgentState) -> AgentStatus:
         s = self.settings
@@ -112,23 +129,23 @@ class AgentService:
                 metrics=self.metrics,
             )
             polled = frozenset(device.id for device in s.devices)
-            for device in s.devices:
-                driver = self.driver_factory(device)
-                stack.push_async_callback(_close_driver, driver, device.id)
-                self.pollers.append(
-                    Poller(
-                        device.id,
-                        device.kind,
-                        driver,
-                        interval_s=s.interval_for(device),
-                        timeout_s=s.timeout_for(device),
-                        jitter_fraction=s.poll.jitter_fraction,
-                        semaphore=semaphore,
-                        emit=batcher.add,
-                        metrics=self.metrics,
-                        polled=polled,
-                    )
+            for entry in s.polled():
+                source = as_collecting(entry, self.driver_factory(entry))
+                stack.push_async_callback(_close_source, source, entry.id)
+                poller = Poller(
+                    entry.id,
+                    entry.kind,
+                    source,
+                    interval_s=s.interval_for(entry),
+                    timeout_s=s.timeout_for(entry),
+                    jitter_fraction=s.poll.jitter_fraction,
+                    semaphore=semaphore,
+                    emit=batcher.add,
+                    metrics=self.metrics,
+                    polled=polled,
                 )
+                self.pollers.append(poller)
+                self.sources.add(poller)
             self.publisher = Publisher(s, outbox, self.status, self.metrics)
             log.info(
                 "agent_started",
@@ -136,6 +153,7 @@ class AgentService:
                 agent=s.agent_id,
                 boot=outbox.boot,
                 devices=len(s.devices),
+                sources=len(s.sources),
                 outbox_rows=outbox.rows,
                 outbox_unavailable=outbox.unavailable,
                 version=agent_version(),
@@ -146,7 +164,7 @@ class AgentService:
                 watchdog_s = sdnotify.watchdog_interval_s()
                 watchdog = tg.create_task(sdnotify.watchdog_loop(watchdog_s)) if watchdog_s else None
                 batching = tg.create_task(batcher.run(), name="batch")
-                polls = [tg.create_task(p.run(stop), name=f"poll:{p.device_id}") for p in self.pollers]
+                polls = [tg.create_task(p.run(stop), name=f"poll:{p.source_id}") for p in self.pollers]
                 sdnotify.notify("READY=1")
                 self.ready.set()
                 await stop.wait()
@@ -171,13 +189,13 @@ class AgentService:
             )
 
 
-async def _close_driver(driver: Driver, device_id: str) -> None:
+async def _close_source(source: Collecting, source_id: str) -> None:
     """A driver that fails to close must not turn a clean stop into a failure."""
     try:
         async with asyncio.timeout(2):
-            await driver.aclose()
+            await source.aclose()
     except Exception as err:
-        log.warning("driver_close_failed", device=device_id, error=f"{type(err).__name__}: {err}")
+        log.warning("driver_close_failed", source=source_id, error=f"{type(err).__name__}: {err}")
 
 
 async def run(

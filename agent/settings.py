@@ -4,9 +4,10 @@ The settings style both daemons share (:mod:`runtime.config`): :func:`load_setti
 file (syntax errors give line and column), resolves secret references (:mod:`runtime.secrets`),
 lets ``FERNWART_…`` environment variables override keys (``FERNWART_MQTT__HOST``), validates the
 result against :class:`AgentSettings` (``extra="forbid"`` everywhere, so a typo is an error) and
-then each device's ``options`` table against its driver's ``options_model``. Every problem is
+then each device's and source's ``options`` table against its driver's ``options_model``. Every problem is
 collected and raised at once as :class:`~runtime.config.ConfigError`, one line per problem, each
-starting with its key path (``devices[3].options.community: field required``). Values are never
+starting with its key path (``devices[3].options.community: field required``,
+``sources[2].options.tenant_id: field required``). Values are never
 echoed, since a misplaced one could be a secret.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +26,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,9 +46,10 @@ from runtime.config import (
 )
 
 if TYPE_CHECKING:
-    from collector.base import DriverFactory
+    from collector.base import DriverFactory, SourceFactory
 
-DriverLookup = Callable[[str], "DriverFactory"]
+# kind → the registered class (a driver or a source: both have ``options_model``).
+DriverLookup = Callable[[str], "DriverFactory | SourceFactory"]
 
 
 class _Section(BaseModel):
@@ -118,7 +121,9 @@ class ShutdownSettings(_Section):
     drain_s: float = Field(5.0, ge=0, le=8)
 
 
-class DeviceEntry(_Section):
+class PolledEntry(_Section):
+    """What the agent polls: one driver instance, its kind, schedule and options."""
+
     id: DeviceId
     kind: str = Field(min_length=1)
     interval_s: float | None = Field(None, gt=0)  # default: poll.default_interval_s
@@ -133,6 +138,17 @@ class DeviceEntry(_Section):
         return self._driver_options
 
 
+class DeviceEntry(PolledEntry):
+    """``[[devices]]``: one device, read by a one-device driver (SNMP, host); its id is the
+    device's id. It is polled as a source that reports this one device."""
+
+
+class SourceEntry(PolledEntry):
+    """``[[sources]]``: what one driver instance reads — a Microsoft tenant, a Webex
+    organisation, an on-premises codec — and which reports any number of devices, each under
+    its own device id. ``id`` names the source (logs, metrics), not a device."""
+
+
 class AgentSettings(DaemonSettings):
     site_id: SiteId
     agent_id: AgentId = Field(default_factory=default_agent_id)
@@ -142,22 +158,37 @@ class AgentSettings(DaemonSettings):
     poll: PollSettings = Field(default_factory=PollSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     devices: list[DeviceEntry] = Field(default_factory=list)
+    sources: list[SourceEntry] = Field(default_factory=list)
 
     @field_validator("devices")
     @classmethod
     def _unique_device_ids(cls, devices: list[DeviceEntry]) -> list[DeviceEntry]:
-        seen: set[str] = set()
-        dupes: set[str] = set()
-        for device in devices:
-            (dupes if device.id in seen else seen).add(device.id)
+        dupes = _duplicates(device.id for device in devices)
         if dupes:
-            raise ValueError(f"duplicate device ids: {', '.join(sorted(dupes))}")
+            raise ValueError(f"duplicate device ids: {', '.join(dupes)}")
         return devices
 
-    def interval_for(self, device: DeviceEntry) -> float:
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_ids(cls, sources: list[SourceEntry], info: ValidationInfo) -> list[SourceEntry]:
+        dupes = _duplicates(source.id for source in sources)
+        if dupes:
+            raise ValueError(f"duplicate source ids: {', '.join(dupes)}")
+        # A [[devices]] entry is polled as a source of the same id: the two id sets must not meet.
+        devices: list[DeviceEntry] = info.data.get("devices") or []
+        shared = sorted({d.id for d in devices} & {s.id for s in sources})
+        if shared:
+            raise ValueError(f"ids used by both a device and a source: {', '.join(shared)}")
+        return sources
+
+    def polled(self) -> list[PolledEntry]:
+        """Everything the agent polls, each a source: the ``[[devices]]``, then the ``[[sources]]``."""
+        return [*self.devices, *self.sources]
+
+    def interval_for(self, device: PolledEntry) -> float:
         return device.interval_s if device.interval_s is not None else self.poll.default_interval_s
 
-    def timeout_for(self, device: DeviceEntry) -> float:
+    def timeout_for(self, device: PolledEntry) -> float:
         return device.timeout_s if device.timeout_s is not None else self.poll.timeout_s
 
     @property
@@ -165,17 +196,27 @@ class AgentSettings(DaemonSettings):
         return self.mqtt.client_id or f"fernwart-agent-{self.site_id}-{self.agent_id}"[:128]
 
 
-def _device_option_errors(
-    raw_devices: Any, lookup: DriverLookup
+def _duplicates(ids: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    dupes: set[str] = set()
+    for one in ids:
+        (dupes if one in seen else seen).add(one)
+    return sorted(dupes)
+
+
+def _option_errors(
+    section: str, raw_entries: Any, lookup: DriverLookup
 ) -> tuple[list[tuple[str, str]], dict[int, BaseModel]]:
+    """Each entry's ``options`` of ``section`` (``devices``, ``sources``) validated against its
+    driver's ``options_model``: the problems (key paths ``section[i].options.…``) and the models."""
     errors: list[tuple[str, str]] = []
     validated: dict[int, BaseModel] = {}
-    if not isinstance(raw_devices, list):
+    if not isinstance(raw_entries, list):
         return errors, validated
-    for index, raw in enumerate(raw_devices):
+    for index, raw in enumerate(raw_entries):
         if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
             continue  # reported by the model validation
-        where = f"devices[{index}]"
+        where = f"{section}[{index}]"
         try:
             factory = lookup(raw["kind"])
         except UnknownDriverError as err:
@@ -217,14 +258,21 @@ def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -
     :class:`ConfigError` with every problem."""
     settings, resolved, errors = settings_or_problems(AgentSettings, raw)
     reported = {path for path, _problem in errors}
-    option_errors, validated = _device_option_errors(resolved.get("devices"), lookup)
-    errors.extend(line for line in option_errors if line[0] not in reported)
+    validated: dict[str, dict[int, BaseModel]] = {}
+    for section in ("devices", "sources"):
+        option_errors, validated[section] = _option_errors(section, resolved.get(section), lookup)
+        errors.extend(line for line in option_errors if line[0] not in reported)
     if settings is not None:
         errors.extend(_runtime_problems(settings))
     if errors or settings is None:
         raise ConfigError([f"{path}: {message}" for path, message in errors])
-    for index, device in enumerate(settings.devices):
-        device._driver_options = validated.get(index)  # noqa: SLF001 - set once, before anyone reads it
+    entries: dict[str, list[DeviceEntry] | list[SourceEntry]] = {
+        "devices": settings.devices,
+        "sources": settings.sources,
+    }
+    for section, listed in entries.items():
+        for index, entry in enumerate(listed):
+            entry._driver_options = validated[section].get(index)  # noqa: SLF001 - set once, before anyone reads it
     return settings
 
 

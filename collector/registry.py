@@ -1,6 +1,9 @@
-"""kind → driver class, read from the ``fernwart.collectors`` entry-point group.
+"""kind → driver or source class, read from the ``fernwart.collectors`` entry-point group.
 
-Only configured kinds are imported; an unknown kind is a config error listing the known ones.
+An entry may be a one-device driver (``collect() -> Observation``, :class:`collector.base.Driver`)
+or a source (``collect(sink)``, :class:`collector.base.Source`); :func:`load_source` gives the
+agent a source either way (see :mod:`collector.sources`). Only configured kinds are imported; an
+unknown kind is a config error listing the known ones.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ import functools
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, cast
 
+from collector.sources import as_source_factory
+
 if TYPE_CHECKING:
-    from collector.base import DriverFactory
+    from collector.base import DriverFactory, SourceFactory
 
 GROUP = "fernwart.collectors"
 
@@ -32,10 +37,21 @@ def known_kinds() -> list[str]:
     return sorted(_entry_points())
 
 
-@functools.cache
-def load_driver(kind: str) -> DriverFactory:
-    """Import and return the driver class registered for ``kind``."""
+def entry_point(kind: str) -> EntryPoint:
+    """The registered entry point of ``kind`` (not imported); raises :class:`UnknownDriverError`."""
     ep = _entry_points().get(kind)
     if ep is None:
         raise UnknownDriverError(kind, known_kinds())
-    return cast("DriverFactory", ep.load())
+    return ep
+
+
+@functools.cache
+def load_driver(kind: str) -> DriverFactory | SourceFactory:
+    """Import and return the class registered for ``kind``, as registered (driver or source)."""
+    return cast("DriverFactory | SourceFactory", entry_point(kind).load())
+
+
+@functools.cache
+def load_source(kind: str) -> SourceFactory:
+    """The source class for ``kind``: the registered class, or a one-device driver adapted."""
+    return as_source_factory(load_driver(kind))

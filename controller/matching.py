@@ -7,9 +7,10 @@ newer matcher, or a change another instance made, is reflected after a restart).
 recomputes incrementally:
 
 * ingest: :meth:`on_flush` runs after each committed flush and only compares each observation's
-  vendor, model and firmware with what it knows (a dictionary lookup, no catalog work). Devices
-  that are new or changed are queued; :meth:`run` re-reads them from the database, re-matches
-  them and replaces their findings, batched;
+  vendor, model, firmware and matched components (:data:`COMPONENT_PRODUCTS`: a Teams Rooms app
+  is matched as its own product, and its findings name the component) with what it knows (a
+  dictionary lookup, no catalog work). Devices that are new or changed are queued; :meth:`run`
+  re-reads them from the database, re-matches them and replaces their findings, batched;
 * catalog: :meth:`add_advisory`, :meth:`remove_advisory` and :meth:`set_kev` change the catalog
   and persist, in the same transaction as the advisory, the findings of exactly the devices the
   advisory concerns (or concerned before); a KEV change rewrites every device's findings.
@@ -71,6 +72,17 @@ _SLICE = 200  # devices matched between two pauses for the event loop
 DEFAULT_MAX_ADVISORIES = 20_000
 _PROBLEM_CACHE = 100_000  # (vendor, model, firmware) combinations whose match problem is kept
 
+# Software components the catalog matches on their own, by version scheme: the product the
+# advisories name it by. The Teams Rooms app is the same product on any maker's hardware (the
+# device's own vendor and model are the hardware's), so it is matched as Microsoft's product,
+# beside the device's firmware. A component of another scheme (a Windows build, a peripheral's
+# firmware) is stored and shown, not matched: no advisory source of ours names it.
+COMPONENT_PRODUCTS: dict[str, tuple[str, str]] = {
+    "teams-rooms": ("Microsoft", "Microsoft Teams Rooms on Windows"),
+    "teams-android": ("Microsoft", "Microsoft Teams Rooms on Android"),
+}
+FIRMWARE = "firmware"  # findings about the device's firmware name this component
+
 
 class CatalogMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -126,11 +138,13 @@ class MatchingService:
         self._lock = asyncio.Lock()
         self._devices: dict[int, DeviceRecord] = {}
         self._known: dict[tuple[str, str], DeviceRecord] = {}
+        # Per device, the matcher ids of its matched components ("<pk>/<component>").
+        self._component_ids: dict[int, set[str]] = {}
         # Devices to recompute, each with what made it pending: the (firmware, vendor, model) an
         # observation reported, None for a device an agent announced, _CHANGED for several.
         self._pending: dict[tuple[str, str], _Seen | None] = {}
         self._wake = asyncio.Event()
-        self._problems: dict[tuple[str, str, str | None], str | None] = {}
+        self._problems: dict[tuple[str, str, str | None, str | None], str | None] = {}
 
     @property
     def store(self) -> CatalogStore:
@@ -156,7 +170,8 @@ class MatchingService:
             devices = await self._store.devices()
             self._devices = {d.pk: d for d in devices}
             self._known = {d.key: d for d in devices}
-            self.matcher.set_devices(_device(d) for d in devices)
+            self._component_ids = {d.pk: {c.device_id for c in _component_devices(d)} for d in devices}
+            self.matcher.set_devices(m for d in devices for m in (_device(d), *_component_devices(d)))
             await self._persist(list(self._devices), cause="start", chunked=True)
         self.metrics.advisories.set(len(catalog))
         log.info(
@@ -190,7 +205,7 @@ class MatchingService:
                 site = message.site_id
                 for obs in message.observations:
                     key = (site, obs.device_id)
-                    seen = (obs.firmware, obs.vendor, obs.model)
+                    seen = (obs.firmware, obs.vendor, obs.model, _matched(obs.software))
                     if _differs(known.get(key), seen):
                         _queue(pending, key, seen)
             elif isinstance(message, AgentStatus) and message.state is AgentState.ONLINE:
@@ -253,6 +268,13 @@ class MatchingService:
             self._devices[record.pk] = record
             self._known[record.key] = record
             self.matcher.set_device(_device(record))
+            components = _component_devices(record)
+            ids = {c.device_id for c in components}
+            for gone in self._component_ids.get(record.pk, set()) - ids:
+                self.matcher.remove_device(gone)
+            for component in components:
+                self.matcher.set_device(component)
+            self._component_ids[record.pk] = ids
 
     # --- catalog changes ------------------------------------------------------------------------
 
@@ -353,7 +375,7 @@ class MatchingService:
         """Devices the advisory concerns now, plus those with stored findings about it (replaced
         revisions may concern fewer products). Their rows are re-read first: another controller
         instance may have stored a newer firmware than this one knows."""
-        pks = {int(did) for did, _verdict in self.matcher.devices_affected_by(advisory_id)}
+        pks = {_pk(did) for did, _verdict in self.matcher.devices_affected_by(advisory_id)}
         pks |= await self._store.device_pks_with_findings_of(advisory_id)
         fresh = [r for r in await self._store.devices_by_pks(pks) if self._devices.get(r.pk) != r]
         self._remember(fresh)
@@ -390,9 +412,16 @@ class MatchingService:
             "tenant": record.tenant,
             "updated_at": now,
         }
+        matched = [(FIRMWARE, device.software_version or None, device.device_id)]
+        matched += [
+            (c.device_id.split("/", 1)[1], c.software_version, c.device_id)
+            for c in _component_devices(record)
+        ]
         findings = [
             {
                 **base,
+                "component": component,
+                "version": version,
                 "advisory_id": f.advisory_id,
                 "cves": list(f.cves),
                 "status": f.status,
@@ -406,9 +435,10 @@ class MatchingService:
                 "products": list(f.products),
                 "fix_url": f.fix_url,
             }
-            for f in self.matcher.findings(device.device_id)
+            for component, version, matcher_id in matched
+            for f in self.matcher.findings(matcher_id)
         ]
-        combo = (record.vendor, record.model, record.firmware_version)
+        combo = (record.vendor, record.model, record.firmware_version, device.family)
         if combo in self._problems:
             problem = self._problems[combo]
         else:
@@ -458,9 +488,18 @@ def _refuse_nul(document: Any, name: str) -> None:
             stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
 
 
-_Seen = tuple[str | None, str, str]  # firmware, vendor, model as an observation reported them
+_Components = tuple[tuple[str, str, str | None], ...]
+# firmware, vendor, model and matched components as an observation reported them
+_Seen = tuple[str | None, str, str, _Components]
 # Pending for different reasons (several firmware versions, say): recomputed whatever it read.
-_CHANGED: _Seen = ("", "", "")
+_CHANGED: _Seen = ("", "", "", ())
+
+
+def _matched(software: _Components) -> _Components:
+    """The components of ``software`` the catalog matches (see :data:`COMPONENT_PRODUCTS`)."""
+    if not software:
+        return ()
+    return tuple(c for c in software if c[2] in COMPONENT_PRODUCTS and c[0] != FIRMWARE)
 
 
 def _queue(pending: dict[tuple[str, str], _Seen | None], key: tuple[str, str], seen: _Seen | None) -> None:
@@ -472,13 +511,31 @@ def _differs(record: DeviceRecord | None, seen: _Seen) -> bool:
     """Whether an observation reporting ``seen`` changes what the device is matched on."""
     if record is None:
         return True
-    firmware, vendor, model = seen
+    firmware, vendor, model, components = seen
     return (
         (firmware is not None and firmware != record.firmware_version)
         or vendor != record.vendor
         or model != record.model
+        or any(c not in record.components for c in components)
     )
 
 
 def _device(record: DeviceRecord) -> Device:
-    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "")
+    # The reported family first (its scheme follows from the vocabulary); "unknown" is no family.
+    family = record.family if record.family and record.family != "unknown" else None
+    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "", family)
+
+
+def _component_devices(record: DeviceRecord) -> list[Device]:
+    """The device's matched components as devices of the matcher: ``<pk>/<component>``, the
+    product the catalog names it by, and the component's version."""
+    return [
+        Device(f"{record.pk}/{name}", *COMPONENT_PRODUCTS[scheme], version)
+        for name, version, scheme in _matched(record.components)
+        if scheme is not None
+    ]
+
+
+def _pk(matcher_id: str) -> int:
+    """The device's primary key of a matcher id (``<pk>`` or ``<pk>/<component>``)."""
+    return int(matcher_id.split("/", 1)[0])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from collector.wire import ObservationBatch
+
+# (name, version, scheme) per component; the device's firmware is the one named "firmware".
+Component = tuple[str, str, str | None]
+Components = tuple[Component, ...]
 
 
 class PreparedObservation(NamedTuple):
@@ -46,6 +51,9 @@ class PreparedObservation(NamedTuple):
     driver: str
     health: str
     reachable: bool
+    # Every software component the observation carries, (name, version, scheme) in its order:
+    # each reaches the store as its own row (device_components, component_history).
+    software: Components = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,7 @@ def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBat
                 obs.driver,
                 obs.health.status.value,
                 obs.reachable,
+                tuple((c.name, c.version, c.scheme) for c in obs.software),
             )
         )
     batch_id = str(batch.batch_id)
@@ -144,11 +153,11 @@ OBSERVATION_COLUMNS = ("site_id", "device_id", "batch_id", "observed_at", "posit
 # One stage row per observation with what its device row needs (the writer's obs_stage table).
 STAGE_COLUMNS = (
     "site_id", "device_id", "agent_id", "vendor", "family", "model", "serial", "hostname", "driver",
-    "firmware", "health", "reachable", "observed_at", "last_seen_epoch",
+    "firmware", "health", "reachable", "observed_at", "last_seen_epoch", "software",
 )  # fmt: skip
 STAGE_TYPES = (
     "text", "text", "text", "text", "text", "text", "text", "text", "text",
-    "text", "text", "boolean", "timestamptz", "double precision",
+    "text", "text", "boolean", "timestamptz", "double precision", "jsonb",
 )  # fmt: skip
 
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since the UNIX epoch
@@ -211,5 +220,22 @@ def encode_copy(
             _TRUE if obs.reachable else _FALSE,
             at,
             _DOUBLE(8, obs.observed_us / 1e6),
+            _software(texts, obs.software),
         )
     return CopyRows(b"".join(rows), b"".join(stage))
+
+
+_JSONB_VERSION = b"\x01"  # jsonb's binary send form: a version byte, then the JSON text
+
+
+def _software(texts: _Texts, software: Components) -> bytes:
+    """The components as a ``jsonb`` field (``[[name, version, scheme], …]``), NULL when none.
+    A batch's devices mostly report the same components: the encoded field is cached by value."""
+    if not software:
+        return _NULL
+    key = f"\x00jsonb{software!r}"  # not a text value: cached apart from the texts
+    field = texts.get(key)
+    if field is None:
+        data = _JSONB_VERSION + json.dumps(software, ensure_ascii=False, separators=(",", ":")).encode()
+        field = texts[key] = _LENGTH(len(data)) + data
+    return field

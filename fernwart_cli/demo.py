@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import demo_tenants, exits
 from lab.devices import lab_devices
+from lab.fakes.cisco_lab import DEMO_ENV, agent_sources
 from lab.snmpsim import start_snmpsim
 
 CATALOG = Path(__file__).resolve().parents[1] / "lab" / "catalog"
@@ -86,6 +88,39 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} does not answer {url} after {timeout_s}s")
         time.sleep(0.2)
+
+
+def _wait_tcp(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} does not listen on 127.0.0.1:{port} after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def start_cisco_lab(stack: _Stack, state: Path, python: str, interval_s: float) -> str:
+    """Start the simulated Webex org and on-prem codec; return the agent's ``[[sources]]`` for
+    them ("" while this agent reads no ``[[sources]]``: the text is then appended to
+    ``agent-sources.toml``, as for the Microsoft tenant)."""
+    webex_port, codec_port = _free_tcp_port(0), _free_tcp_port(0)
+    argv = [python, "-m", "lab.fakes.cisco_lab", "--webex-port", str(webex_port)]
+    proc = stack.start("cisco-lab", [*argv, "--codec-port", str(codec_port)], state / "cisco-lab.log")
+    _wait_tcp(webex_port, proc, "the simulated Webex org")
+    _wait_tcp(codec_port, proc, "the simulated codec")
+    os.environ.update(DEMO_ENV)  # the agent inherits them; its config holds only {env = …} references
+    sys.stdout.write(
+        f"lab: a Webex org on 127.0.0.1:{webex_port}, an on-prem codec on 127.0.0.1:{codec_port}\n"
+    )
+    sources = agent_sources(webex_port, codec_port, interval_s)
+    if demo_tenants.agent_understands_sources():
+        return sources
+    with (state / "agent-sources.toml").open("a", encoding="utf-8") as out:
+        out.write(sources)
+    return ""
 
 
 def _send(method: str, url: str, body: bytes, token: str) -> int:
@@ -276,8 +311,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
         microsoft = demo_tenants.start_microsoft_lab(stack, state, python, args.interval)
+        cisco = start_cisco_lab(stack, state, python, args.interval)
         (state / "agent.toml").write_text(
-            agent_config(state, broker_port, sim.port, args.interval) + microsoft
+            agent_config(state, broker_port, sim.port, args.interval) + microsoft + cisco
         )
         token_file = state / "admin.token"
         sys.stdout.write(init_database(python, state / "controller.toml") + "\n")

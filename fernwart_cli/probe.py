@@ -23,7 +23,7 @@ from collector.model import Observation
 from collector.snmp import SnmpDriver, SnmpOptions
 from collector.snmp.options import AuthProto, PrivProto
 from collector.validation import clean_message
-from fernwart_cli import exits, microsoft
+from fernwart_cli import cisco, exits, microsoft
 
 EX_UNAVAILABLE = exits.UNAVAILABLE
 EX_SOFTWARE = exits.SOFTWARE
@@ -101,6 +101,9 @@ def run_snmp(args: argparse.Namespace) -> int:
         _fail(f"bad response: {err}")
         return EX_SOFTWARE
     sys.stdout.write(observation.model_dump_json(indent=2) + "\n")
+    why = observation.raw.get("identification")
+    if why:  # the JSON says it too; a person running the probe should not have to dig for it
+        _fail(f"not identified: {why}")
     return exits.OK
 
 
@@ -150,3 +153,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     snmp.add_argument("--no-interfaces", action="store_true", help="skip the IF-MIB table")
     snmp.set_defaults(func=run_snmp)
     microsoft.register_probes(kinds)
+    cisco.register_probes(kinds)

@@ -30,7 +30,8 @@ from firmware_catalog.model import (
 from firmware_catalog.products import DeviceIdentity, covers, identify_device
 from firmware_catalog.versions import Version, parse_version
 
-Combo = tuple[str, str, str]  # (vendor, product, software_version) as reported
+# (vendor, product, software_version, family, scheme) as reported; family and scheme may be None.
+Combo = tuple[str, str, str, str | None, str | None]
 # What a result depends on: the identity and the parsed release (or why there is none).
 ResultKey = tuple[DeviceIdentity, str | None, object]
 
@@ -38,11 +39,17 @@ _PRIORITY = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
 _UNKNOWN_NAMED = 3  # unknown advisories a recommendation's reason names, the rest are counted
 
 
-def match_problem(vendor: str, product: str, software_version: str | None) -> str | None:
+def match_problem(
+    vendor: str,
+    product: str,
+    software_version: str | None,
+    family: str | None = None,
+    scheme: str | None = None,
+) -> str | None:
     """Why a device cannot be matched at all (every advisory is then ``unknown`` for it), or None."""
     if not software_version:
         return "no firmware version reported"
-    identity = identify_device(vendor, product, software_version)
+    identity = identify_device(vendor, product, software_version, family, scheme)
     if not identity.mapped or identity.scheme is None:
         return f"product cannot be mapped: {identity.reason}"
     try:
@@ -368,4 +375,4 @@ def _not_affected_reason(verdicts: tuple[Verdict, ...]) -> str:
 
 
 def _combo(device: Device) -> Combo:
-    return (device.vendor, device.product, device.software_version)
+    return (device.vendor, device.product, device.software_version, device.family, device.scheme)

@@ -134,6 +134,9 @@ class Device:
     vendor: str
     product: str
     software_version: str
+    # What the driver reported (firmware_catalog.vocabulary): used before the product-name rules.
+    family: str | None = None
+    scheme: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Device:
@@ -142,6 +145,8 @@ class Device:
             vendor=str(data.get("vendor") or ""),
             product=str(data.get("product") or ""),
             software_version=str(data.get("software_version") or ""),
+            family=str(data["family"]) if data.get("family") else None,
+            scheme=str(data["scheme"]) if data.get("scheme") else None,
         )
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from firmware_catalog.vocabulary import FAMILIES, problem
+
 _LEGAL_WORDS = frozenset(
     {
         "inc",
@@ -121,26 +123,9 @@ _SERIES_ANY = re.compile(r"\b(?P<prefix>[a-z]*\d{1,2})(?:00|xx)\b")
 _ENDPOINT_WORDS = re.compile(r"\b(?:room|desk|board|codec|telepresence|webex|navigator|[sdmi]x\d+)\b")
 _PID_SUFFIXES = frozenset({"k9", "nr", "w", "c", "b", "wl", "cc", "bun"})  # order options, not models
 
-FAMILY_SCHEME = {
-    "roomos": "cisco-roomos",
-    "ce": "cisco-roomos",
-    "tc": "cisco-roomos",
-    "sip": "cisco-phone",
-    "mpp": "cisco-mpp",
-    "spa": "generic",
-    "teams-rooms": "teams-rooms",
-    "teams-android": "teams-android",
-    "yealink": "yealink",
-    "poly": "poly",
-}
-FAMILY_CLASS = {
-    "roomos": "endpoint",
-    "ce": "endpoint",
-    "tc": "endpoint",
-    "sip": "phone",
-    "mpp": "phone",
-    "spa": "phone",
-}
+# Scheme and device class of every family: from the one vocabulary the drivers use too.
+FAMILY_SCHEME = {name: family.scheme for name, family in FAMILIES.items()}
+FAMILY_CLASS = {name: family.device_class for name, family in FAMILIES.items() if family.device_class}
 # Firmware variants that vendors always name; an unqualified hardware name never means them.
 QUALIFIED_FAMILIES = frozenset({"mpp", "spa"})
 # Firmware family of every device of a vendor that has one firmware line.
@@ -267,13 +252,29 @@ def _family_from_version(vendor: str, version: str, key: ProductKey) -> str | No
     return None
 
 
-def identify_device(vendor: str, product: str, software_version: str) -> DeviceIdentity:
+def identify_device(
+    vendor: str,
+    product: str,
+    software_version: str,
+    reported_family: str | None = None,
+    reported_scheme: str | None = None,
+) -> DeviceIdentity:
     """Map a device as it reports itself to a :class:`DeviceIdentity`.
 
-    The family comes from the product name when it names exactly one ("CP-8851-3PCC" is MPP),
-    else from the firmware string ("RoomOS ...", "ce9...", "sip88xx...") or the vendor's only line.
+    The family (and scheme) the driver reported come first when the vocabulary knows them;
+    ``telepresence`` (a codec whose train is unknown) is refined from the firmware string.
+    Otherwise the family comes from the product name when it names exactly one ("CP-8851-3PCC" is
+    MPP), else from the firmware string ("RoomOS ...", "ce9...", "sip88xx...") or the vendor's only line.
     """
     key = normalize_product(vendor, _normalize_pid(product))
+    if reported_family and reported_family in FAMILIES and problem(reported_family, reported_scheme) is None:
+        family_of = reported_family
+        if reported_family == "telepresence":
+            family_of = _family_from_version(key.vendor, software_version, key) or reported_family
+        model = next(iter(key.models)) if len(key.models) == 1 else None
+        device_class = key.device_class or FAMILY_CLASS.get(family_of)
+        # problem() held: a reported scheme is the family's own.
+        return DeviceIdentity(key.vendor, family_of, model, device_class, FAMILY_SCHEME[family_of], None)
     family: str | None = None
     if len(key.families) == 1:
         (family,) = key.families

@@ -7,140 +7,59 @@ and leading zeros never change a result. ``str(v)`` is the canonical release str
 
 Schemes (``SCHEMES``): ``generic``, ``cisco-roomos`` (RoomOS, CE, TC), ``cisco-phone``
 (enterprise SIP phone firmware), ``cisco-mpp`` (Multiplatform phone firmware), ``teams-rooms``
-(Teams Rooms app), ``teams-android`` (Teams Android app on devices), ``yealink``, ``poly``.
+(Teams Rooms app), ``teams-android`` (Teams Android app on devices), ``yealink``, ``poly``, and in
+:mod:`firmware_catalog.versions_extra` ``tandberg`` (TE and F trains), ``kernel`` and ``semver``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from firmware_catalog.errors import VersionParseError
-
-MAX_VERSION_LENGTH = 200
-
-# A build id: 7+ hex characters with at least one letter, after a space or a dot, at the end.
-_BUILD_ID = re.compile(
-    r"^(?P<release>.*?)[ .](?P<build>(?=[0-9a-f]*[a-f])[0-9a-f]{7,})$", re.ASCII | re.IGNORECASE
+from firmware_catalog.version_base import (
+    MAX_VERSION_LENGTH,
+    GenericVersion,
+    Version,
+    _strip_zeros,
+    strip_build_id,
 )
+from firmware_catalog.versions_extra import KernelVersion, SemverVersion, TandbergVersion
 
-
-def strip_build_id(text: str) -> tuple[str, str | None]:
-    """Split ``'RoomOS 11.9.2.4 5a7b1f0c9e2'`` into ``('RoomOS 11.9.2.4', '5a7b1f0c9e2')``."""
-    match = _BUILD_ID.match(text)
-    if match is None:
-        return text, None
-    return match["release"], match["build"]
-
-
-def _strip_zeros(parts: tuple[int, ...]) -> tuple[int, ...]:
-    end = len(parts)
-    while end > 1 and parts[end - 1] == 0:
-        end -= 1
-    return parts[:end]
-
-
-class Version:
-    """A parsed version. Subclasses set ``scheme`` and implement ``parse``."""
-
-    __slots__ = ("canonical", "key", "text", "train")
-    scheme: ClassVar[str] = "abstract"
-
-    def __init__(self, text: str, key: tuple[Any, ...], canonical: str, train: tuple[int, ...]) -> None:
-        self.text = text  # as given
-        self.key = key  # what equality and order use
-        self.canonical = canonical  # str(self)
-        self.train = train  # release train (major, minor) for "first fixed in the device's train"
-
-    @classmethod
-    def parse(cls, text: str) -> Self:
-        raise NotImplementedError
-
-    @classmethod
-    def _check_text(cls, text: object) -> str:
-        if not isinstance(text, str):
-            raise VersionParseError(repr(text), cls.scheme, f"expected a string, got {type(text).__name__}")
-        if len(text) > MAX_VERSION_LENGTH:
-            raise VersionParseError(text, cls.scheme, f"longer than {MAX_VERSION_LENGTH} characters")
-        stripped = text.strip()
-        if not stripped:
-            raise VersionParseError(text, cls.scheme, "empty string")
-        return stripped
-
-    def _same_scheme(self, other: object) -> Version:
-        if not isinstance(other, Version):
-            return NotImplemented  # type: ignore[no-any-return]
-        if other.scheme != self.scheme:
-            raise TypeError(f"cannot compare {self.scheme} version with {other.scheme} version")
-        return other
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self.scheme == other.scheme and self.key == other.key
-
-    def __hash__(self) -> int:
-        return hash((self.scheme, self.key))
-
-    def __lt__(self, other: object) -> bool:
-        return bool(self.key < self._same_scheme(other).key)
-
-    def __le__(self, other: object) -> bool:
-        return bool(self.key <= self._same_scheme(other).key)
-
-    def __gt__(self, other: object) -> bool:
-        return bool(self.key > self._same_scheme(other).key)
-
-    def __ge__(self, other: object) -> bool:
-        return bool(self.key >= self._same_scheme(other).key)
-
-    def __str__(self) -> str:
-        return self.canonical
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.text!r})"
-
-
-_SEGMENT = re.compile(r"\d+|[a-z]+", re.ASCII | re.IGNORECASE)
-
-
-class GenericVersion(Version):
-    """Any string with letters or digits: numeric runs compare as numbers, letter runs as text.
-
-    ``1.0 == 1.0.0``; a letter run sorts before a number at the same place (``1.0a < 1.0.1``),
-    and a shorter version before a longer one with the same start (``1.0 < 1.0a``).
-    """
-
-    __slots__ = ()
-    scheme = "generic"
-
-    @classmethod
-    def parse(cls, text: str) -> Self:
-        stripped = cls._check_text(text)
-        segments = _SEGMENT.findall(stripped)
-        if not segments:
-            raise VersionParseError(text, cls.scheme, "no digits or letters")
-        key: list[tuple[int, int, str]] = [
-            (1, int(seg), "") if seg.isdigit() else (0, 0, seg.lower()) for seg in segments
-        ]
-        while len(key) > 1 and key[-1] == (1, 0, ""):
-            key.pop()
-        numbers = [int(seg) for seg in segments[:2] if seg.isdigit()]
-        return cls(text, tuple(key), stripped, tuple(numbers))
-
+# The whole scheme API is imported from here (the base classes live in version_base).
+__all__ = [
+    "MAX_VERSION_LENGTH",
+    "SCHEMES",
+    "CiscoMppVersion",
+    "CiscoPhoneVersion",
+    "GenericVersion",
+    "KernelVersion",
+    "PolyVersion",
+    "RoomOsVersion",
+    "SemverVersion",
+    "TandbergVersion",
+    "TeamsAndroidVersion",
+    "TeamsRoomsVersion",
+    "Version",
+    "YealinkVersion",
+    "parse_version",
+    "strip_build_id",
+]
 
 _ROOMOS = re.compile(
-    r"^(?:(?P<prefix>roomos|ce|tc)\s*)?(?P<nums>\d{1,6}(?:\.\d{1,6}){1,4})(?:\s+(?P<qual>[a-z][a-z0-9]{0,30}))?$",
+    r"^(?:(?P<prefix>roomos|ce|tcnc|tc)\s*)?(?P<nums>\d{1,6}(?:\.\d{1,6}){1,4})(?:\s+(?P<qual>[a-z][a-z0-9]{0,30}))?$",
     re.ASCII | re.IGNORECASE,
 )
-_ROOMOS_PREFIX = {"roomos": "RoomOS ", "ce": "CE", "tc": "TC"}
+_ROOMOS_PREFIX = {"roomos": "RoomOS ", "ce": "CE", "tc": "TC", "tcnc": "TCNC"}
 
 
 class RoomOsVersion(Version):
     """Cisco RoomOS and its predecessors CE and TC: ``ce9.15.3.17``, ``TC7.3.21``.
 
     One numbering line: TC up to 7.x, CE 8.x-9.x, RoomOS from 10. The prefix is optional and does
-    not take part in comparison (``TC7.3.7 == 7.3.7``). A trailing word such as ``StepUpg`` is a
+    not take part in comparison (``TC7.3.7 == 7.3.7``); ``TCNC`` (TC without encryption) is TC.
+    TC releases have three numbers, so a fourth is a build (``TC5.1.0.280662`` is TC5.1.0), as is
+    a hex build id (``TC7.3.6.3b9ba3f == TC7.3.6``). A trailing word such as ``StepUpg`` is a
     qualifier: ``10.19 StepUpg`` sorts just before ``10.19``. The release train is major.minor.
     """
 
@@ -162,12 +81,20 @@ class RoomOsVersion(Version):
             raise VersionParseError(
                 text, cls.scheme, "expected [RoomOS |CE|TC]<major>.<minor>[.<patch>...] [build id]"
             )
-        nums = tuple(int(n) for n in match["nums"].split("."))
+        texts = match["nums"].split(".")
+        nums = tuple(int(n) for n in texts)
         prefix = (match["prefix"] or "").lower()
-        family = prefix or ("tc" if nums[0] <= 7 else "ce" if nums[0] <= 9 else "roomos")
+        family = (
+            "tc"
+            if prefix == "tcnc"
+            else prefix or ("tc" if nums[0] <= 7 else "ce" if nums[0] <= 9 else "roomos")
+        )
+        if family == "tc" and len(nums) > 3:
+            # TC releases have three numbers; a fourth is the build ("TC5.1.0.280662").
+            nums, texts = nums[:3], texts[:3]
         qual = match["qual"] or ""
         key = (_strip_zeros(nums), 0 if qual else 1, qual.lower())
-        canonical = _ROOMOS_PREFIX.get(prefix, "") + match["nums"] + (f" {qual}" if qual else "")
+        canonical = _ROOMOS_PREFIX.get(prefix, "") + ".".join(texts) + (f" {qual}" if qual else "")
         return cls(text, key, canonical, nums[:2], family)
 
 
@@ -364,6 +291,9 @@ SCHEMES: dict[str, type[Version]] = {
         TeamsAndroidVersion,
         YealinkVersion,
         PolyVersion,
+        TandbergVersion,
+        KernelVersion,
+        SemverVersion,
     )
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ OURS = ("agent", "collector", "controller", "firmware_catalog", "lab", "fernwart
 ALLOWED: dict[str, tuple[str, ...]] = {
     "firmware_catalog": (),  # a pure library: nothing of ours
     # The device-facing library needs no daemon code: neither the drivers nor the wire import runtime,
-    # except the one backoff (pure, stdlib only) that the HTTP client layer retries with.
-    "collector": ("runtime.backoff",),
+    # except the one backoff (pure, stdlib only) that the HTTP client layer retries with, and the one
+    # vocabulary of families and version schemes, which the drivers report in.
+    "collector": ("firmware_catalog.vocabulary", "runtime.backoff"),
     # What both daemons share; it builds on nothing of ours but the pydantic message cleaner.
     "runtime": ("collector.validation",),
     "agent": ("collector", "runtime"),
@@ -221,16 +223,42 @@ def test_each_adapter_checks_the_version_it_was_written_for(adapter: str) -> Non
     assert "check_versions(" in source
 
 
-def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
-    """Mutants: a controller module importing a driver, an agent module reaching into aiomqtt."""
+# Every driver and source registered in the fernwart.collectors group, by the module it lives in.
+REGISTERED = sorted({ep.module for ep in entry_points(group="fernwart.collectors")})
+
+
+def test_drivers_are_registered() -> None:
+    assert "collector.snmp.driver" in REGISTERED  # the check below looks at the group it means
+
+
+@pytest.mark.parametrize("driver", REGISTERED)
+def test_every_registered_driver_is_a_collector_module_the_daemons_never_import(driver: str) -> None:
+    """A driver lives in the device-facing library (so it imports no daemon code), and neither
+    the controller nor the agent imports it by name: the agent reaches it through the registry."""
+    assert driver in MODULES, f"{driver}: not a module of ours"
+    assert _within(driver, "collector"), f"{driver}: a driver belongs in collector/"
+    importers = [
+        f"{_where(path)}:{line}"
+        for name, path in MODULES.items()
+        if name.split(".")[0] in {"agent", "controller", "runtime"}
+        for line, imported in imported_modules(name, path)
+        if _within(imported, driver)
+    ]
+    assert not importers, f"{driver} imported by {importers}"
+
+
+@pytest.mark.parametrize("driver", REGISTERED)
+def test_the_checks_catch_what_they_are_for(tmp_path: Path, driver: str) -> None:
+    """Mutants: a controller module importing a registered driver, an agent module reaching into
+    aiomqtt."""
     controller = tmp_path / "ingest.py"
     session = MODULES["controller.ingest.session"]
-    controller.write_text(session.read_text() + "\nimport collector.snmp.driver\n")
+    controller.write_text(session.read_text() + f"\nimport {driver}\n")
     agent = tmp_path / "publisher.py"
     reach_in = "\n\ndef f(client):\n    return client._client\n"
     agent.write_text(MODULES["agent.publisher"].read_text() + reach_in)
     mutated = {**MODULES, "controller.ingest.session": controller, "agent.publisher": agent}
-    assert [line for line in layering_violations(mutated) if "imports collector.snmp.driver" in line]
+    assert [line for line in layering_violations(mutated) if f"imports {driver}" in line]
     assert [line for line in private_violations(mutated) if "attribute _client" in line]
 
 

@@ -22,6 +22,7 @@ from collector.model import (
     SoftwareComponent,
     utcnow,
 )
+from firmware_catalog.vocabulary import FAMILIES
 
 
 class HostDriver:
@@ -95,7 +96,8 @@ class HostDriver:
             observed_at=observed_at,
             identity=Identity(
                 vendor="host",
-                family=uname.system.lower() or "unknown",
+                # A family the catalog knows (firmware_catalog.vocabulary): linux, darwin, windows, else host.
+                family=uname.system.lower() if uname.system.lower() in FAMILIES else "host",
                 model=uname.machine or "unknown",
                 hostname=socket.gethostname(),
             ),

@@ -19,6 +19,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from firmware_catalog import vocabulary
+
 CAPTURES = frozenset({"model", "version", "build", "serial"})
 ENTITY_COLUMNS = frozenset(
     {
@@ -89,7 +91,8 @@ class Example(_Strict):
 class Fingerprint(_Strict):
     id: Name
     family: Name
-    # Version scheme the firmware catalog parses the version with (firmware_catalog.versions.SCHEMES).
+    # Family and scheme are names from firmware_catalog.vocabulary, checked at load: what the
+    # driver reports, the catalog can parse.
     scheme: Name
     description: str = ""
     # Every regex must match the normalised sysDescr (re.search).
@@ -107,6 +110,9 @@ class Fingerprint(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Fingerprint:
+        wrong = vocabulary.problem(self.family, self.scheme)
+        if wrong is not None:
+            raise ValueError(f"fingerprint {self.id!r}: {wrong}")
         if not (self.descr or self.object_id or self.entity_mfg):
             raise ValueError(f"fingerprint {self.id!r} matches everything; give it a condition")
         for regex in (*self.descr, *self.descr_optional):

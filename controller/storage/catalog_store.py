@@ -7,6 +7,7 @@ reader sees either the old or the new set, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ class DeviceRecord:
     vendor: str
     model: str
     firmware_version: str | None
+    # The family the driver reported (firmware_catalog.vocabulary); matching uses it first.
+    family: str | None = None
+    # The device's other software components, (name, version, scheme) by name: the matcher
+    # matches those whose scheme the catalog knows (a Teams Rooms app) on their own.
+    components: tuple[tuple[str, str, str | None], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -119,13 +125,56 @@ _DEVICE_COLUMNS = (
     m.DEVICES.c.vendor,
     m.DEVICES.c.model,
     m.DEVICES.c.firmware_version,
+    m.DEVICES.c.family,
 )
 
 
 def _record(row: Any) -> DeviceRecord:
     return DeviceRecord(
-        row.id, row.site_id, row.device_id, row.tenant, row.vendor, row.model, row.firmware_version
+        row.id,
+        row.site_id,
+        row.device_id,
+        row.tenant,
+        row.vendor,
+        row.model,
+        row.firmware_version,
+        row.family,
     )
+
+
+_COMPONENT_COLUMNS = (
+    m.DEVICE_COMPONENTS.c.site_id,
+    m.DEVICE_COMPONENTS.c.device_id,
+    m.DEVICE_COMPONENTS.c.component,
+    m.DEVICE_COMPONENTS.c.version,
+    m.DEVICE_COMPONENTS.c.scheme,
+)
+
+
+async def _with_components(
+    conn: AsyncConnection, records: list[DeviceRecord], *, everything: bool = False
+) -> list[DeviceRecord]:
+    """``records`` with their components other than the firmware (one select per chunk of
+    devices; ``everything``: one select of the whole table, for the whole fleet)."""
+    table = m.DEVICE_COMPONENTS
+    found: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+    not_firmware = table.c.component != "firmware"
+    if everything:
+        selects = [sa.select(*_COMPONENT_COLUMNS).where(not_firmware)]
+    else:
+        keys = [r.key for r in records]
+        dialect = conn.dialect.name
+        selects = [
+            sa.select(*_COMPONENT_COLUMNS).where(not_firmware, _key_in(dialect, table, chunk))
+            for chunk in _chunks(keys)
+        ]
+    for select in selects:
+        for row in await conn.execute(select.order_by(table.c.component)):
+            component = (row.component, row.version, row.scheme)
+            found.setdefault((row.site_id, row.device_id), []).append(component)
+    if not found:
+        return records
+    return [dataclasses.replace(r, components=tuple(found[r.key])) if r.key in found else r for r in records]
 
 
 # Findings writers of several controller instances take turns (PostgreSQL): each replaces a
@@ -198,7 +247,7 @@ class CatalogStore:
     async def devices(self) -> list[DeviceRecord]:
         async with self._engine.connect() as conn:
             found = await conn.execute(sa.select(*_DEVICE_COLUMNS).order_by(m.DEVICES.c.id))
-            return [_record(row) for row in found]
+            return await _with_components(conn, [_record(row) for row in found], everything=True)
 
     async def devices_by_keys(self, keys: Iterable[tuple[str, str]]) -> list[DeviceRecord]:
         devices = m.DEVICES
@@ -208,7 +257,7 @@ class CatalogStore:
                 found = await conn.execute(
                     sa.select(*_DEVICE_COLUMNS).where(_key_in(conn.dialect.name, devices, chunk))
                 )
-                out.extend(_record(row) for row in found)
+                out.extend(await _with_components(conn, [_record(row) for row in found]))
         return out
 
     async def devices_by_pks(self, pks: Iterable[int]) -> list[DeviceRecord]:
@@ -219,7 +268,7 @@ class CatalogStore:
                 found = await conn.execute(
                     sa.select(*_DEVICE_COLUMNS).where(m.DEVICES.c.id.in_(wanted[start : start + _CHUNK]))
                 )
-                out.extend(_record(row) for row in found)
+                out.extend(await _with_components(conn, [_record(row) for row in found]))
         return out
 
     async def has_advisory(self, advisory_id: str) -> bool:

@@ -158,6 +158,38 @@ class FirmwareHistory(Base):
     first_seen: Mapped[datetime]
 
 
+class DeviceComponent(Base):
+    """One software component a device runs now (its firmware, the Teams Rooms app, the Windows
+    build, a peripheral's firmware), as the newest observation reported it (revision 0008). A
+    component an observation leaves out stays as it was, as the firmware does."""
+
+    __tablename__ = "device_components"
+    __table_args__ = (sa.UniqueConstraint("site_id", "device_id", "component", name="uq_device_components"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    component: Mapped[str] = mapped_column(sa.String(64))
+    version: Mapped[str] = mapped_column(sa.String(1024))
+    scheme: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class ComponentHistory(Base):
+    """A row each time a component's version differs from the one before it (revision 0008)."""
+
+    __tablename__ = "component_history"
+    __table_args__ = (
+        sa.Index("ix_component_history_device", "site_id", "device_id"),
+        sa.Index("ix_component_history_first_seen", "first_seen"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(sa.String(128))
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    component: Mapped[str] = mapped_column(sa.String(64))
+    version: Mapped[str] = mapped_column(sa.String(1024))
+    scheme: Mapped[str | None] = mapped_column(sa.String(32))
+    first_seen: Mapped[datetime]
+
+
 class Gap(Base):
     __tablename__ = "gaps"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -231,6 +263,8 @@ DEVICES = _table(Device)
 OBSERVATIONS = _table(Observation)
 BATCHES = _table(Batch)
 FIRMWARE_HISTORY = _table(FirmwareHistory)
+DEVICE_COMPONENTS = _table(DeviceComponent)
+COMPONENT_HISTORY = _table(ComponentHistory)
 GAPS = _table(Gap)
 DEAD_LETTERS = _table(DeadLetter)
 COMMAND_RESULTS = _table(CommandResultRow)
@@ -281,7 +315,10 @@ class FindingRow(Base):
 
     __tablename__ = "findings"
     __table_args__ = (
-        sa.UniqueConstraint("site_id", "device_id", "advisory_id", name="uq_findings_device_advisory"),
+        # One row per advisory and component of a device (revision 0008 added the component).
+        sa.UniqueConstraint(
+            "site_id", "device_id", "component", "advisory_id", name="uq_findings_device_component_advisory"
+        ),
         sa.Index("ix_findings_tenant_status", "tenant", "status"),
         sa.Index("ix_findings_advisory", "advisory_id"),
         sa.Index("ix_findings_rank", "kev", "cvss"),
@@ -292,6 +329,9 @@ class FindingRow(Base):
     device_pk: Mapped[int] = mapped_column(sa.BigInteger())  # devices.id, for links to the device
     tenant: Mapped[str] = mapped_column(sa.String(128))
     advisory_id: Mapped[str] = mapped_column(sa.String(512))
+    # What was matched: "firmware" (the device's firmware), or a component (teams_app, …).
+    component: Mapped[str] = mapped_column(sa.String(64), default="firmware", server_default="firmware")
+    version: Mapped[str | None] = mapped_column(sa.String(1024))  # the version matched (0008)
     cves: Mapped[list[str]] = mapped_column(sa.JSON(), default=list)
     status: Mapped[str] = mapped_column(sa.String(16))  # affected | fixed | not_affected | unknown
     first_fixed: Mapped[str | None] = mapped_column(sa.String(256))

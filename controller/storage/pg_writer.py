@@ -1,6 +1,7 @@
 """The PostgreSQL writer: batch rows with one ``unnest`` insert, observations as COPY rows (encoded
 by the decode workers, see :mod:`controller.shapes`), and device rows with their firmware history
-derived on the server by one statement from a staged copy of the observations.
+derived on the server by one statement from a staged copy of the observations (and the software
+components by one more, when the flush has any).
 
 That statement evaluates the device rules of :mod:`controller.storage.rules` (``moves_forward``,
 ``firmware_changes``) in SQL: in one round trip, on one snapshot, without reading every device of
@@ -98,6 +99,45 @@ WHERE devices.last_seen_epoch IS NULL OR devices.last_seen_epoch <= excluded.las
 """
 
 
+# Every component of every staged observation (controller.storage.rules.component_changes): a
+# history row where a component's version differs from the one before it (the stored one first),
+# in observed order; the current row of each component from the device's newest observation that
+# has it, written only when the device row moves forward (its stored last_seen_epoch, read before
+# the device statement runs) and only when the version or scheme changed. Observations without
+# components are left out by the first step, so a flush of firmware-less observations costs a scan
+# of the stage and nothing more.
+_COMPONENTS_FROM_STAGE_PG = """
+WITH c AS MATERIALIZED (
+    SELECT st.site_id, st.device_id, st.observed_at, st.last_seen_epoch AS epoch, st.ctid AS pos,
+        x.part ->> 0 AS component, x.part ->> 1 AS version, x.part ->> 2 AS scheme, x.n
+    FROM obs_stage AS st
+    CROSS JOIN LATERAL jsonb_array_elements(st.software) WITH ORDINALITY AS x(part, n)
+    WHERE st.software IS NOT NULL
+), hist AS (
+    INSERT INTO component_history (site_id, device_id, component, version, scheme, first_seen)
+    SELECT site_id, device_id, component, version, scheme, observed_at FROM (
+        SELECT c.*, lag(c.version, 1, dc.version) OVER (
+            PARTITION BY c.site_id, c.device_id, c.component ORDER BY c.observed_at, c.pos, c.n
+        ) AS previous
+        FROM c LEFT JOIN device_components AS dc
+            ON dc.site_id = c.site_id AND dc.device_id = c.device_id AND dc.component = c.component
+    ) AS changes
+    WHERE version IS DISTINCT FROM previous
+    ORDER BY site_id, device_id, observed_at, pos, n
+)
+INSERT INTO device_components (site_id, device_id, component, version, scheme)
+SELECT DISTINCT ON (c.site_id, c.device_id, c.component)
+    c.site_id, c.device_id, c.component, c.version, c.scheme
+FROM c LEFT JOIN devices AS d ON d.site_id = c.site_id AND d.device_id = c.device_id
+WHERE d.last_seen_epoch IS NULL OR d.last_seen_epoch <= c.epoch
+ORDER BY c.site_id, c.device_id, c.component, c.observed_at DESC, c.pos DESC, c.n DESC
+ON CONFLICT (site_id, device_id, component) DO UPDATE
+    SET version = excluded.version, scheme = excluded.scheme
+WHERE (device_components.version, device_components.scheme)
+    IS DISTINCT FROM (excluded.version, excluded.scheme)
+"""
+
+
 class PgFlushWriter(FlushWriter):
     statements = statements.build(postgresql.insert, _one_of)
 
@@ -141,6 +181,7 @@ class PgFlushWriter(FlushWriter):
         sites = sorted({batch.site_id for batch in batches})
         tenants = [self._tenant_of(site) for site in sites]
         agent_ids = sorted({batch.agent_id for batch in batches})
+        has_software = any(obs.software for batch in batches for obs in batch.observations)
 
         async def write(driver: Any) -> None:
             # A memoryview: asyncpg takes bytes for a file name.
@@ -158,6 +199,8 @@ class PgFlushWriter(FlushWriter):
                 columns=shapes.STAGE_COLUMNS,
                 format="binary",
             )
+            if has_software:  # before the device rows move: it compares with their stored time
+                await driver.execute(_COMPONENTS_FROM_STAGE_PG)
             await driver.execute(_DEVICES_FROM_STAGE_PG, sites, tenants, agent_ids, now)
 
         _on_driver(conn, write)

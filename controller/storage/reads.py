@@ -43,9 +43,12 @@ class InventoryReads:
         return await fetch_page(self.engine, devices, conditions, order, limit=flt.limit, offset=flt.offset)
 
     async def get_device(self, device_pk: int) -> dict[str, Any] | None:
-        """The device with its firmware history (oldest first), or None."""
+        """The device with its firmware history (oldest first), its software components
+        (by name) and their history (oldest first), or None."""
         devices = m.DEVICES
         history = m.FIRMWARE_HISTORY
+        components = m.DEVICE_COMPONENTS
+        changes = m.COMPONENT_HISTORY
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(devices).where(devices.c.id == device_pk))).first()
             if row is None:
@@ -57,6 +60,19 @@ class InventoryReads:
                 .order_by(history.c.first_seen, history.c.id)
             )
             device["firmware_history"] = [dict(h._mapping) for h in found]  # noqa: SLF001
+            key = (device["site_id"], device["device_id"])
+            found = await conn.execute(
+                sa.select(components.c.component, components.c.version, components.c.scheme)
+                .where(components.c.site_id == key[0], components.c.device_id == key[1])
+                .order_by(components.c.component)
+            )
+            device["components"] = [dict(c._mapping) for c in found]  # noqa: SLF001
+            found = await conn.execute(
+                sa.select(changes.c.component, changes.c.version, changes.c.scheme, changes.c.first_seen)
+                .where(changes.c.site_id == key[0], changes.c.device_id == key[1])
+                .order_by(changes.c.first_seen, changes.c.id)
+            )
+            device["component_history"] = [dict(c._mapping) for c in found]  # noqa: SLF001
             return device
 
     async def observations(

@@ -10,7 +10,8 @@
   :func:`heartbeat_overdue`);
 * devices: a device row moves forward only, its update applies when the observation is not
   older than the row (:func:`moves_forward`); firmware history gets a row each time the firmware
-  seen differs from the one before it, in observed order (:func:`firmware_changes`).
+  seen differs from the one before it, in observed order (:func:`firmware_changes`), and so does
+  every software component's history (:func:`component_changes`).
 
 The writers apply these (SQLite in Python; PostgreSQL's device statement evaluates the device
 rules in SQL, and tests/controller/test_rules.py checks it against these functions).
@@ -218,3 +219,28 @@ def firmware_changes(
 
 def _first(entry: tuple[int, str | None]) -> int:
     return entry[0]
+
+
+# A component's stored state: component name → (version, scheme).
+ComponentState = dict[str, tuple[str, str | None]]
+ComponentChange = tuple[int, str, str, str | None]  # observed_us, component, version, scheme
+
+
+def component_changes(
+    stored: ComponentState, seen: Iterable[tuple[int, Iterable[tuple[str, str, str | None]]]]
+) -> tuple[list[ComponentChange], ComponentState]:
+    """:func:`firmware_changes` for every component: the history rows ``(observed_us, component,
+    version, scheme)`` of one device's observations ``seen`` (``(observed_us, components)``, in
+    arrival order; ordered here by observed time, ties in arrival order) starting from the
+    ``stored`` components, and the components after the last of them. A component an observation
+    leaves out changes nothing; a new scheme alone changes the row but is no history row."""
+    history: list[ComponentChange] = []
+    state = dict(stored)
+    for observed_us, software in sorted(seen, key=lambda entry: entry[0]):
+        for name, version, scheme in software:
+            before = state.get(name)
+            if before is None or before[0] != version:
+                history.append((observed_us, name, version, scheme))
+            if before != (version, scheme):
+                state[name] = (version, scheme)
+    return history, state

@@ -69,6 +69,25 @@ def _latest(stored: dict[str, object]) -> dict[str, object]:
         "reasons": health.get("reasons", []),
         "reachable": observation.get("reachable"),
         "metrics": observation.get("metrics", {}),
+        "identification": _identification(observation),
+    }
+
+
+def _identification(observation: dict[str, object]) -> dict[str, object] | None:
+    """Identity as the driver reported it, with the fingerprint that matched or why none did."""
+    identity = observation.get("identity")
+    if not isinstance(identity, dict):
+        return None
+    raw = observation.get("raw")
+    raw = raw if isinstance(raw, dict) else {}
+    return {
+        "vendor": identity.get("vendor", "unknown"),
+        "family": identity.get("family", "unknown"),
+        "model": identity.get("model", "unknown"),
+        "fingerprint": raw.get("fingerprint"),
+        "reason": raw.get("identification"),
+        "sys_descr": raw.get("sysDescr"),
+        "sys_object_id": raw.get("sysObjectID"),
     }
 
 

@@ -177,4 +177,3 @@ async def authenticate(  # noqa: PLR0911 (one answer per outcome, in the order c
     if not who.may(need):
         return forbidden(f"role {who.role.value} may not {need.value}")
     return await handler(request)
-

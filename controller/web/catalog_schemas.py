@@ -69,6 +69,9 @@ class FindingOut(_Out):
     device_pk: int
     tenant: str
     advisory_id: str
+    # What was matched: "firmware", or a software component (teams_app, …) and its version.
+    component: str = "firmware"
+    version: str | None = None
     cves: list[str]
     status: FindingStatus
     first_fixed: str | None

@@ -35,6 +35,18 @@ class FirmwareChange(_Out):
     first_seen: datetime
 
 
+class ComponentOut(_Out):
+    """A software component the device runs now: firmware, teams_app, windows, a peripheral's."""
+
+    component: str
+    version: str
+    scheme: str | None
+
+
+class ComponentChange(ComponentOut):
+    first_seen: datetime
+
+
 class DeviceOut(_Out):
     id: int
     tenant: str
@@ -58,6 +70,8 @@ class DeviceOut(_Out):
 
 class DeviceDetail(DeviceOut):
     firmware_history: list[FirmwareChange]
+    components: list[ComponentOut] = []
+    component_history: list[ComponentChange] = []
     latest: LatestObservation | None = None
 
 
@@ -97,6 +111,19 @@ class HealthReasonOut(_Out):
     message: str | None = None
 
 
+class IdentificationOut(_Out):
+    """How the driver identified the device: the fingerprint that matched, or why none did
+    (the fields it read, whose enterprise number the sysObjectID is under)."""
+
+    vendor: str
+    family: str
+    model: str
+    fingerprint: str | None = None
+    reason: str | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+
+
 class LatestObservation(_Out):
     """The device's newest observation: health with its reasons, and host health values."""
 
@@ -105,6 +132,7 @@ class LatestObservation(_Out):
     reasons: list[HealthReasonOut]
     reachable: bool | None
     metrics: dict[str, float]
+    identification: IdentificationOut | None = None
 
 
 class AgentList(_Out):

@@ -10,6 +10,7 @@ import structlog
 from agent.metrics import AgentMetrics
 from agent.poller import Poller
 from collector.model import HealthStatus, Observation
+from collector.sources import DriverSource
 from tests.agent.drivers import CountingDriver, CountingOptions
 
 
@@ -27,7 +28,7 @@ def make_poller(
     poller = Poller(
         device_id,
         "counting",
-        driver,
+        DriverSource(device_id, driver),
         interval_s=interval_s,
         timeout_s=timeout_s,
         jitter_fraction=0.1,

@@ -12,7 +12,7 @@ import structlog
 from agent.service import AgentService
 from agent.settings import AgentSettings, parse_settings
 from collector.wire import AgentState
-from tests.agent.drivers import DriverPool, lookup
+from tests.agent.drivers import DriverPool, lookup, source_lookup
 from tests.agent.receiver import Receiver, receiving
 from tests.fixtures.mqtt import MosquittoBroker
 
@@ -179,3 +179,49 @@ async def test_full_outbox_drops_oldest_and_the_gap_is_visible(
     # PUBACK was lost, may be both dropped and delivered), and they form one gap in seq.
     assert 0 < len(missing) <= dropped
     assert missing == list(range(missing[0], missing[0] + len(missing)))
+
+
+async def test_sources_run_beside_devices_and_commands_find_their_source(
+    mosquitto: MosquittoBroker, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``[[sources]]`` tenant of three devices polled beside a ``[[devices]]`` entry: every
+    device's observations go out, the tenant's secret never does, and a device id leads to the
+    source that can act on it."""
+    monkeypatch.setenv("FW_TEST_TENANT_SECRET", SECRET_PASSWORD)
+    raw = agent_settings(mosquitto, topic_prefix, tmp_path, devices=1).model_dump(mode="json")
+    raw["sources"] = [
+        {
+            "id": "tenant-a",
+            "kind": "listing",
+            "interval_s": 0.5,
+            "options": {
+                "devices": ["room-1", "room-2", "room-3"],
+                "client_secret": {"env": "FW_TEST_TENANT_SECRET"},
+            },
+        }
+    ]
+    settings = parse_settings(raw, lookup=source_lookup)
+    made: dict[str, Any] = {}
+
+    def factory(entry: Any) -> Any:
+        made[entry.id] = source_lookup(entry.kind)(entry.id, entry.driver_options)
+        return made[entry.id]
+
+    service = AgentService(settings, driver_factory=factory)
+    stop = asyncio.Event()
+    async with receiving(mosquitto.host, mosquitto.port, topic_prefix) as rx:
+
+        def devices_seen() -> set[str]:
+            return {o.device_id for b in rx.batches() for o in b.observations}
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(service.run(stop))
+            await rx.wait_for(lambda: devices_seen() >= {"dev-0", "room-1", "room-2", "room-3"})
+            assert service.sources.for_device("room-2") is made["tenant-a"]
+            assert service.sources.source_of("dev-0") == "dev-0"
+            assert service.sources.for_device("dev-0") is None  # the counting driver cannot act
+            stop.set()
+    assert made["tenant-a"].closed
+    assert made["dev-0"].closed
+    for message in rx.messages:
+        assert SECRET_PASSWORD.encode() not in message.payload

@@ -66,6 +66,26 @@ VALID: dict[str, st.SearchStrategy[str]] = {
     ),
     "yealink": st.lists(n, min_size=4, max_size=4).map(lambda p: ".".join(map(str, p))),
     "poly": st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d:04d}", n, n, n, n),
+    "tandberg": st.builds(
+        lambda train, nums, tail: f"{train}{nums}{tail}",
+        st.sampled_from(["TE", "F", "te", "f"]),
+        st.lists(n, min_size=1, max_size=3).map(lambda p: ".".join(map(str, p))),
+        st.one_of(st.just(""), st.sampled_from([" NTSC", " PAL"]), hexid.map(lambda h: f".{h}")),
+    ),
+    "kernel": st.builds(
+        lambda system, nums, tail: f"{system}{nums}{tail}",
+        st.sampled_from(["", "Linux ", "Darwin ", "Windows "]),
+        dotted,
+        st.sampled_from(["", "-45-generic", "+deb12", "-arch1-1", ".el9_4.x86_64"]),
+    ),
+    "semver": st.builds(
+        lambda a, b, c, pre, build: f"{a}.{b}.{c}{pre}{build}",
+        n,
+        n,
+        n,
+        st.one_of(st.just(""), st.sampled_from(["-rc.1", "-alpha", "-beta.2", "rc1", "a3", "b1"])),
+        st.sampled_from(["", "+build.5"]),
+    ),
 }
 
 

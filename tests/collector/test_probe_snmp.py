@@ -209,11 +209,13 @@ def test_probe_identifies_a_codec_whose_line_breaks_became_spaces(
     assert obs["software"] == [{"name": "firmware", "version": "RoomOS 11.17.1.7", "scheme": "cisco-roomos"}]
     assert obs["raw"]["build"] == "2c3f1a9b0e4"
     assert obs["raw"]["fingerprint"] == "cisco/codec-roomos"
+    assert "not identified" not in result.stderr
 
 
 def test_probe_says_why_a_device_is_unknown(snmpd_factory: Callable[..., SnmpdAgent]) -> None:
+    # A MikroTik board that answers just "router" (librenms/librenms tests/snmpsim/routeros.snmprec).
     tree = (
-        ("1.3.6.1.2.1.1.1.0", "octet_str", '"RouterOS CCR1009-7G-1C-1S+"'),
+        ("1.3.6.1.2.1.1.1.0", "octet_str", '"router"'),
         ("1.3.6.1.2.1.1.2.0", "object_id", ".1.3.6.1.4.1.14988.1"),
     )
     agent = snmpd_factory(overrides=tree)
@@ -222,4 +224,5 @@ def test_probe_says_why_a_device_is_unknown(snmpd_factory: Callable[..., SnmpdAg
     obs: dict[str, Any] = json.loads(result.stdout)
     assert (obs["identity"]["vendor"], obs["identity"]["family"]) == ("mikrotik", "unknown")
     assert "enterprise 14988 (MikroTik) belongs to mikrotik" in obs["raw"]["identification"]
-    assert "sysDescr 'RouterOS CCR1009-7G-1C-1S+'" in obs["raw"]["identification"]
+    assert "sysDescr 'router'" in obs["raw"]["identification"]
+    assert f"not identified: {obs['raw']['identification']}" in result.stderr

@@ -74,8 +74,12 @@ def test_unknown_says_why() -> None:
     assert linux.reason is not None
     assert "net-snmp" in linux.reason
     assert not linux.recognised
-    other = identify("RouterOS CCR1009-7G-1C-1S+", "1.3.6.1.4.1.14988.1")
+    # A MikroTik board that answers only "router" (librenms/librenms tests/snmpsim/routeros.snmprec).
+    entity = {"entPhysicalDescr": "RouterOS 6.40.5 (stable) on RB952Ui-5ac2nD"}
+    other = identify("router", "1.3.6.1.4.1.14988.1", entity)
     assert (other.vendor, other.family) == ("mikrotik", "unknown")
+    assert other.reason is not None
+    assert "enterprise 14988 (MikroTik) belongs to mikrotik" in other.reason
     bare = identify("", "")
     assert bare.reason is not None
     assert "sysObjectID empty" in bare.reason
@@ -87,7 +91,7 @@ vendor = "x"
 names = ["x"]
 [[fingerprints]]
 id = "a"
-family = "a"
+family = "avaya"
 scheme = "generic"
 descr = ['^X (?P<model>\\S+)']
   [[fingerprints.examples]]
@@ -99,7 +103,11 @@ descr = ['^X (?P<model>\\S+)']
     with pytest.raises(ValueError, match="unknown named group"):
         parse_vendor_file(good.replace("?P<model>", "?P<modle>"), "x.toml")
     with pytest.raises(ValueError, match="Extra inputs"):
-        parse_vendor_file(good.replace('family = "a"', 'family = "a"\nfamliy = "b"'), "x.toml")
+        parse_vendor_file(good.replace('family = "avaya"', 'family = "avaya"\nfamliy = "b"'), "x.toml")
+    with pytest.raises(ValueError, match="unknown family 'phone'"):
+        parse_vendor_file(good.replace('family = "avaya"', 'family = "phone"'), "x.toml")
+    with pytest.raises(ValueError, match="uses scheme 'cisco-roomos', not 'generic'"):
+        parse_vendor_file(good.replace('family = "avaya"', 'family = "roomos"'), "x.toml")
     with pytest.raises(ValueError, match="matches everything"):
         parse_vendor_file(good.replace("descr = ['^X (?P<model>\\S+)']", ""), "x.toml")
     with pytest.raises(ValueError, match="examples"):
@@ -112,6 +120,39 @@ def test_examples_cover_real_sources() -> None:
     examples = [e for v in CATALOG.vendors for f in v.fingerprints for e in f.examples]
     assert all(e.source for e in examples)
     assert len({(e.descr, e.object_id) for e in examples}) == len(examples), "duplicate example"
+    # Public sources only: our own fixtures and the issue text do not count.
+    public = [e for e in examples if not e.source.startswith("fernwart") and "CONSTRUCTED" not in e.source]
+    strings = {(normalise(e.descr), e.object_id) for e in public}
+    # Sources count by repository ("owner/repo path …"); a file found without its repository
+    # ("… code corpus file id N") is an example, not a source.
+    repositories = {
+        e.source.split()[0] for e in public if re.fullmatch(r"[\w.-]+/[\w.-]+", e.source.split()[0])
+    }
+    assert len(strings) >= 60, len(strings)
+    assert len(repositories) >= 5, sorted(repositories)
+
+
+def test_in_scope_families_and_other_vendors_are_represented() -> None:
+    seen = {
+        (v.vendor, f.family)
+        for v in CATALOG.vendors
+        for f in v.fingerprints
+        for e in f.examples
+        if not e.source.startswith("fernwart")
+    }
+    for family in ("roomos", "ce", "tc", "te", "f", "telepresence", "sip", "spa", "cisco-sb"):
+        assert ("cisco", family) in seen or family == "roomos", family
+    assert ("poly", "poly") in seen
+    others = {vendor for vendor, _ in seen} - {"cisco", "poly", "yealink"}
+    assert {"audiocodes", "avaya", "crestron", "grandstream", "mikrotik"} <= others
+
+
+@pytest.mark.parametrize(("vendor", "fp", "example"), EXAMPLES)
+def test_other_vendors_are_never_cisco_or_poly(vendor: VendorFile, fp: Fingerprint, example: Example) -> None:
+    found = identify(example.descr, example.object_id, example.entity)
+    if not vendor.in_scope:
+        assert found.vendor == vendor.vendor
+        assert found.vendor not in {v.vendor for v in IN_SCOPE}
 
 
 _OID = st.lists(st.integers(min_value=0, max_value=70000), min_size=0, max_size=12).map(
@@ -142,6 +183,27 @@ def test_identify_never_raises_nor_claims_without_evidence(
         named = any(re.search(name, said, re.IGNORECASE) for name in vendor.names)
         number = CATALOG.enterprise_of(object_id)
         assert named or (number is not None and number[1] == vendor.vendor), (descr, object_id, entity)
+
+
+_IN_SCOPE_NAMES = re.compile("|".join(n for v in IN_SCOPE for n in v.names), re.IGNORECASE)
+
+
+@given(
+    st.sampled_from([e.values[2] for e in EXAMPLES]),
+    st.sampled_from(["Acme", "Zeta Systems", "", "X"]),
+    st.one_of(st.just(""), _OID.map(lambda t: "1.3.6.1.4.1.99999." + t), _OID),
+)
+def test_real_strings_without_the_name_are_never_claimed(example: Example, word: str, object_id: str) -> None:
+    """Real examples with every in-scope vendor name taken out and a foreign sysObjectID: the
+    patterns that know these layouts best must still not claim Cisco, Poly or Yealink."""
+    descr = _IN_SCOPE_NAMES.sub(word, example.descr)
+    entity = {k: _IN_SCOPE_NAMES.sub(word, v) for k, v in example.entity.items()}
+    if _IN_SCOPE_NAMES.search(" ".join([descr, *entity.values()])):
+        return  # the replacement formed a name again; nothing to check
+    number = CATALOG.enterprise_of(object_id)
+    found = identify(descr, object_id, entity)
+    owned = number is not None and number[1] == found.vendor
+    assert found.vendor not in {v.vendor for v in IN_SCOPE} or owned
 
 
 @given(st.sampled_from([e.values[2] for e in EXAMPLES]), st.sampled_from([" ", "\n", "\r\n", "  \t"]))

@@ -1,0 +1,106 @@
+"""Does a customer's Webex integration / service app grant what fernwart needs? (onboarding)
+
+Webex has no token-introspection endpoint in the reference, and access tokens are opaque, so the
+granted scopes are found the documented way: each read capability is tried once with the
+smallest request that needs its scope (403 = scope missing), and write access to the cloud xAPI
+is read from the devices' ``permissions`` — "what *the caller* may do via xAPI" (webex-device.json
+``Device.permissions``: ``xapi:readonly``/``xapi:all``). Nothing is changed on any device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from collector.errors import AuthFailed, DriverError, Forbidden
+from collector.webex import devices as dv
+from collector.webex.source import WebexSource
+
+GRANTED, MISSING, UNVERIFIED = "granted", "missing", "unverified"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    capability: str
+    scope: str
+    enables: str
+    status: str = UNVERIFIED
+    detail: str = ""
+
+
+CAPABILITIES = (
+    Requirement("inventory", "spark-admin:devices_read", "the device list: model, serial, software, channel"),
+    Requirement("status", "spark:xapi_statuses", "RoomOS detail: upgrade status, uptime, peripherals"),
+    Requirement("restart", "spark:xapi_commands", "restart through SystemUnit.Boot"),
+    Requirement("update", "spark:xapi_commands", "upgrade through Webex.Software.Upgrade"),
+    Requirement("logs", "spark:xapi_commands", "log bundles through Logging.SendLogs"),
+    Requirement(
+        "calling",
+        "spark-admin:telephony_config_read",
+        "Webex Calling phone details (activation, upgrade channel enabled)",
+    ),
+)
+
+
+def _with(req: Requirement, status: str, detail: str) -> Requirement:
+    return Requirement(req.capability, req.scope, req.enables, status, detail[:300])
+
+
+async def _try(req: Requirement, probe: Any) -> Requirement:
+    try:
+        await probe
+    except Forbidden as err:
+        return _with(req, MISSING, str(err))
+    except AuthFailed:
+        raise
+    except DriverError as err:
+        return _with(req, UNVERIFIED, f"could not tell: {err}")
+    return _with(req, GRANTED, "answered")
+
+
+async def check(source: WebexSource) -> dict[str, Any]:
+    """Run the checks; raises :class:`AuthFailed` when no token is obtained or it is refused."""
+    params = {"max": "100"} | ({"orgId": source.options.org_id} if source.options.org_id else {})
+    results: dict[str, Requirement] = {}
+    listing: list[dict[str, Any]] = []
+    inventory = CAPABILITIES[0]
+    try:
+        body = await source.api.get_json("/devices", params)
+        listing = [r for r in (body or {}).get("items", []) if isinstance(r, dict)]
+        results["inventory"] = _with(inventory, GRANTED, f"{len(listing)} devices on the first page")
+    except Forbidden as err:
+        results["inventory"] = _with(inventory, MISSING, str(err))
+    rooms = [r for r in listing if dv.has_xapi(r, write=False) and dv.is_connected(r)]
+    phones = [r for r in listing if r.get("callingDeviceId")]
+    for req in CAPABILITIES[1:]:
+        if req.capability == "status":
+            if rooms:
+                probe = source.status(str(rooms[0]["id"]), ("SystemUnit.Uptime",))
+                results[req.capability] = await _try(req, probe)
+            else:
+                results[req.capability] = _with(req, UNVERIFIED, "no connected device with cloud xAPI to ask")
+        elif req.capability == "calling":
+            if phones:
+                probe = source.api.get_json(f"/telephony/config/devices/{phones[0]['callingDeviceId']}")
+                results[req.capability] = await _try(req, probe)
+            else:
+                results[req.capability] = _with(req, UNVERIFIED, "no Webex Calling phone in the listing")
+        else:
+            xapi = [r for r in listing if "xapi" in (r.get("capabilities") or [])]
+            writable = [r for r in xapi if dv.has_xapi(r, write=True)]
+            if writable:
+                detail = f"{len(writable)} of {len(xapi)} xAPI devices grant xapi:all"
+                results[req.capability] = _with(req, GRANTED, detail)
+            elif xapi:
+                detail = "no device grants xapi:all to this app (read-only at most)"
+                results[req.capability] = _with(req, MISSING, detail)
+            else:
+                results[req.capability] = _with(req, UNVERIFIED, "no device with cloud xAPI in the listing")
+    missing = [r for r in results.values() if r.status == MISSING]
+    return {
+        "vendor": "webex",
+        "token": "obtained",
+        "capabilities": [asdict(r) for r in results.values()],
+        "missing": [f"{r.scope} ({r.capability}): needed for {r.enables}" for r in missing],
+        "requests": source.api.requests_made,
+    }
