@@ -1,6 +1,6 @@
 """The demo's simulated Microsoft tenant: a fake Graph on loopback and the agent's source for it.
 
-``fernwart demo`` starts ``python -m lab.fakes.graph`` (the fixture tenant: two Teams Rooms on
+``fernwart demo`` starts ``python -m lab.fakes.graph_main`` (the fixture tenant: two Teams Rooms on
 Windows, a Teams phone, a MeetingBar known only to the beta API, a laptop and an iPhone that are
 no Teams devices) and gives the demo agent a ``[[sources]]`` entry of kind ``graph`` polling it.
 The client secret reaches the agent through its environment (``{ env = … }``), never the file.
@@ -31,7 +31,7 @@ def agent_understands_sources() -> bool:
 
 
 def graph_argv(python: str, info_file: Path) -> list[str]:
-    return [python, "-m", "lab.fakes.graph", "--port", "0", "--info-file", str(info_file)]
+    return [python, "-m", "lab.fakes.graph_main", "--port", "0", "--info-file", str(info_file)]
 
 
 def wait_for_info(info_file: Path, proc: Popen[bytes], timeout_s: float = 30.0) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def wait_for_info(info_file: Path, proc: Popen[bytes], timeout_s: float = 30.0) 
 def graph_source_config(info: dict[str, Any], interval_s: float) -> str:
     tenant = info["tenants"][0]
     return f"""\
-# The simulated Microsoft tenant (python -m lab.fakes.graph on loopback), read through Graph.
+# The simulated Microsoft tenant (python -m lab.fakes.graph_main on loopback), read through Graph.
 [[sources]]
 id = "{SOURCE_ID}"
 kind = "graph"
