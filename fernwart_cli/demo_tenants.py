@@ -4,10 +4,6 @@
 Windows, a Teams phone, a MeetingBar known only to the beta API, a laptop and an iPhone that are
 no Teams devices) and gives the demo agent a ``[[sources]]`` entry of kind ``graph`` polling it.
 The client secret reaches the agent through its environment (``{ env = … }``), never the file.
-
-The agent reads ``[[sources]]`` once the Step 6 source contract is merged; until then
-:func:`agent_understands_sources` is False: the fake tenant still starts (``fernwart probe graph``
-can read it) and the entry goes to ``agent-sources.toml`` beside the agent's config instead.
 """
 
 from __future__ import annotations
@@ -22,12 +18,6 @@ from typing import Any, Protocol
 
 SECRET_ENV = "FERNWART_DEMO_GRAPH_SECRET"  # noqa: S105 - the name of a variable, not a secret
 SOURCE_ID = "ms-contoso"
-
-
-def agent_understands_sources() -> bool:
-    from agent.settings import AgentSettings  # noqa: PLC0415 - only the demo asks
-
-    return "sources" in AgentSettings.model_fields
 
 
 def graph_argv(python: str, info_file: Path) -> list[str]:
@@ -75,19 +65,11 @@ class _Starts(Protocol):
 
 
 def start_microsoft_lab(stack: _Starts, state: Path, python: str, interval_s: float) -> str:
-    """Start the simulated tenant; return the agent's ``[[sources]]`` text for it ("" when this
-    agent does not read ``[[sources]]`` yet: then the text is in ``agent-sources.toml``)."""
+    """Start the simulated tenant; return the agent's ``[[sources]]`` text for it."""
     info_file = state / "microsoft-tenant.json"
     info_file.unlink(missing_ok=True)
     proc = stack.start("microsoft-tenant", graph_argv(python, info_file), state / "microsoft-tenant.log")
     info = wait_for_info(info_file, proc)
     os.environ.update(agent_env(info))  # the agent inherits it; its config holds only an {env = …} reference
     sys.stdout.write(f"lab: a simulated Microsoft tenant (Graph and login) on {info['url']}\n")
-    sources = graph_source_config(info, interval_s)
-    if agent_understands_sources():
-        return "\n" + sources
-    (state / "agent-sources.toml").write_text(sources)
-    sys.stdout.write(
-        "lab: this agent reads no [[sources]] yet: the tenant's entry is in agent-sources.toml\n"
-    )
-    return ""
+    return "\n" + graph_source_config(info, interval_s)
