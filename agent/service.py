@@ -96,9 +96,20 @@ class AgentService:
         self.ready = asyncio.Event()
         self._kinds = sorted({entry.kind for entry in settings.polled()})
 
+    def intervals(self) -> dict[str, float]:
+        """Every device this agent polls with its poll interval: the ``[[devices]]``, and the
+        devices each source listed last (a source's interval is its devices')."""
+        s = self.settings
+        intervals = {d.id: s.interval_for(d) for d in s.devices}
+        for poller in self.pollers:
+            for device_id in poller.devices:
+                intervals.setdefault(device_id, poller.interval_s)
+        return intervals
+
     def status(self, state: AgentState) -> AgentStatus:
         s = self.settings
         online = state is AgentState.ONLINE
+        intervals = self.intervals() if online else {}
         return AgentStatus(
             site_id=s.site_id,
             agent_id=s.agent_id,
@@ -107,9 +118,14 @@ class AgentService:
             boot=self.outbox.boot if self.outbox else 0,
             version=agent_version(),
             capabilities=["obs", *(f"driver:{kind}" for kind in self._kinds)] if online else [],
-            devices=[d.id for d in s.devices] if online else [],
-            intervals_s={d.id: s.interval_for(d) for d in s.devices} if online else {},
+            devices=list(intervals) if online else [],
+            intervals_s=intervals if online else {},
         )
+
+    def _devices_changed(self) -> None:
+        """A source's listing gained or lost devices: announce them (their intervals) again."""
+        if self.publisher is not None:
+            self.publisher.announce()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -148,6 +164,7 @@ class AgentService:
                     emit=batcher.add,
                     metrics=self.metrics,
                     polled=polled,
+                    on_devices_changed=self._devices_changed,
                 )
                 self.pollers.append(poller)
                 self.sources.add(poller)

@@ -33,6 +33,7 @@ from pydantic import (
 
 from collector.model import AgentId, DeviceId, SiteId
 from collector.registry import UnknownDriverError, load_driver
+from collector.sources import is_source, reports_one_device
 from collector.wire.codec import DEFAULT_MAX_PAYLOAD
 from collector.wire.commands import parse_public_key
 from collector.wire.messages import MAX_BATCH
@@ -281,6 +282,9 @@ def _option_errors(
         except ImportError as err:
             errors.append((f"{where}.kind", f"driver {raw['kind']!r} could not be loaded: {err}"))
             continue
+        if section == "devices" and is_source(factory) and not reports_one_device(factory):
+            why = f"{raw['kind']!r} reads a whole tenant or organisation: move this entry to [[sources]]"
+            errors.append((f"{where}.kind", why))
         options = raw.get("options", {})
         if not isinstance(options, dict):
             continue  # reported by the model validation
