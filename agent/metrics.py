@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from collector.actions import ActionState
+from collector.wire.commands import REFUSAL_CODES
+
 POLL_RESULTS = ("ok", "unreachable", "timeout", "auth_failed", "error")
 
 
@@ -82,6 +85,21 @@ class AgentMetrics:
         self.connects = Counter(
             "fernwart_mqtt_connects", "Successful broker connections", registry=self.registry
         )
+
+        refused = Counter(
+            "fernwart_commands_refused",
+            "Commands refused, by reason (unsigned, bad_signature, expired, replayed, …)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.commands_refused = {code: refused.labels(reason=code) for code in REFUSAL_CODES}
+        executed = Counter(
+            "fernwart_commands_executed",
+            "Commands executed through a driver, by the action's end state",
+            ["state"],
+            registry=self.registry,
+        )
+        self.commands_executed = {state: executed.labels(state=state.value) for state in ActionState}
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of one sample (``fernwart_polls_total``, result="ok"); 0 if absent."""

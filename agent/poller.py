@@ -74,6 +74,7 @@ class Poller:
         emit: Callable[[Observation], None],
         metrics: AgentMetrics,
         polled: frozenset[str] = frozenset(),
+        on_devices_changed: Callable[[], None] | None = None,
     ) -> None:
         self.source_id = source_id
         self.kind = kind
@@ -87,6 +88,8 @@ class Poller:
         # Devices this agent polls itself: a neighbour report of one of them is left out, so its
         # own poller stays the only source of its observations.
         self._polled = polled
+        # Called when the source's listing gained or lost a device (the agent announces them).
+        self._on_devices_changed = on_devices_changed
         # device id → up (True) / down (False): the devices of the source's latest listing.
         # One-device sources say so up front; a tenant's devices are known from its first listing.
         self.devices: dict[str, bool] = {}
@@ -97,6 +100,10 @@ class Poller:
         self._gone: set[str] = set()  # reported missing; listed again is a recovery
         self.up: bool | None = None  # the source: unknown until the first poll
         self.stopped_reason: str | None = None
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
 
     @property
     def device_id(self) -> str:
@@ -161,9 +168,11 @@ class Poller:
                 self._failed(sink, "error", "driver_error", message, started, exc=True)
                 return True
         self._metrics.polls["ok"].inc()
+        known = set(self.devices)
         listed = self._emit_listing(sink)
         for device_id in [d for d in self.devices if d not in listed]:
             self._missing(device_id)
+        self._devices_changed(known)
         self._emit_neighbours()
         self._source_state(up=True)
         if _level.isEnabledFor(logging.DEBUG):
@@ -205,6 +214,10 @@ class Poller:
         self._metrics.source_devices.labels(source=self.source_id, state="down").set(len(self.devices) - up)
         return set(latest)
 
+    def _devices_changed(self, known: set[str]) -> None:
+        if self._on_devices_changed is not None and self.devices.keys() != known:
+            self._on_devices_changed()
+
     def _emit_neighbours(self) -> None:
         if isinstance(self.source, ReportsNeighbours):
             for neighbour in self.source.neighbours():
@@ -228,7 +241,9 @@ class Poller:
         # A driver's error text goes on the wire and into the controller's database: a URL with
         # credentials or a configured secret in it is masked, as in the log.
         message = scrub(message)
+        known = set(self.devices)
         read = self._emit_listing(sink)  # what the source did read before it failed stands
+        self._devices_changed(known)
         for device_id in [d for d in self.devices if d not in read]:
             self._emit(self._down(device_id, code, message))
             self._device_state(device_id, up=False, reason=code, detail=message, exc=exc and self._single)

@@ -84,6 +84,14 @@ class Publisher:
         self._tls = tls_context(settings.mqtt.tls)
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self._announce = asyncio.Event()
+
+    def announce(self) -> None:
+        """Publish the (retained) online status again, soon: the devices the agent polls changed
+        (a source listed new ones or lost some), and the controller reads their poll intervals,
+        which it marks devices stale by, from that status. Several calls before it goes out
+        publish it once; while disconnected, the next connection's status says it all."""
+        self._announce.set()
 
     def _make_client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self._status_topic, encode(self._status(AgentState.OFFLINE)), qos=1, retain=True)
@@ -193,6 +201,7 @@ class Publisher:
             window = asyncio.Semaphore(self._mqtt.max_inflight)
             tg.create_task(self._resend(client, window, tg), name="mqtt-resend")
             tg.create_task(self._heartbeats(client), name="mqtt-heartbeat")
+            tg.create_task(self._announcements(client), name="mqtt-announce")
             sent_up_to = 0  # row id; every row up to it is published or in flight on this connection
             while True:
                 await self._outbox.wait_for_rows_after(sent_up_to)
@@ -284,6 +293,16 @@ class Publisher:
             dropped=self._outbox.dropped + self._outbox.store_failed,  # every message not stored
             polls=polls,
         )
+
+    async def _announcements(self, client: aiomqtt.Client) -> None:
+        self._announce.clear()  # this connection's status, just published, says it all
+        while True:
+            await self._announce.wait()
+            self._announce.clear()
+            status = encode(self._status(AgentState.ONLINE))
+            await client.publish(
+                self._status_topic, status, qos=1, retain=True, timeout=self._mqtt.publish_timeout_s
+            )
 
     async def _heartbeats(self, client: aiomqtt.Client) -> None:
         while True:

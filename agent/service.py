@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from agent.batcher import Batcher
+from agent.commands import CommandExecutor, SourceLookup
 from agent.metrics import AgentMetrics
 from agent.outbox import Outbox
 from agent.poller import Poller
@@ -79,8 +80,12 @@ class AgentService:
         *,
         driver_factory: DriverFactoryFn = registry_driver,
         metrics: AgentMetrics | None = None,
+        command_sources: SourceLookup | None = None,
     ) -> None:
         self.settings = settings
+        # Which source acts on a device for a command; default: self.sources.
+        self.command_sources = command_sources
+        self.commands: CommandExecutor | None = None
         self.driver_factory = driver_factory
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.outbox: Outbox | None = None
@@ -91,9 +96,20 @@ class AgentService:
         self.ready = asyncio.Event()
         self._kinds = sorted({entry.kind for entry in settings.polled()})
 
+    def intervals(self) -> dict[str, float]:
+        """Every device this agent polls with its poll interval: the ``[[devices]]``, and the
+        devices each source listed last (a source's interval is its devices')."""
+        s = self.settings
+        intervals = {d.id: s.interval_for(d) for d in s.devices}
+        for poller in self.pollers:
+            for device_id in poller.devices:
+                intervals.setdefault(device_id, poller.interval_s)
+        return intervals
+
     def status(self, state: AgentState) -> AgentStatus:
         s = self.settings
         online = state is AgentState.ONLINE
+        intervals = self.intervals() if online else {}
         return AgentStatus(
             site_id=s.site_id,
             agent_id=s.agent_id,
@@ -102,9 +118,14 @@ class AgentService:
             boot=self.outbox.boot if self.outbox else 0,
             version=agent_version(),
             capabilities=["obs", *(f"driver:{kind}" for kind in self._kinds)] if online else [],
-            devices=[d.id for d in s.devices] if online else [],
-            intervals_s={d.id: s.interval_for(d) for d in s.devices} if online else {},
+            devices=list(intervals) if online else [],
+            intervals_s=intervals if online else {},
         )
+
+    def _devices_changed(self) -> None:
+        """A source's listing gained or lost devices: announce them (their intervals) again."""
+        if self.publisher is not None:
+            self.publisher.announce()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -143,10 +164,14 @@ class AgentService:
                     emit=batcher.add,
                     metrics=self.metrics,
                     polled=polled,
+                    on_devices_changed=self._devices_changed,
                 )
                 self.pollers.append(poller)
                 self.sources.add(poller)
             self.publisher = Publisher(s, outbox, self.status, self.metrics)
+            if s.controller is not None:  # the key was checked with the settings
+                acting = self.command_sources if self.command_sources is not None else self.sources
+                self.commands = CommandExecutor(s, s.controller.public_key(), acting, self.metrics)
             log.info(
                 "agent_started",
                 site=s.site_id,
@@ -164,6 +189,9 @@ class AgentService:
                 watchdog_s = sdnotify.watchdog_interval_s()
                 watchdog = tg.create_task(sdnotify.watchdog_loop(watchdog_s)) if watchdog_s else None
                 batching = tg.create_task(batcher.run(), name="batch")
+                commands_stop = asyncio.Event()
+                if self.commands is not None:
+                    tg.create_task(self.commands.run(commands_stop), name="commands")
                 polls = [tg.create_task(p.run(stop), name=f"poll:{p.source_id}") for p in self.pollers]
                 sdnotify.notify("READY=1")
                 self.ready.set()
@@ -173,6 +201,7 @@ class AgentService:
                 for task in polls:
                     task.cancel()
                 await asyncio.gather(*polls, return_exceptions=True)
+                commands_stop.set()
                 batcher.close()
                 await batching  # flushes the linger buffer into the outbox
                 publisher_stop.set()  # the publisher drains, says offline and returns

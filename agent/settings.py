@@ -33,7 +33,9 @@ from pydantic import (
 
 from collector.model import AgentId, DeviceId, SiteId
 from collector.registry import UnknownDriverError, load_driver
+from collector.sources import is_source, reports_one_device
 from collector.wire.codec import DEFAULT_MAX_PAYLOAD
+from collector.wire.commands import parse_public_key
 from collector.wire.messages import MAX_BATCH
 from collector.wire.topics import DEFAULT_PREFIX
 from runtime.config import (
@@ -46,6 +48,8 @@ from runtime.config import (
 )
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from collector.base import DriverFactory, SourceFactory
 
 # kind → the registered class (a driver or a source: both have ``options_model``).
@@ -121,6 +125,51 @@ class ShutdownSettings(_Section):
     drain_s: float = Field(5.0, ge=0, le=8)
 
 
+class ControllerTrust(_Section):
+    """The ``[controller]`` table: whom this agent takes commands from (agent/commands.py).
+
+    ``command_key`` is the controller's public key as ``fernwart controller key show`` prints it
+    (``ed25519:BASE64``, or PEM), or ``command_key_file`` a file holding it; exactly one. Without
+    the table the agent executes no command at all.
+    """
+
+    command_key: str | None = None
+    command_key_file: Path | None = None
+    # A command issued more than this ahead of the agent's clock is refused (not_yet_valid).
+    max_clock_skew_s: float = Field(300.0, ge=0, le=3600)
+    # Seen command ids (kept until their expiry, so a replay after a restart is refused) and
+    # results not yet published. Default: commands.db beside the outbox.
+    state_path: Path | None = None
+
+    @field_validator("command_key")
+    @classmethod
+    def _readable_key(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_public_key(text)  # the ValueError names what is wrong, never the value
+        return text
+
+    @model_validator(mode="after")
+    def _exactly_one_key(self) -> ControllerTrust:
+        if (self.command_key is None) == (self.command_key_file is None):
+            raise ValueError("give exactly one of command_key and command_key_file")
+        return self
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The controller's key; raises :class:`ValueError` naming the key (file) at fault."""
+        if self.command_key is not None:
+            return parse_public_key(self.command_key)
+        assert self.command_key_file is not None
+        try:
+            text = self.command_key_file.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            why = getattr(err, "strerror", None) or "not text"
+            raise ValueError(f"{self.command_key_file}: cannot read: {why}") from None
+        try:
+            return parse_public_key(text)
+        except ValueError as err:
+            raise ValueError(f"{self.command_key_file}: {err}") from None
+
+
 class PolledEntry(_Section):
     """What the agent polls: one driver instance, its kind, schedule and options."""
 
@@ -157,6 +206,7 @@ class AgentSettings(DaemonSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    controller: ControllerTrust | None = None
     devices: list[DeviceEntry] = Field(default_factory=list)
     sources: list[SourceEntry] = Field(default_factory=list)
 
@@ -192,6 +242,13 @@ class AgentSettings(DaemonSettings):
         return device.timeout_s if device.timeout_s is not None else self.poll.timeout_s
 
     @property
+    def commands_path(self) -> Path:
+        trust = self.controller
+        if trust is not None and trust.state_path is not None:
+            return trust.state_path
+        return self.outbox.path.parent / "commands.db"
+
+    @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"fernwart-agent-{self.site_id}-{self.agent_id}"[:128]
 
@@ -225,6 +282,9 @@ def _option_errors(
         except ImportError as err:
             errors.append((f"{where}.kind", f"driver {raw['kind']!r} could not be loaded: {err}"))
             continue
+        if section == "devices" and is_source(factory) and not reports_one_device(factory):
+            why = f"{raw['kind']!r} reads a whole tenant or organisation: move this entry to [[sources]]"
+            errors.append((f"{where}.kind", why))
         options = raw.get("options", {})
         if not isinstance(options, dict):
             continue  # reported by the model validation
@@ -244,6 +304,11 @@ def _runtime_problems(settings: AgentSettings) -> list[tuple[str, str]]:
             path: Path | None = getattr(tls, key)
             if path is not None and not path.is_file():
                 problems.append((f"mqtt.tls.{key}", f"{path}: no such file"))
+    if settings.controller is not None and settings.controller.command_key_file is not None:
+        try:
+            settings.controller.public_key()
+        except ValueError as err:
+            problems.append(("controller.command_key_file", str(err)))
     if settings.outbox.max_bytes < DEFAULT_MAX_PAYLOAD:
         why = (
             f"smaller than one batch may be ({DEFAULT_MAX_PAYLOAD} bytes, the largest message the"

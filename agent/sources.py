@@ -63,7 +63,7 @@ class SourceSet:
     def source_of(self, device_id: str) -> str | None:
         """The id of the source that reports ``device_id`` (its last listing, or its one device
         before the first poll), or None. Several sources listing one device: the first
-        configured wins (a config mistake; the poller logs it)."""
+        configured wins (a config mistake)."""
         for source_id, poller in self._pollers.items():
             if poller.reports(device_id):
                 return source_id

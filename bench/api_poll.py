@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/api_poll.py [--tenants 20] [--rooms 150] [--android 100] [--rounds 2]
 
-The fake Graph (``python -m lab.fakes.graph``) runs in its own process, so the figures are the
+The fake Graph (``python -m lab.fakes.graph_main``) runs in its own process, so the figures are the
 client's alone: wall time, CPU seconds (this process), peak RSS (this process), and the requests
 made beside the minimum that paging needs. Two scenarios, each a warm-up round then ``--rounds``
 measured rounds of all tenants polled concurrently:
@@ -56,7 +56,7 @@ def start_fake(args: argparse.Namespace, beta_status: int | None) -> tuple[subpr
     cmd = [
         sys.executable,
         "-m",
-        "lab.fakes.graph",
+        "lab.fakes.graph_main",
         "--no-fixture",
         "--tenants",
         str(args.tenants),

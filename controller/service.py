@@ -11,6 +11,7 @@ import asyncio
 
 import structlog
 
+from controller.commands import open_channel
 from controller.ingest.session import Ingest
 from controller.inventory import run_retention, run_stale_marker
 from controller.matching import MatchingService
@@ -68,6 +69,7 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
         app = make_app(
             AppState(store, metrics, ingest.connected.is_set, matching, settings.http, settings.tenant_of)
         )
+        commands = open_channel(settings, metrics.registry)  # campaigns send through it
         async with limits.serve(app, settings.http, metrics.registry) as limiter:
             log.info(
                 "http_listening",
@@ -78,6 +80,8 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingest.run(stop), name="ingest")
+                if commands is not None:
+                    tg.create_task(commands.run(stop), name="commands")
                 tg.create_task(run_stale_marker(settings, store, metrics, stop), name="stale")
                 tg.create_task(
                     run_dead_letter_pruner(store, metrics, settings.ingest.dead_letter_max_rows, stop),

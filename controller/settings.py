@@ -161,6 +161,16 @@ class RetentionSettings(_Section):
     chunk_rows: int = Field(5000, ge=1, le=1_000_000)
 
 
+class CommandSettings(_Section):
+    """Signed commands to agents (controller/commands): the Ed25519 private key, a PEM file
+    written by ``fernwart controller key create`` (mode 0600; never logged)."""
+
+    key_file: Path = Path("./var/command-key.pem")
+    publish_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Finished command ids remembered, so a result delivered twice is handled once.
+    remember_results: int = Field(100_000, ge=100)
+
+
 class SiteSettings(_Section):
     tenant: str = "default"
 
@@ -172,6 +182,7 @@ class ControllerSettings(DaemonSettings):
     ingest: IngestSettings = IngestSettings()
     catalog: CatalogSettings = CatalogSettings()
     retention: RetentionSettings = RetentionSettings()
+    commands: CommandSettings = CommandSettings()
     # A device is stale after this many missed poll intervals.
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)

@@ -113,13 +113,18 @@ def utc_from_us(us: int) -> datetime:
 def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBatch:
     """``batch`` flattened; with ``copy``, also encoded as PostgreSQL COPY rows."""
     rows = []
+    # The devices of a batch mostly report the same components: one tuple for all of them, so
+    # pickle writes it once (its memo is by identity) and encode_copy encodes it once.
+    softwares: dict[Components, Components] = {}
     for obs in batch.observations:
         identity = obs.identity
+        software: Components = tuple([(c.name, c.version, c.scheme) for c in obs.software])
+        software = softwares.setdefault(software, software)
         rows.append(
             PreparedObservation(
                 obs.device_id,
                 epoch_us(obs.observed_at),
-                obs.firmware_version(),
+                _firmware(software),
                 identity.vendor,
                 identity.family,
                 identity.model,
@@ -128,7 +133,7 @@ def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBat
                 obs.driver,
                 obs.health.status.value,
                 obs.reachable,
-                tuple((c.name, c.version, c.scheme) for c in obs.software),
+                software,
             )
         )
     batch_id = str(batch.batch_id)
@@ -145,6 +150,14 @@ def prepare_batch(batch: ObservationBatch, *, copy: bool = False) -> PreparedBat
     )
 
 
+def _firmware(software: Components) -> str | None:
+    """The version of the component named ``firmware`` (Observation.firmware_version)."""
+    for name, version, _scheme in software:
+        if name == "firmware":
+            return version
+    return None
+
+
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no extension
 TRAILER = struct.pack("!h", -1)
 
@@ -157,7 +170,7 @@ STAGE_COLUMNS = (
 )  # fmt: skip
 STAGE_TYPES = (
     "text", "text", "text", "text", "text", "text", "text", "text", "text",
-    "text", "text", "boolean", "timestamptz", "double precision", "jsonb",
+    "text", "text", "boolean", "timestamptz", "double precision", "text",
 )  # fmt: skip
 
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since the UNIX epoch
@@ -197,6 +210,7 @@ def encode_copy(
 ) -> CopyRows:
     """The COPY tuples of one batch's observations: rows for ``observations`` and for the stage."""
     texts = _Texts()
+    softwares: dict[Components, bytes] = {}
     site, agent, batch = texts[site_id], texts[agent_id], texts[batch_id]
     rows: list[bytes] = []
     stage: list[bytes] = []
@@ -220,22 +234,24 @@ def encode_copy(
             _TRUE if obs.reachable else _FALSE,
             at,
             _DOUBLE(8, obs.observed_us / 1e6),
-            _software(texts, obs.software),
+            _software(softwares, obs.software),
         )
     return CopyRows(b"".join(rows), b"".join(stage))
 
 
-_JSONB_VERSION = b"\x01"  # jsonb's binary send form: a version byte, then the JSON text
+def software_text(software: Components) -> str:
+    """The components as the store compares them: ``[[name, version, scheme], …]`` as compact
+    JSON, always the same text for the same components (``device_software.software``)."""
+    return json.dumps(software, ensure_ascii=False, separators=(",", ":"))
 
 
-def _software(texts: _Texts, software: Components) -> bytes:
-    """The components as a ``jsonb`` field (``[[name, version, scheme], …]``), NULL when none.
-    A batch's devices mostly report the same components: the encoded field is cached by value."""
+def _software(encoded: dict[Components, bytes], software: Components) -> bytes:
+    """The components as a text field (:func:`software_text`), NULL when none. A batch's devices
+    mostly report the same components: the encoded field is cached by value in ``encoded``."""
     if not software:
         return _NULL
-    key = f"\x00jsonb{software!r}"  # not a text value: cached apart from the texts
-    field = texts.get(key)
+    field = encoded.get(software)
     if field is None:
-        data = _JSONB_VERSION + json.dumps(software, ensure_ascii=False, separators=(",", ":")).encode()
-        field = texts[key] = _LENGTH(len(data)) + data
+        data = software_text(software).encode()
+        field = encoded[software] = _LENGTH(len(data)) + data
     return field

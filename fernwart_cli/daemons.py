@@ -8,7 +8,12 @@ from typing import Any
 
 # Modules adding administrative actions to ``fernwart controller`` (each: ``register(actions)``):
 # they work on the controller's database directly, with its --config, no API needed.
-CONTROLLER_ACTIONS = ("fernwart_cli.dbinit", "fernwart_cli.tokens", "fernwart_cli.enroll")
+CONTROLLER_ACTIONS = (
+    "fernwart_cli.dbinit",
+    "fernwart_cli.tokens",
+    "fernwart_cli.enroll",
+    "fernwart_cli.keys",
+)
 
 
 def _runner(module_name: str) -> Any:

@@ -103,9 +103,7 @@ def _wait_tcp(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
 
 
 def start_cisco_lab(stack: _Stack, state: Path, python: str, interval_s: float) -> str:
-    """Start the simulated Webex org and on-prem codec; return the agent's ``[[sources]]`` for
-    them ("" while this agent reads no ``[[sources]]``: the text is then appended to
-    ``agent-sources.toml``, as for the Microsoft tenant)."""
+    """Start the simulated Webex org and on-prem codec; return the agent's ``[[sources]]`` for them."""
     webex_port, codec_port = _free_tcp_port(0), _free_tcp_port(0)
     argv = [python, "-m", "lab.fakes.cisco_lab", "--webex-port", str(webex_port)]
     proc = stack.start("cisco-lab", [*argv, "--codec-port", str(codec_port)], state / "cisco-lab.log")
@@ -115,12 +113,7 @@ def start_cisco_lab(stack: _Stack, state: Path, python: str, interval_s: float) 
     sys.stdout.write(
         f"lab: a Webex org on 127.0.0.1:{webex_port}, an on-prem codec on 127.0.0.1:{codec_port}\n"
     )
-    sources = agent_sources(webex_port, codec_port, interval_s)
-    if demo_tenants.agent_understands_sources():
-        return sources
-    with (state / "agent-sources.toml").open("a", encoding="utf-8") as out:
-        out.write(sources)
-    return ""
+    return agent_sources(webex_port, codec_port, interval_s)
 
 
 def _send(method: str, url: str, body: bytes, token: str) -> int:

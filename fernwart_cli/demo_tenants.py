@@ -1,13 +1,9 @@
 """The demo's simulated Microsoft tenant: a fake Graph on loopback and the agent's source for it.
 
-``fernwart demo`` starts ``python -m lab.fakes.graph`` (the fixture tenant: two Teams Rooms on
+``fernwart demo`` starts ``python -m lab.fakes.graph_main`` (the fixture tenant: two Teams Rooms on
 Windows, a Teams phone, a MeetingBar known only to the beta API, a laptop and an iPhone that are
 no Teams devices) and gives the demo agent a ``[[sources]]`` entry of kind ``graph`` polling it.
 The client secret reaches the agent through its environment (``{ env = … }``), never the file.
-
-The agent reads ``[[sources]]`` once the Step 6 source contract is merged; until then
-:func:`agent_understands_sources` is False: the fake tenant still starts (``fernwart probe graph``
-can read it) and the entry goes to ``agent-sources.toml`` beside the agent's config instead.
 """
 
 from __future__ import annotations
@@ -24,14 +20,8 @@ SECRET_ENV = "FERNWART_DEMO_GRAPH_SECRET"  # noqa: S105 - the name of a variable
 SOURCE_ID = "ms-contoso"
 
 
-def agent_understands_sources() -> bool:
-    from agent.settings import AgentSettings  # noqa: PLC0415 - only the demo asks
-
-    return "sources" in AgentSettings.model_fields
-
-
 def graph_argv(python: str, info_file: Path) -> list[str]:
-    return [python, "-m", "lab.fakes.graph", "--port", "0", "--info-file", str(info_file)]
+    return [python, "-m", "lab.fakes.graph_main", "--port", "0", "--info-file", str(info_file)]
 
 
 def wait_for_info(info_file: Path, proc: Popen[bytes], timeout_s: float = 30.0) -> dict[str, Any]:
@@ -50,7 +40,7 @@ def wait_for_info(info_file: Path, proc: Popen[bytes], timeout_s: float = 30.0) 
 def graph_source_config(info: dict[str, Any], interval_s: float) -> str:
     tenant = info["tenants"][0]
     return f"""\
-# The simulated Microsoft tenant (python -m lab.fakes.graph on loopback), read through Graph.
+# The simulated Microsoft tenant (python -m lab.fakes.graph_main on loopback), read through Graph.
 [[sources]]
 id = "{SOURCE_ID}"
 kind = "graph"
@@ -75,19 +65,11 @@ class _Starts(Protocol):
 
 
 def start_microsoft_lab(stack: _Starts, state: Path, python: str, interval_s: float) -> str:
-    """Start the simulated tenant; return the agent's ``[[sources]]`` text for it ("" when this
-    agent does not read ``[[sources]]`` yet: then the text is in ``agent-sources.toml``)."""
+    """Start the simulated tenant; return the agent's ``[[sources]]`` text for it."""
     info_file = state / "microsoft-tenant.json"
     info_file.unlink(missing_ok=True)
     proc = stack.start("microsoft-tenant", graph_argv(python, info_file), state / "microsoft-tenant.log")
     info = wait_for_info(info_file, proc)
     os.environ.update(agent_env(info))  # the agent inherits it; its config holds only an {env = …} reference
     sys.stdout.write(f"lab: a simulated Microsoft tenant (Graph and login) on {info['url']}\n")
-    sources = graph_source_config(info, interval_s)
-    if agent_understands_sources():
-        return "\n" + sources
-    (state / "agent-sources.toml").write_text(sources)
-    sys.stdout.write(
-        "lab: this agent reads no [[sources]] yet: the tenant's entry is in agent-sources.toml\n"
-    )
-    return ""
+    return "\n" + graph_source_config(info, interval_s)

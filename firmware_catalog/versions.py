@@ -107,6 +107,8 @@ _PHONE_PAREN = re.compile(
 )
 _PHONE_LOAD = re.compile(
     r"^(?:sip[a-z0-9]{0,12}\.)?(?P<major>\d{1,4})-(?P<minor>\d{1,4})-(?P<maint>\d{1,6})"
+    # 69xx loads put a dash before the service release: 9-3-1-SR2-2 is 9.3(1)SR2, build 2.
+     r"(?:-(?=(?:sr|es)\d))?"
     + _SR
     + r"(?P<build>(?:-\d{1,8}){0,3})$",
     re.ASCII | re.IGNORECASE,

@@ -58,22 +58,24 @@ class Context:
     sleep: Callable[[float], Awaitable[None]]
     ref: DeviceRef | None
     capabilities: frozenset[str]
+    why_manual: str | None = None  # a missing permission, when that is what makes it manual
 
 
 async def act(source: Context, request: ActionRequest) -> ActionResult:
     ref = source.ref
     if ref is None:
         return _result(request, ActionState.FAILED, "device not seen in this source's last collect")
+    can_restart = request.action is ActionKind.RESTART and "restart" in source.capabilities
     try:
-        if request.action is ActionKind.RESTART and ref.intune_id:
+        if can_restart and ref.intune_id:
             return await _reboot_intune(source, request, ref.intune_id)
-        if request.action is ActionKind.RESTART and ref.teamwork_id:
+        if can_restart and ref.teamwork_id:
             return await _teamwork_operation(source, request, ref.teamwork_id, "restart", None)
         if request.action is ActionKind.UPDATE and ref.teamwork_id and "update" in source.capabilities:
             return await _update(source, request, ref, ref.teamwork_id)
     except DriverError as err:
         return _result(request, ActionState.FAILED, str(err))
-    return manual(request, ref)
+    return manual(request, ref, why=source.why_manual)
 
 
 async def _update(source: Context, request: ActionRequest, ref: DeviceRef, teamwork_id: str) -> ActionResult:
@@ -120,7 +122,9 @@ _MTR_LOGS = (
     ),
 )
 _ANDROID_LOGS = ("Teams admin center ({tac}) > Teams devices > {name} > Download device logs.",)
-_RESTART = ("Restart {name} at the device: no API reaches it.",)
+_RESTART = (
+    "Restart {name} at the device, or in Intune (intune.microsoft.com) > Devices > {name} > Restart.",
+)
 # (action, is Teams Rooms on Windows) → (console, steps); {name}, {target}, {pro}, {tac} filled in.
 _MANUAL: dict[tuple[ActionKind, bool], tuple[str, tuple[str, ...]]] = {
     (ActionKind.UPDATE, True): (PRO_PORTAL, _MTR_UPDATE),

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 import structlog
 from pydantic import ValidationError
 
-from collector.actions import ActionRequest, ActionResult
+from collector.actions import ActionKind, ActionRequest, ActionResult
 from collector.base import Sink
-from collector.errors import BadResponse, DriverError, Forbidden, NotFound
+from collector.errors import BadResponse, DriverError, Forbidden, NotFound, Throttled
 from collector.graph import actions
 from collector.graph.api import GraphApi, open_api
 from collector.graph.inventory import (
@@ -43,7 +43,7 @@ from collector.graph.inventory import (
     unwrap,
 )
 from collector.graph.options import GraphOptions
-from collector.http import odata_pages
+from collector.http import jwt_claims, odata_pages
 from collector.model import utcnow
 
 log = structlog.get_logger(__name__)
@@ -53,6 +53,8 @@ MANAGED_SELECT = (
     "complianceState,managementAgent,azureADDeviceId,ethernetMacAddress,wiFiMacAddress,deviceActionResults"
 )
 TEAMWORK_RECHECK_S = 24 * 3600.0
+RESTART_ROLE = "DeviceManagementManagedDevices.PrivilegedOperations.All"  # Intune rebootNow
+TEAMWORK_WRITE_ROLE = "TeamworkDevice.ReadWrite.All"  # beta restart, updateSoftware
 # One device to observe: (ref, Intune managedDevice, Teams Rooms app version, beta teamworkDevice)
 _Work = tuple[DeviceRef, Mapping[str, Any] | None, str | None, Mapping[str, Any] | None]
 _ANDROID_TYPES = {"ipphone", "collaborationbar", "teamsdisplay", "touchconsole", "lowcostphone", "teamspanel"}
@@ -90,6 +92,8 @@ class GraphSource:
         self._refs: dict[str, DeviceRef] = {}
         self._teamwork_off_until = 0.0  # monotonic; the beta API answered 404/410 (or 403)
         self.skipped = 0  # Intune devices that are no Teams device, last collect
+        self._app_inventory_failing = False
+        self._roles: frozenset[str] | None = None  # the token's application permissions (roles claim)
 
     @property
     def api(self) -> GraphApi:
@@ -116,10 +120,13 @@ class GraphSource:
             for d in page
             if isinstance(d, Mapping) and text(d.get("id"))
         ]
+        roles = jwt_claims((await api.tokens.current()).value).get("roles")
+        self._roles = frozenset(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else None
         apps, app_error = await self._app_versions(api)
         teamwork = await self._teamwork_devices(api)
         work = self._plan(managed, apps, teamwork)
         semaphore = asyncio.Semaphore(self.options.concurrency)
+        throttled: list[str] = []  # set once a health read is throttled past its retries
         observed_at = utcnow()
 
         async def one(
@@ -128,10 +135,14 @@ class GraphSource:
             errors = []
             if ref.family == TEAMS_ROOMS and md is not None and app is None:
                 errors.append(f"Teams Rooms app version unknown: {app_error or 'not inventoried by Intune'}")
-            view = None
+            view: Teamwork | None = None
+            error: str | None = None
             if tw is not None and ref.teamwork_id:
                 async with semaphore:
-                    view, error = await self._health(api, tw, ref.teamwork_id)
+                    if throttled:  # the tenant said stop: no more health reads this poll
+                        view, error = Teamwork(tw, {}), f"Teams device health skipped: {throttled[0]}"
+                    else:
+                        view, error = await self._health(api, tw, ref.teamwork_id, throttled)
                 if error:
                     errors.append(error)
             try:
@@ -225,8 +236,13 @@ class GraphSource:
                             key = str(md["id"])
                             versions[key] = _newer(versions.get(key), str(app["version"]))
         except DriverError as err:
-            log.warning("graph_app_inventory_failed", source=self.source_id, error=str(err))
+            if not self._app_inventory_failing:  # logged when it starts failing, not every poll
+                log.warning("graph_app_inventory_failed", source=self.source_id, error=str(err))
+            self._app_inventory_failing = True
             return {}, str(err)
+        if self._app_inventory_failing:
+            log.info("graph_app_inventory_recovered", source=self.source_id)
+        self._app_inventory_failing = False
         return versions, None
 
     async def _teamwork_devices(self, api: GraphApi) -> list[Mapping[str, Any]] | None:
@@ -252,10 +268,15 @@ class GraphSource:
             return None
 
     async def _health(
-        self, api: GraphApi, tw: Mapping[str, Any], teamwork_id: str
+        self, api: GraphApi, tw: Mapping[str, Any], teamwork_id: str, throttled: list[str]
     ) -> tuple[Teamwork | None, str | None]:
+        """One device's beta health. A read throttled past its retries stops the others of this
+        poll (``throttled``): hammering a tenant that said stop only lengthens its penalty."""
         try:
             body = await api.beta.get_json(f"/teamwork/devices/{teamwork_id}/health")
+        except Throttled as err:
+            throttled.append(str(err))
+            return Teamwork(tw, {}), f"Teams device health not read: {err}"
         except NotFound:
             return Teamwork(tw, {}), None  # retired for this device: the listing still says enough
         except DriverError as err:
@@ -268,10 +289,30 @@ class GraphSource:
         ref = self._refs.get(device_id)
         if ref is None:
             return frozenset()
-        found = {"restart"} if ref.intune_id or ref.teamwork_id else set()
-        if ref.teamwork_id and time.monotonic() >= self._teamwork_off_until:
+        teamwork = ref.teamwork_id is not None and time.monotonic() >= self._teamwork_off_until
+        found = set()
+        if (ref.intune_id and self._granted(RESTART_ROLE)) or (
+            not ref.intune_id and teamwork and self._granted(TEAMWORK_WRITE_ROLE)
+        ):
+            found.add("restart")
+        if teamwork and self._granted(TEAMWORK_WRITE_ROLE):
             found.add("update")
         return frozenset(found)
+
+    def _granted(self, role: str) -> bool:
+        """Whether the token carries ``role``; True when its roles are unknown (not a JWT)."""
+        return self._roles is None or role in self._roles
+
+    def _why_manual(self, request: ActionRequest) -> str | None:
+        """The permission whose absence makes ``request`` a manual step, if that is the reason."""
+        ref = self._refs.get(request.device_id)
+        if ref is None:
+            return None
+        if request.action is ActionKind.RESTART and ref.intune_id and not self._granted(RESTART_ROLE):
+            return f"the app registration lacks the application permission {RESTART_ROLE}"
+        if ref.teamwork_id and not self._granted(TEAMWORK_WRITE_ROLE):
+            return f"the app registration lacks the application permission {TEAMWORK_WRITE_ROLE}"
+        return None
 
     async def act(self, request: ActionRequest) -> ActionResult:
         context = actions.Context(
@@ -280,6 +321,7 @@ class GraphSource:
             self._sleep,
             self._refs.get(request.device_id),
             self.capabilities(request.device_id),
+            self._why_manual(request),
         )
         return await actions.act(context, request)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from collector.actions import ActionResult
 from collector.model import AgentId, DeviceId, Observation, ShortText, SiteId
 
 SCHEMA_VERSION = 1
@@ -94,22 +95,38 @@ class Heartbeat(_Message):
     )  # poll results by outcome since the agent started
 
 
-class Command(_Message):
-    """A signed command from the controller (update, restart, …); checked by the agent."""
+class Command(BaseModel):
+    """A signed command, controller → agent (:mod:`collector.wire.commands`).
 
+    ``envelope`` is the canonical bytes of a :class:`~collector.wire.commands.CommandEnvelope`,
+    base64, exactly as signed; ``signature`` is the Ed25519 signature of those bytes, base64.
+    ``site_id`` only routes: the agent trusts the signed envelope's site alone.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = Field(1, alias="schema")
     type: Literal["cmd"] = "cmd"
-    command_id: uuid.UUID
-    device_id: DeviceId
-    action: Annotated[str, StringConstraints(max_length=64)]
-    params: dict[str, Any] = Field(default_factory=dict)
-    not_after: datetime
-    nonce: Annotated[str, StringConstraints(max_length=128)]
-    signature: Annotated[str, StringConstraints(max_length=1024)] = ""
+    site_id: SiteId
+    envelope: Annotated[str, StringConstraints(min_length=1, max_length=12_000)]
+    signature: Annotated[str, StringConstraints(max_length=256)] = ""
 
 
 class CommandResult(_Message):
+    """Agent → controller: what came of a command, or why it was refused.
+
+    ``refusal`` is a stable code of :data:`collector.wire.commands.REFUSAL_CODES` when the agent
+    did not execute it (``command_id`` and ``device_id`` are then what the command claimed, the
+    nil UUID and ``unknown`` when it claimed nothing readable); otherwise ``result`` is the
+    driver's :class:`~collector.actions.ActionResult`. A refused replay carries the first
+    execution's result where the agent still has it.
+    """
+
     type: Literal["cmd_result"] = "cmd_result"
     command_id: uuid.UUID
     device_id: DeviceId
     ok: bool
     detail: ShortText = ""
+    job_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    refusal: Annotated[str, StringConstraints(max_length=32)] | None = None
+    result: ActionResult | None = None

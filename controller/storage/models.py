@@ -173,6 +173,19 @@ class DeviceComponent(Base):
     scheme: Mapped[str | None] = mapped_column(sa.String(32))
 
 
+class DeviceSoftware(Base):
+    """The components of a device's newest observation, as one text (controller.shapes.
+    software_text): the PostgreSQL writer's filter, which skips in one comparison the devices
+    whose components did not change (nearly all of them). The SQLite writer keeps the stored
+    components in memory instead (sqlite_writer._DeviceStates) and leaves this table empty
+    (revision 0008)."""
+
+    __tablename__ = "device_software"
+    site_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    software: Mapped[str] = mapped_column(sa.Text())
+
+
 class ComponentHistory(Base):
     """A row each time a component's version differs from the one before it (revision 0008)."""
 
@@ -265,6 +278,7 @@ BATCHES = _table(Batch)
 FIRMWARE_HISTORY = _table(FirmwareHistory)
 DEVICE_COMPONENTS = _table(DeviceComponent)
 COMPONENT_HISTORY = _table(ComponentHistory)
+DEVICE_SOFTWARE = _table(DeviceSoftware)
 GAPS = _table(Gap)
 DEAD_LETTERS = _table(DeadLetter)
 COMMAND_RESULTS = _table(CommandResultRow)

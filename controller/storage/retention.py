@@ -12,6 +12,8 @@ back short.
   (> any skew) before the observations' cutoff holds none that is kept.
 * ``firmware_history`` by ``first_seen``, longer (it answers "what ran when" for an advisory);
   the newest row of each device is kept however old, since it is the firmware it runs now.
+* ``component_history`` likewise, with the firmware history's retention: the newest row of each
+  device's component is kept however old.
 * ``dead_letters`` by ``received_at``.
 """
 
@@ -62,6 +64,15 @@ async def prune(store: Store, days: RetentionDays, now: datetime, chunk: int = 5
         newer.c.first_seen > history.c.first_seen,
     )
     history_cutoff = now - timedelta(days=days.firmware_history)
+    components = m.COMPONENT_HISTORY
+    newer_component = sa.alias(components)
+    component_superseded = sa.exists().where(
+        newer_component.c.site_id == components.c.site_id,
+        newer_component.c.device_id == components.c.device_id,
+        newer_component.c.component == components.c.component,
+        newer_component.c.first_seen > components.c.first_seen,
+    )
+    old_components = sa.and_(components.c.first_seen < history_cutoff, component_superseded)
     return {
         "observations": await _prune(store, obs, obs.c.id, obs.c.observed_at < obs_cutoff, chunk),
         "batches": await _prune(
@@ -70,6 +81,7 @@ async def prune(store: Store, days: RetentionDays, now: datetime, chunk: int = 5
         "firmware_history": await _prune(
             store, history, history.c.id, sa.and_(history.c.first_seen < history_cutoff, superseded), chunk
         ),
+        "component_history": await _prune(store, components, components.c.id, old_components, chunk),
         "dead_letters": await _prune(
             store, dead, dead.c.id, dead.c.received_at < now - timedelta(days=days.dead_letters), chunk
         ),

@@ -17,13 +17,8 @@ from sqlalchemy.dialects import sqlite
 from controller.shapes import PreparedBatch, PreparedObservation, epoch_us, utc_from_us
 from controller.storage import models as m
 from controller.storage import statements
-from controller.storage.rules import (
-    AgentRecord,
-    ComponentState,
-    component_changes,
-    firmware_changes,
-    moves_forward,
-)
+from controller.storage.rules import AgentRecord, ComponentState, firmware_changes, moves_forward
+from controller.storage.sqlite_components import ComponentRows, stored_components
 from controller.storage.writer import (
     BATCH_COLUMNS,
     DEVICE_COLUMNS,
@@ -160,34 +155,6 @@ def _stored_devices(conn: sa.Connection, keys: list[tuple[str, str]]) -> dict[tu
     return {(row[0], row[1]): (row[2], row[3], row[4], row[5], row[6]) for row in found}
 
 
-_COMPONENTS_BY_KEYS_SQLITE = (
-    "SELECT c.site_id, c.device_id, c.component, c.version, c.scheme "
-    "FROM json_each(?) AS k JOIN device_components AS c ON c.site_id = json_extract(k.value, '$[0]') "
-    "AND c.device_id = json_extract(k.value, '$[1]')"
-)
-_UPSERT_COMPONENTS_SQLITE = (
-    "INSERT INTO device_components (site_id, device_id, component, version, scheme) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (site_id, device_id, component) DO UPDATE SET version = excluded.version, "
-    "scheme = excluded.scheme"
-)
-
-
-def _stored_components(
-    conn: sa.Connection, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], ComponentState]:
-    """The stored components of the devices ``keys`` (every key present, ``{}`` when none), in
-    one statement as :func:`_stored_devices`."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        found = cursor.execute(_COMPONENTS_BY_KEYS_SQLITE, (json.dumps(keys),)).fetchall()
-    finally:
-        cursor.close()
-    states: dict[tuple[str, str], ComponentState] = {key: {} for key in keys}
-    for site, device, component, version, scheme in found:
-        states[site, device][component] = (version, scheme)
-    return states
-
-
 class _DeviceStates:
     """SQLite: the stored state of the devices (see _StoredDevice) as of the last committed flush,
     so that a flush reads only devices it has not met: reading every device of the flush again
@@ -242,7 +209,7 @@ class _DeviceStates:
         states = self._components
         found = {key: states[key] for key in keys if key in states}
         if len(found) < len(keys):
-            read = _stored_components(conn, [key for key in keys if key not in states])
+            read = stored_components(conn, [key for key in keys if key not in states])
             self._pending_components.update(read)
             found.update(read)
         return found
@@ -258,21 +225,6 @@ class _DeviceStates:
         self._pending = {}
         self._components.update(self._pending_components)
         self._pending_components = {}
-
-
-def _write_changes(
-    conn: sa.Connection,
-    history: list[dict[str, Any]],
-    component_rows: list[tuple[Any, ...]],
-    component_history: list[dict[str, Any]],
-) -> None:
-    """Firmware history, changed components and their history: rows only where something changed."""
-    if history:
-        conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
-    if component_rows:
-        conn.exec_driver_sql(_UPSERT_COMPONENTS_SQLITE, component_rows)
-    if component_history:
-        conn.execute(sa.insert(m.COMPONENT_HISTORY), component_history)
 
 
 class SqliteFlushWriter(FlushWriter):
@@ -341,9 +293,9 @@ class SqliteFlushWriter(FlushWriter):
                 per_device.setdefault((site, obs.device_id), []).append((obs, agent_id, at))
         _insert_observations(conn, obs_rows)
         stored = self._devices.read(conn, list(per_device))
-        components = self._stored_components(conn, per_device)
-        component_rows: list[tuple[Any, ...]] = []
-        component_history: list[dict[str, Any]] = []
+        with_software = [key for key, entries in per_device.items() if any(e[0].software for e in entries)]
+        components = self._devices.read_components(conn, with_software) if with_software else {}
+        component_rows = ComponentRows()
         history: list[dict[str, Any]] = []
         refresh: list[tuple[Any, ...]] = []  # see _REFRESH_DEVICES_SQLITE
         upsert: list[tuple[Any, ...]] = []  # in _DEVICE_COLUMNS order
@@ -362,14 +314,10 @@ class SqliteFlushWriter(FlushWriter):
             epoch = newest.observed_us / 1e6
             forward = known is None or moves_forward(known[4], epoch)
             if key in components:
-                self._components(
-                    key,
-                    entries,
-                    components[key],
-                    forward=forward,
-                    rows=component_rows,
-                    history=component_history,
-                )
+                seen_software = [(obs.observed_us, obs.software) for obs, _, _ in entries if obs.software]
+                state = component_rows.device(key, seen_software, components[key], forward=forward)
+                if state is not None:
+                    self._devices.wrote_components(key, state)
             if not forward:
                 continue  # the row is newer: it stays as it is (the upsert's condition)
             tenant = tenants[site]
@@ -403,50 +351,7 @@ class SqliteFlushWriter(FlushWriter):
                 )
             )
         _upsert_devices(conn, refresh, upsert)
-        _write_changes(conn, history, component_rows, component_history)
+        if history:
+            conn.execute(sa.insert(m.FIRMWARE_HISTORY), history)
+        component_rows.write(conn)
         return len(obs_rows)
-
-    def _stored_components(
-        self,
-        conn: sa.Connection,
-        per_device: dict[tuple[str, str], list[tuple[PreparedObservation, str, Any]]],
-    ) -> dict[tuple[str, str], ComponentState]:
-        """The stored components of the flush's devices that report any (none read otherwise)."""
-        keys = [key for key, entries in per_device.items() if any(e[0].software for e in entries)]
-        return self._devices.read_components(conn, keys) if keys else {}
-
-    def _components(
-        self,
-        key: tuple[str, str],
-        entries: list[tuple[PreparedObservation, str, Any]],
-        known: ComponentState,
-        *,
-        forward: bool,
-        rows: list[tuple[Any, ...]],
-        history: list[dict[str, Any]],
-    ) -> None:
-        """One device's component rows and history (see :func:`component_changes`): history
-        whether or not the row moves forward, as for the firmware; the current components only
-        when it does (the newest observation's), and only those that changed."""
-        seen = [(obs.observed_us, obs.software) for obs, _, _ in entries if obs.software]
-        changes, state = component_changes(known, seen)
-        site, device_id = key
-        history += (
-            {
-                "site_id": site,
-                "device_id": device_id,
-                "component": name,
-                "version": version,
-                "scheme": scheme,
-                "first_seen": utc_from_us(us),
-            }
-            for us, name, version, scheme in changes
-        )
-        if not forward or state == known:
-            return
-        rows += (
-            (site, device_id, name, version, scheme)
-            for name, (version, scheme) in state.items()
-            if known.get(name) != (version, scheme)
-        )
-        self._devices.wrote_components(key, state)

@@ -14,7 +14,8 @@ successful software update changes the device's version). Errors use the Graph e
 Faults (:class:`Faults`, switchable while running): 429 with or without ``Retry-After``, 503,
 401 for every token issued so far (:meth:`FakeGraph.expire_tokens`), 404/410 for the whole beta
 tree, malformed JSON or a hang on chosen paths, relative next links, no ``$filter`` support.
-Every request is counted per route (:attr:`FakeGraph.requests`).
+Every request is counted per route (:attr:`FakeGraph.requests`). ``python -m lab.fakes.graph_main``
+serves it from the command line.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lab.fakes.graph_data import FakeDevice, FakeTenant
+from lab.fakes.graph_data import FakeDevice, FakeTenant, advance_operation, detected_apps, now_iso
 from lab.fakes.graph_teamwork import health_body, teamwork_body
 
 READ_DEVICES = {"DeviceManagementManagedDevices.Read.All", "DeviceManagementManagedDevices.ReadWrite.All"}
@@ -40,7 +41,6 @@ PRIVILEGED = {"DeviceManagementManagedDevices.PrivilegedOperations.All"}
 READ_TEAMWORK = {"TeamworkDevice.Read.All", "TeamworkDevice.ReadWrite.All"}
 WRITE_TEAMWORK = {"TeamworkDevice.ReadWrite.All"}
 _REBOOT_STEPS = {"pending": "active"}
-_OP_STEPS = {"queued": "inProgress"}
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Faults:
     throttle: int = 0  # the next N Graph requests answer 429
     retry_after: str | None = "1"  # the 429's Retry-After (None: header absent)
     unavailable: int = 0  # the next N Graph requests answer 503
+    throttle_routes: set[str] = field(default_factory=set)  # routes (see requests) that always answer 429
     beta_status: int | None = None  # 404 or 410: the retired beta teamwork tree
     malformed: set[str] = field(default_factory=set)  # request paths answering broken JSON
     hang: set[str] = field(default_factory=set)  # request paths that answer only after release()
@@ -129,8 +130,8 @@ class FakeGraph:
         self.requests[route] += 1
         if request.path in self.faults.hang:
             await self._released.wait()
-        if self.faults.throttle > 0:
-            self.faults.throttle -= 1
+        if self.faults.throttle > 0 or route in self.faults.throttle_routes:
+            self.faults.throttle = max(0, self.faults.throttle - 1)
             headers = {"Retry-After": self.faults.retry_after} if self.faults.retry_after is not None else {}
             return None, self._error(429, "TooManyRequests", "Please retry again later.", headers)
         if self.faults.unavailable > 0:
@@ -268,7 +269,7 @@ class FakeGraph:
         device = tenant.by_intune(request.match_info["id"])
         if device is None:
             return self._error(404, "ResourceNotFound", "The managed device was not found.")
-        now = _now()
+        now = now_iso()
         device.action_results = [e for e in device.action_results if e["actionName"] != "rebootNow"]
         device.action_results.append(
             {
@@ -284,7 +285,7 @@ class FakeGraph:
         tenant, error = await self._gate(request, "detectedApps", READ_DEVICES)
         if tenant is None:
             return error  # type: ignore[return-value]
-        apps = _apps(tenant)
+        apps = detected_apps(tenant)
         wanted = request.query.get("$filter")
         if wanted:
             if not self.faults.filter_supported:
@@ -304,7 +305,7 @@ class FakeGraph:
         tenant, error = await self._gate(request, "detectedAppDevices", READ_DEVICES)
         if tenant is None:
             return error  # type: ignore[return-value]
-        app = next((a for a in _apps(tenant) if a["id"] == request.match_info["id"]), None)
+        app = next((a for a in detected_apps(tenant) if a["id"] == request.match_info["id"]), None)
         if app is None:
             return self._error(404, "ResourceNotFound", "The detected app was not found.")
         items = [{"id": d.intune_id, "deviceName": d.name, "serialNumber": d.serial} for d in app["_devices"]]
@@ -359,7 +360,7 @@ class FakeGraph:
         if device is None or op is None:
             return self._error(404, "ResourceNotFound", "The operation was not found.")
         answer = self._ok({"value": {k: v for k, v in op.items() if not k.startswith("_")}})
-        _advance(device, op)  # the next read sees the next state
+        advance_operation(device, op)  # the next read sees the next state
         return answer
 
     async def _teamwork_action(self, request: web.Request) -> web.Response:
@@ -379,7 +380,7 @@ class FakeGraph:
             "id": str(uuid.uuid4()),
             "status": "queued",
             "operationType": kind,
-            "createdDateTime": _now(),
+            "createdDateTime": now_iso(),
             "startedDateTime": None,
             "completedDateTime": None,
             "_request": body,
@@ -392,126 +393,5 @@ class FakeGraph:
         )
 
 
-def _advance(device: FakeDevice, op: dict[str, Any]) -> None:
-    """One read, one step: queued → inProgress → successful|failed. A successful software update
-    installs the requested version."""
-    if op["status"] in _OP_STEPS:
-        op["status"] = _OP_STEPS[op["status"]]
-        op["startedDateTime"] = _now()
-        return
-    if op["status"] != "inProgress":
-        return
-    op["status"] = device.update_outcome
-    op["completedDateTime"] = _now()
-    if device.update_outcome == "failed":
-        op["error"] = {"code": "SoftwareUpdateFailed", "message": "The device could not install the update."}
-        return
-    request = op.get("_request") or {}
-    kind, version = request.get("softwareType"), request.get("softwareVersion")
-    if kind and version:
-        device.versions[kind] = version
-        device.available.pop(kind, None)
-        if kind == "teamsClient" and device.app_name:
-            device.app_version = version
-
-
-def _apps(tenant: FakeTenant) -> list[dict[str, Any]]:
-    """One detectedApp per (displayName, version), with the devices that have it."""
-    grouped: dict[tuple[str, str], list[FakeDevice]] = {}
-    for device in tenant.devices:
-        if device.intune_id and device.app_name and device.app_version:
-            grouped.setdefault((device.app_name, device.app_version), []).append(device)
-    apps = []
-    for (name, version), devices in sorted(grouped.items()):
-        app_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant.tenant_id}/{name}/{version}").hex.ljust(64, "0")
-        apps.append(
-            {
-                "id": app_id,
-                "displayName": name,
-                "version": version,
-                "sizeInByte": 0,
-                "deviceCount": len(devices),
-                "publisher": "Microsoft Corporation" if "." not in name else "",
-                "platform": "windows",
-                "_devices": devices,
-            }
-        )
-    return apps
-
-
 def _select(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in fields} if fields else item
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 1_000_000_000:09d}Z"
-
-
-def _write_private(path: str, text: str) -> None:
-    """Written whole, then renamed: a reader never sees half a file."""
-    import os  # noqa: PLC0415 - only the command line needs it
-    from pathlib import Path  # noqa: PLC0415
-
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text + "\n")
-    Path(tmp).replace(path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lab.fakes.graph``: serve fake tenants until interrupted (the demo, the bench).
-
-    Prints one JSON line first: the URL and each tenant's id, client id and secret (all fake)."""
-    import argparse  # noqa: PLC0415 - only the command line needs it
-    import signal  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from lab.fakes.graph_data import fixture_tenant, generated_tenant  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(prog="python -m lab.fakes.graph", description=main.__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument(
-        "--tenants", type=int, default=0, help="generated tenants (besides the fixture tenant)"
-    )
-    parser.add_argument("--rooms", type=int, default=150, help="Teams Rooms on Windows per generated tenant")
-    parser.add_argument("--android", type=int, default=100, help="Teams Android devices per generated tenant")
-    parser.add_argument("--beta-status", type=int, choices=(404, 410), help="answer the beta tree like this")
-    parser.add_argument("--no-fixture", action="store_true", help="leave out the fixture tenant")
-    parser.add_argument("--info-file", help="also write the first JSON line to this file (mode 0600)")
-    args = parser.parse_args(argv)
-    tenants = [] if args.no_fixture else [fixture_tenant()]
-    tenants += [
-        generated_tenant(f"tenant{n:02d}.example", rooms=args.rooms, android=args.android)
-        for n in range(args.tenants)
-    ]
-    fake = FakeGraph(tenants)
-    fake.faults.beta_status = args.beta_status
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with fake.running(args.host, args.port):
-            info = {
-                "url": fake.url,
-                "tenants": [
-                    {"tenant_id": t.tenant_id, "client_id": t.client_id, "client_secret": t.client_secret}
-                    for t in tenants
-                ],
-            }
-            sys.stdout.write(json.dumps(info) + "\n")
-            sys.stdout.flush()
-            if args.info_file:
-                _write_private(args.info_file, json.dumps(info))
-            await stop.wait()
-        sys.stdout.write(json.dumps({"requests": dict(fake.requests)}) + "\n")
-
-    asyncio.run(serve())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,11 +7,13 @@ number for the bench and the demo. Everything is deterministic (ids from the ten
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 READ_ROLES = ("DeviceManagementManagedDevices.Read.All", "TeamworkDevice.Read.All")
+OP_STEPS = {"queued": "inProgress"}  # then the device's update_outcome
 ALL_ROLES = (
     "DeviceManagementManagedDevices.Read.All",
     "DeviceManagementManagedDevices.PrivilegedOperations.All",
@@ -235,3 +237,55 @@ def generated_tenant(
     devices += [_phone(tenant_id, n, teamwork=teamwork) for n in range(android)]
     devices += [_laptop(tenant_id, n) for n in range(others)]
     return FakeTenant(tenant_id, str(uuid.uuid5(uuid.NAMESPACE_DNS, tenant_id)), secret, devices=devices)
+
+
+def advance_operation(device: FakeDevice, op: dict[str, Any]) -> None:
+    """One read, one step: queued → inProgress → successful|failed. A successful software update
+    installs the requested version."""
+    if op["status"] in OP_STEPS:
+        op["status"] = OP_STEPS[op["status"]]
+        op["startedDateTime"] = now_iso()
+        return
+    if op["status"] != "inProgress":
+        return
+    op["status"] = device.update_outcome
+    op["completedDateTime"] = now_iso()
+    if device.update_outcome == "failed":
+        op["error"] = {"code": "SoftwareUpdateFailed", "message": "The device could not install the update."}
+        return
+    request = op.get("_request") or {}
+    kind, version = request.get("softwareType"), request.get("softwareVersion")
+    if kind and version:
+        device.versions[kind] = version
+        device.available.pop(kind, None)
+        if kind == "teamsClient" and device.app_name:
+            device.app_version = version
+
+
+def detected_apps(tenant: FakeTenant) -> list[dict[str, Any]]:
+    """One detectedApp per (displayName, version), with the devices that have it."""
+    grouped: dict[tuple[str, str], list[FakeDevice]] = {}
+    for device in tenant.devices:
+        if device.intune_id and device.app_name and device.app_version:
+            grouped.setdefault((device.app_name, device.app_version), []).append(device)
+    apps = []
+    for (name, version), devices in sorted(grouped.items()):
+        app_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant.tenant_id}/{name}/{version}").hex.ljust(64, "0")
+        apps.append(
+            {
+                "id": app_id,
+                "displayName": name,
+                "version": version,
+                "sizeInByte": 0,
+                "deviceCount": len(devices),
+                "publisher": "Microsoft Corporation" if "." not in name else "",
+                "platform": "windows",
+                "_devices": devices,
+            }
+        )
+    return apps
+
+
+def now_iso() -> str:
+    """UTC now, to the nanosecond: two operations started in one second stay apart."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 1_000_000_000:09d}Z"

@@ -217,3 +217,39 @@ async def test_commands_find_the_source_that_reports_the_device() -> None:
     assert result.state is ActionState.SUCCEEDED
     assert [r.device_id for r in source.requests] == ["room-2"]
     assert sources.for_device("nowhere") is None
+
+
+async def test_the_agent_hears_when_a_listing_gains_or_loses_devices() -> None:
+    """So it can announce the devices (with their interval) to the controller again; up/down
+    changes alone are no such news."""
+    metrics = AgentMetrics()
+    out: list[Observation] = []
+    source = ListingSource("tenant-a", ListingOptions())
+    changes: list[frozenset[str]] = []
+    poller = Poller(
+        "tenant-a",
+        "listing",
+        source,
+        interval_s=300,
+        timeout_s=5,
+        jitter_fraction=0,
+        semaphore=asyncio.Semaphore(1),
+        emit=out.append,
+        metrics=metrics,
+        on_devices_changed=lambda: changes.append(frozenset(poller.devices)),
+    )
+    assert poller.interval_s == 300
+    for options in (
+        ListingOptions(),  # first listing: three new devices
+        ListingOptions(),  # the same
+        ListingOptions(offline=["room-1"]),  # a device down: not a change of the set
+        ListingOptions(devices=["room-1", "room-2"]),  # room-3 gone
+        ListingOptions(devices=["room-1", "room-2", "room-9"]),  # room-9 new
+    ):
+        source.options = options
+        assert await poller.poll_once()
+    assert changes == [
+        frozenset({"room-1", "room-2", "room-3"}),
+        frozenset({"room-1", "room-2"}),
+        frozenset({"room-1", "room-2", "room-9"}),
+    ]

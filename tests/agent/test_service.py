@@ -217,6 +217,12 @@ async def test_sources_run_beside_devices_and_commands_find_their_source(
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.run(stop))
             await rx.wait_for(lambda: devices_seen() >= {"dev-0", "room-1", "room-2", "room-3"})
+            # The tenant's devices are announced once listed, with the source's interval (the
+            # controller marks devices stale by it).
+            await rx.wait_for(lambda: any(s.intervals_s.get("room-2") == 0.5 for s, *_ in rx.statuses()))
+            (status, *_), *_ = [entry for entry in rx.statuses() if "room-2" in entry[0].intervals_s]
+            assert status.intervals_s == {"dev-0": 0.5, "room-1": 0.5, "room-2": 0.5, "room-3": 0.5}
+            assert sorted(status.devices) == ["dev-0", "room-1", "room-2", "room-3"]
             assert service.sources.for_device("room-2") is made["tenant-a"]
             assert service.sources.source_of("dev-0") == "dev-0"
             assert service.sources.for_device("dev-0") is None  # the counting driver cannot act

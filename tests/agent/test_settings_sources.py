@@ -117,3 +117,10 @@ def test_check_covers_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err.splitlines()
     assert err
     assert all(line.startswith("config error: sources[0].options.") for line in err), err
+
+
+def test_a_tenant_under_devices_gets_a_migration_message(tmp_path: Path) -> None:
+    text = BASE + '\n[[devices]]\nid = "tenant-a"\nkind = "listing"\n'
+    assert problems(tmp_path, text) == [
+        "devices[1].kind: 'listing' reads a whole tenant or organisation: move this entry to [[sources]]"
+    ]

@@ -155,6 +155,7 @@ def test_non_strings_and_long_strings_are_parse_errors(value: object) -> None:
         ("cisco-phone", "12.0(1)SR2", "12.0(1)SR2"),
         ("cisco-phone", "sip88xx.12-5-1SR1-4", "12.5(1)SR1"),
         ("cisco-phone", "sip8821.11-0-5SR2-2", "11.0(5)SR2"),
+        ("cisco-phone", "9-3-1-SR2-2", "9.3(1)SR2"),  # a 69xx load: a dash before the SR
         ("cisco-phone", "9.3(4)SR3 3rd Party", "9.3(4)SR3 3rd Party"),
         ("cisco-mpp", "sip88xx.14-2-1MPP", "14.2.1"),
         ("cisco-mpp", "sip68xx.11-2-3MSR1-1", "11.2.3 MSR1-1"),

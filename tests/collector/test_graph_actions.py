@@ -93,6 +93,29 @@ async def test_restart_without_the_privileged_permission_fails_clearly(
     assert "request-id" in result.detail
 
 
+async def test_without_write_permissions_the_actions_are_manual_steps_naming_the_permission(
+    fake: FakeGraph,
+) -> None:
+    tenant = fake.tenants["contoso.onmicrosoft.com"]
+    tenant.roles = READ_ROLES
+    src = source_for(fake, tenant)
+    try:
+        await src.collect(ListSink())
+        assert src.capabilities(LENOVO) == frozenset()
+        restart = await _act(src, _request(LENOVO, ActionKind.RESTART))
+        update = await _act(src, _request(LENOVO, ActionKind.UPDATE, "5.5.12.0"))
+    finally:
+        await src.aclose()
+    assert restart.state is ActionState.MANUAL
+    assert (
+        "lacks the application permission DeviceManagementManagedDevices.PrivilegedOperations.All"
+        in restart.detail
+    )
+    assert update.state is ActionState.MANUAL
+    assert "lacks the application permission TeamworkDevice.ReadWrite.All" in update.detail
+    assert fake.requests["rebootNow"] == fake.requests["updateSoftware"] == 0
+
+
 async def test_update_is_followed_to_success_and_the_version_changes(
     source: GraphSource, fake: FakeGraph
 ) -> None:

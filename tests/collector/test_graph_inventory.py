@@ -139,6 +139,20 @@ async def test_throttled_beyond_the_retries_fails_the_source_with_the_request_id
     assert fake.requests["managedDevices"] == 3  # bounded: no storm
 
 
+async def test_health_throttled_past_its_retries_stops_the_other_health_reads(fake: FakeGraph) -> None:
+    fake.faults.throttle_routes.add("teamworkHealth")
+    source = source_for(fake, fake.tenants["contoso.onmicrosoft.com"], retries=1, concurrency=1)
+    try:
+        sink = await _collect(source)
+    finally:
+        await source.aclose()
+    assert set(sink.observations) == ALL  # every device still reported, from the listings
+    assert fake.requests["teamworkHealth"] == 2  # one device's read and its one retry, then no more
+    errors = [e for o in sink.observations.values() for e in o.errors]
+    assert sum("Teams device health not read" in e and "429 TooManyRequests" in e for e in errors) == 1
+    assert sum(e.startswith("Teams device health skipped: graph beta GET") for e in errors) == 2
+
+
 async def test_401_after_token_expiry_gets_a_new_token(fake: FakeGraph) -> None:
     source = source_for(fake, fake.tenants["contoso.onmicrosoft.com"])
     try:
@@ -262,9 +276,15 @@ async def test_detected_apps_failing_leaves_the_other_devices() -> None:
         fake.faults.malformed.add("/v1.0/deviceManagement/detectedApps")
         source = source_for(fake, tenant)
         try:
-            sink = await _collect(source)
+            with capture_logs() as logs:
+                sink = await _collect(source)
+                await _collect(source)
+                fake.faults.malformed.clear()
+                await _collect(source)
         finally:
             await source.aclose()
+    events = [e["event"] for e in logs if e["event"].startswith("graph_app_inventory")]
+    assert events == ["graph_app_inventory_failed", "graph_app_inventory_recovered"]  # once each
     # Logitech is known as a Teams Room only by its app; the Lenovo also by the beta API.
     assert set(sink.observations) == {LENOVO, YEALINK, BAR}
     (error,) = sink.observations[LENOVO].errors

@@ -120,6 +120,12 @@ async def test_device_detail_has_firmware_history(client: TestClient[Any, Any]) 
     assert device["interval_s"] == 60.0
     assert [h["version"] for h in device["firmware_history"]] == ["1.0", "2.0"]
     assert device["firmware_version"] == "2.0"
+    # Every software component is listed, with its own history (the firmware is one of them).
+    assert device["components"] == [{"component": "firmware", "version": "2.0", "scheme": None}]
+    assert [(h["component"], h["version"]) for h in device["component_history"]] == [
+        ("firmware", "1.0"),
+        ("firmware", "2.0"),
+    ]
     missing = await _get(client, "/api/v1/devices/999999", status=404)
     assert missing["errors"][0]["loc"] == ["path", "id"]
     bad = await _get(client, "/api/v1/devices/abc", status=422)

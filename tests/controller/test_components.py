@@ -168,3 +168,18 @@ def test_a_new_scheme_alone_changes_the_row_not_the_history(scheme: str | None) 
     history, state = component_changes({"teams_app": ("5.0", "other")}, [(1, [("teams_app", "5.0", scheme)])])
     assert history == []
     assert state == {"teams_app": ("5.0", scheme)}
+
+
+async def test_a_change_and_back_within_one_flush_is_history_on_both_writers(database_url: str) -> None:
+    """The newest observation reports the stored components again, an older one of the same flush
+    another version: the device still counts as changed (PostgreSQL's device_software filter
+    looks at every observation of a device, not only its newest)."""
+    async with open_store(database_url) as store:
+        await store.write_flush(
+            [_received(make_batch("s", "a", 0, [room("m", 100, ("teams_app", "5.0", TEAMS))]))]
+        )
+        flush = [room("m", 50, ("teams_app", "5.1", TEAMS)), room("m", 40, ("teams_app", "5.0", TEAMS))]
+        await store.write_flush([_received(make_batch("s", "a", 1, flush))])
+        device = await _device(store, "m")
+        assert [h["version"] for h in device["component_history"]] == ["5.0", "5.1", "5.0"]
+        assert device["components"] == [{"component": "teams_app", "version": "5.0", "scheme": TEAMS}]

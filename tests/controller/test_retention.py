@@ -1,5 +1,6 @@
-"""Retention: old observations, batches, dead letters and superseded firmware history are pruned
-in chunks, on SQLite and PostgreSQL; a device's current firmware row stays however old."""
+"""Retention: old observations, batches, dead letters and superseded firmware and component
+history are pruned in chunks, on SQLite and PostgreSQL; a device's current firmware row (and each
+component's) stays however old."""
 
 from __future__ import annotations
 
@@ -67,6 +68,19 @@ async def _fill(store: Store) -> None:
                 for d, v, a in history
             ],
         )
+        components = [
+            ("dev-1", "teams_app", "4.0", 1000),
+            ("dev-1", "teams_app", "5.0", 10),
+            ("dev-1", "camera", "1.0", 900),  # old, but the camera's only row: it runs it now
+            ("dev-2", "teams_app", "4.1", 2000),
+        ]
+        await conn.execute(
+            sa.insert(m.COMPONENT_HISTORY),
+            [
+                {"site_id": "site-1", "device_id": d, "component": c, "version": v, "first_seen": _days(a)}
+                for d, c, v, a in components
+            ],
+        )
         await conn.execute(
             sa.insert(m.DEAD_LETTERS),
             [
@@ -105,7 +119,13 @@ async def test_old_rows_are_pruned_in_chunks_and_current_firmware_stays(database
         await _fill(store)
         with structlog.testing.capture_logs() as logs:
             pruned = await prune_once(settings, store, metrics)
-        assert pruned == {"observations": 3, "batches": 3, "firmware_history": 2, "dead_letters": 2}
+        assert pruned == {
+            "observations": 3,
+            "batches": 3,
+            "firmware_history": 2,
+            "component_history": 1,
+            "dead_letters": 2,
+        }
         assert await _count(store, m.OBSERVATIONS) == 2
         assert await _count(store, m.BATCHES) == 2  # those stored within 30 days + 1 day margin
         async with store.engine.connect() as conn:
@@ -118,6 +138,16 @@ async def test_old_rows_are_pruned_in_chunks_and_current_firmware_stays(database
             )
         # dev-1: 1.0 and 2.0 superseded and past 730 days; dev-2's only row is what it runs now.
         assert [tuple(row) for row in kept] == [("dev-1", "3.0"), ("dev-2", "9.0")]
+        async with store.engine.connect() as conn:
+            table = m.COMPONENT_HISTORY
+            kept = sorted(
+                (await conn.execute(sa.select(table.c.device_id, table.c.component, table.c.version))).all()
+            )
+        assert [tuple(row) for row in kept] == [
+            ("dev-1", "camera", "1.0"),
+            ("dev-1", "teams_app", "5.0"),
+            ("dev-2", "teams_app", "4.1"),
+        ]
         assert await _count(store, m.DEAD_LETTERS) == 1
         # Again: nothing left to prune.
         assert set((await prune_once(settings, store, metrics)).values()) == {0}

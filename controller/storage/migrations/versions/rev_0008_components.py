@@ -39,6 +39,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("site_id", "device_id", "component", name="uq_device_components"),
     )
     op.create_table(
+        "device_software",
+        sa.Column("site_id", sa.String(length=128), nullable=False),
+        sa.Column("device_id", sa.String(length=128), nullable=False),
+        sa.Column("software", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("site_id", "device_id"),
+    )
+    op.create_table(
         "component_history",
         sa.Column("id", _BIG, autoincrement=True, nullable=False),
         sa.Column("site_id", sa.String(length=128), nullable=False),
@@ -75,4 +82,5 @@ def downgrade() -> None:
     op.drop_index("ix_component_history_first_seen", table_name="component_history")
     op.drop_index("ix_component_history_device", table_name="component_history")
     op.drop_table("component_history")
+    op.drop_table("device_software")
     op.drop_table("device_components")
