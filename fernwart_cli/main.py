@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
     "fernwart_cli.campaign",
+    "fernwart_cli.contracts",
 )
 # The command names each module registers.
 COMMANDS = {
@@ -34,6 +35,8 @@ COMMANDS = {
     "devices": "fernwart_cli.devices",
     "catalog": "fernwart_cli.catalog",
     "campaign": "fernwart_cli.campaign",
+    "contracts": "fernwart_cli.contracts",
+    "audit": "fernwart_cli.contracts",
     "discover": "fernwart_cli.discover",
 }
 

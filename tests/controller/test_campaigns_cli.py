@@ -1,0 +1,126 @@
+"""The CLI against a real controller API on loopback (each command a real `fernwart` process)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from controller.storage import Store
+from tests.controller.test_campaigns_api import client  # noqa: F401 - the fixture
+
+POLICY = """
+[customers.acme]
+name = "ACME"
+sites = ["site-1"]
+
+[[customers.acme.contacts]]
+name = "Maria Huber"
+email = "maria@acme.example"
+
+[[customers.acme.approvals]]
+family = "roomos"
+version = "26.2.2.2"
+approved_by = "Maria Huber"
+approved_at = 2026-01-02T10:00:00+01:00
+"""
+WINDOWS = """
+[[windows]]
+customer = "acme"
+start = 2026-01-01T22:00:00
+rrule = "FREQ=DAILY"
+duration = "PT3H"
+"""
+
+
+async def fernwart(base: str, token_file: Path, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "FERNWART_CONTROLLER_URL": base, "FERNWART_TOKEN_FILE": str(token_file)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fernwart_cli.main",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
+    client: tuple[TestClient[Any, Any], Store],  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    http, _store = client
+    base = str(http.make_url("")).rstrip("/")
+    token = tmp_path / "token"
+    token.write_text(http.session.headers["Authorization"].removeprefix("Bearer "), encoding="utf-8")
+    policy, windows, bad = tmp_path / "policy.toml", tmp_path / "windows.toml", tmp_path / "bad.toml"
+    policy.write_text(POLICY, encoding="utf-8")
+    windows.write_text(WINDOWS, encoding="utf-8")
+    bad.write_text(
+        POLICY.replace('name = "ACME"', 'name = "ACME"\nworking_hours = "always"'), encoding="utf-8"
+    )
+
+    code, out, err = await fernwart(
+        base, token, "contracts", "import", "--policy", str(bad), "--windows", str(windows)
+    )
+    assert code == 65, err
+    assert "customers.acme.working_hours" in err
+    code, out, err = await fernwart(
+        base, token, "contracts", "import", "--policy", str(policy), "--windows", str(windows)
+    )
+    assert code == 0, err
+    assert "1 customers" in out
+
+    code, out, err = await fernwart(
+        base,
+        token,
+        "campaign",
+        "create",
+        "--name",
+        "lab",
+        "--customer",
+        "acme",
+        "--target",
+        "roomos=26.2.2.2",
+        "--json",
+    )
+    assert code == 0, err
+    cid = str(json.loads(out)["id"])
+    code, out, err = await fernwart(base, token, "campaign", "plan", "--campaign", cid, "--dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"campaign {cid}: would update ")
+    updates = [line for line in lines if line.startswith("  update ")]
+    holds = [line for line in lines if line.startswith("  hold ")]
+    assert updates
+    # the canary (wave 1) first, the rest in a window after it ended; each with its class and why
+    assert "ber-konf-2-12: RoomOS 11.14.2.3 -> 26.2.2.2 [security, automatic, wave 1]" in updates[0], out
+    assert "ham-desk-4-07: RoomOS 11.17.1.7 -> 26.2.2.2 [feature, automatic, wave 2]" in updates[1], out
+    assert any("why: feature update to 26.2.2.2 approved by Maria Huber" in line for line in lines)
+    assert any(": unknown_version: " in line for line in holds)
+    code, out, err = await fernwart(base, token, "campaign", "jobs", cid)
+    assert (code, out) == (0, "")  # a dry run stores nothing
+
+    code, out, err = await fernwart(base, token, "campaign", "pause", cid)
+    assert code == 1
+    assert "draft" in err
+    code, out, err = await fernwart(base, token, "campaign", "plan", "--dry-run")
+    assert code == 2
+    assert "--dry-run goes with --campaign ID" in err
+
+    code, out, err = await fernwart(base, token, "audit", "export", "--format", "csv", "--customer", "acme")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {"policy", "approval", "campaign"} <= {row["kind"] for row in rows}
