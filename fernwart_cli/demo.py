@@ -32,6 +32,7 @@ import aiomqtt
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import exits
+from fernwart_cli.demo_campaign import seed_and_plan, wait_for_devices
 from lab.devices import lab_devices
 from lab.snmpsim import start_snmpsim
 
@@ -222,6 +223,13 @@ def enroll_lab_site(config: Path) -> str:
     return asyncio.run(enroll())
 
 
+def demo_campaign(url: str, token: str) -> str:
+    """The lab's planned campaign, once the agent reported the devices' firmware."""
+    known = wait_for_devices(url, token, TENANT, len(lab_devices()))
+    lines = [f"\nplanned campaign for the lab ({known} devices reported their firmware):"]
+    return "\n".join(lines + seed_and_plan(url, token, TENANT, SITE_ID)) + "\n"
+
+
 @dataclass
 class _Stack:
     """Processes in start order; stopped in reverse."""
@@ -289,12 +297,14 @@ def run_demo(args: argparse.Namespace) -> int:
         sys.stdout.write(import_lab_catalog(url, token) + "\n")
         agent_argv = [python, "-m", "agent", "--config", str(state / "agent.toml")]
         stack.start("agent", agent_argv, state / "agent.log")
+        sys.stdout.write(demo_campaign(url, token))
 
         sys.stdout.write(
             f"\nfernwart demo is running.\n"
             f"  console:  {url}/  (sign in with the admin token below)\n"
             f"  REST API: {url}/api/v1/devices  (Authorization: Bearer <token>)\n"
             f"  findings: {url}/api/v1/findings\n"
+            f"  campaign: {url}/api/v1/campaigns\n"
             f"  metrics:  {url}/metrics\n"
             f"  logs and configs: {state}/\n"
             f"  CLI:      export FERNWART_TOKEN_FILE={token_file}\n"

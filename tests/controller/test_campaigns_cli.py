@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from controller.storage import Store
+from fernwart_cli.demo_campaign import seed_and_plan
 from tests.controller.test_campaigns_api import client  # noqa: F401 - the fixture
 
 POLICY = """
@@ -124,3 +125,21 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {"policy", "approval", "campaign"} <= {row["kind"] for row in rows}
+
+
+async def test_the_demo_seeds_a_contract_and_prints_a_planned_campaign(
+    client: tuple[TestClient[Any, Any], Store],  # noqa: F811 - the fixture
+) -> None:
+    http, _store = client
+    base = str(http.make_url("")).rstrip("/")
+    token = http.session.headers["Authorization"].removeprefix("Bearer ")
+    lines = await asyncio.to_thread(seed_and_plan, base, token, "acme", "site-1")
+    text = "\n".join(lines)
+    assert lines[1].startswith("campaign 1: planned 2 device(s)"), text
+    # which device, which window, which class, why
+    assert "update site-1/ber-konf-2-12: RoomOS 11.14.2.3 -> 26.2.2.2 [security, automatic, wave 1]" in text
+    assert "(Tue/Thu night); notice by " in text
+    assert "why: feature update to 26.2.2.2 approved by Erika Muster" in text
+    assert "hold   site-1/mystery-box: unknown_version:" in text
+    jobs = json.loads(await (await http.get("/api/v1/campaigns/1/jobs")).read())["items"]
+    assert sorted(j["state"] for j in jobs).count("planned") == 2
