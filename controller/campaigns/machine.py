@@ -86,6 +86,9 @@ class Rules:
     soak: timedelta = timedelta(hours=1)
     retries: int = 1
     expected_duration: timedelta = timedelta(minutes=30)  # how long one update takes at most
+    # Start only jobs whose customer was notified for their window (the runner sends the notices);
+    # a window that begins without a notice is not used: the job moves to the next one.
+    require_notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +150,11 @@ class CampaignMachine:
         return effects
 
     def mark_notified(self, job_ids: Iterable[str], now: datetime, detail: str) -> list[Effect]:
+        """The customer was told of these jobs' current windows."""
         return [
             self._move(self.jobs[j], "notified", detail, now)
             for j in job_ids
-            if self.jobs[j].state == "planned"
+            if self.jobs[j].state in {"planned", "deferred"}
         ]
 
     # -- time -------------------------------------------------------------------------------------
@@ -167,17 +171,11 @@ class CampaignMachine:
         for job in sorted(self.jobs.values(), key=lambda j: (j.wave, j.job_id)):
             if job.state not in WAITING or job.window_start is None or job.window_end is None:
                 continue
-            if now >= job.window_end or (
-                now >= job.window_start and now + self.rules.expected_duration > job.window_end
-            ):
-                effects.append(self._defer(job, now, next_window, "cannot finish before the window ends"))
+            blocked = self._blocked(job, now, wave, reachable)
+            if blocked == "wait":
                 continue
-            if wave is None or job.wave > wave or now < job.window_start:
-                continue
-            if not reachable(job):
-                effects.append(
-                    self._defer(job, now, next_window, "device is down: retried in the next window")
-                )
+            if blocked is not None:
+                effects.append(self._defer(job, now, next_window, blocked))
                 continue
             if in_flight.get(job.site_id, 0) >= self.rules.per_site_concurrency:
                 continue
@@ -203,7 +201,7 @@ class CampaignMachine:
         if accepted:
             return [self._move(job, "running", detail or "command delivered to the agent", now)]
         job.attempts -= 1  # never reached the device: not an attempt
-        return [self._move(job, "planned", f"not sent: {detail}", now)]
+        return [self._move(job, self._waiting, f"not sent: {detail}", now)]
 
     def on_result(self, job_id: str, result: ActionResult, now: datetime) -> list[Effect]:
         """What the agent's driver reported. A duplicate or late result changes nothing."""
@@ -218,11 +216,8 @@ class CampaignMachine:
             where = f" ({result.console_url})" if result.console_url else ""
             effects = [self._move(job, "manual", f"manual task{where}: {steps or detail}", now)]
         elif job.attempts <= self.rules.retries and self.state in {"running", "paused"}:
-            effects = [
-                self._move(
-                    job, "planned", f"attempt {job.attempts} {result.state.value}: {detail}; retry", now
-                )
-            ]
+            retry = f"attempt {job.attempts} {result.state.value}: {detail}; retry"
+            effects = [self._move(job, self._waiting, retry, now)]
         else:
             job.finished_at = now
             effects = [self._move(job, "failed", f"{result.state.value}: {detail}", now)]
@@ -245,6 +240,27 @@ class CampaignMachine:
         return effects + self._evaluate(now) if effects else []
 
     # -- internals --------------------------------------------------------------------------------
+    @property
+    def _waiting(self) -> JobState:
+        """Where a retried job waits: the customer already knows of this window."""
+        return "notified" if self.rules.require_notice else "planned"
+
+    def _blocked(self, job: Job, now: datetime, wave: int | None, reachable: Reachable) -> str | None:
+        """Why ``job`` cannot start now: "wait" (later), a reason to move it to the next window, or None."""
+        assert job.window_start is not None
+        assert job.window_end is not None
+        if now >= job.window_end or (
+            now >= job.window_start and now + self.rules.expected_duration > job.window_end
+        ):
+            return "cannot finish before the window ends"
+        if wave is None or job.wave > wave or now < job.window_start:
+            return "wait"
+        if self.rules.require_notice and job.state != "notified":
+            return "the customer was not notified for this window"
+        if not reachable(job):
+            return "device is down: retried in the next window"
+        return None
+
     def _open_wave(self, now: datetime) -> int | None:
         """The highest wave allowed to start now (None: none)."""
         waves = sorted({job.wave for job in self.jobs.values()})

@@ -151,6 +151,21 @@ def test_a_manual_job_stays_open_until_the_reported_version_changes() -> None:
     assert machine.state == "done"
 
 
+def test_without_a_notice_the_window_is_not_used() -> None:
+    windows = {"s1": windows_daily(T0, 2 * HOUR)}
+    jobs = make_jobs([("s1", 1), ("s1", 1)], windows["s1"][0])
+    machine = CampaignMachine(Rules(require_notice=True), jobs)
+    machine.mark_notified(["j0"], T0 - DAY, "notice sent to 1 contact")
+    effects = machine.tick(T0, next_from(windows), up)
+    assert sends(effects) == ["j0"]
+    assert jobs[1].state == "deferred"
+    assert jobs[1].window_start == windows["s1"][1][0]
+    machine.on_result("j0", result(jobs[0], ActionState.FAILED), T0)
+    assert jobs[0].state == "notified"  # retried in the window the customer was told of
+    machine.mark_notified(["j1"], T0 + HOUR, "notice sent to 1 contact")
+    assert sends(machine.tick(windows["s1"][1][0], next_from(windows), up)) == ["j1"]
+
+
 def test_pause_resume_cancel() -> None:
     windows = {"s1": windows_daily(T0, 4 * HOUR)}
     jobs = make_jobs([("s1", 1), ("s1", 1)], windows["s1"][0])
@@ -200,6 +215,7 @@ class Shadow:
     soak_min=st.integers(0, 180),
     retries=st.integers(0, 2),
     expected_min=st.integers(10, 60),
+    require_notice=st.booleans(),
     events=st.lists(EVENTS, min_size=10, max_size=120),
 )
 def test_no_rule_is_ever_broken(  # noqa: C901 - one invariant per rule
@@ -212,6 +228,7 @@ def test_no_rule_is_ever_broken(  # noqa: C901 - one invariant per rule
     soak_min: int,
     retries: int,
     expected_min: int,
+    require_notice: bool,
     events: list[tuple[str, int, int, ActionState, str]],
 ) -> None:
     windows = {
@@ -253,6 +270,9 @@ def test_no_rule_is_ever_broken(  # noqa: C901 - one invariant per rule
             version = {"target": "2.0", "from": "1.0", "other": "1.5"}[which]
             shadow.reported[job.device_id] = version
             effects = machine.on_version(job.site_id, job.device_id, version, now)
+        elif kind == "notify":  # the runner sends notices ahead of windows that have not begun
+            ahead = [j.job_id for j in jobs if j.window_start is not None and now < j.window_start]
+            effects = machine.mark_notified(ahead, now, "notice sent")
         elif kind == "down":
             job = jobs[index % len(jobs)]
             shadow.down ^= {job.device_id}
@@ -278,6 +298,8 @@ def test_no_rule_is_ever_broken(  # noqa: C901 - one invariant per rule
                 assert now + rules.expected_duration <= job.window_end
                 assert effect.expires_at == job.window_end
                 assert job.device_id not in shadow.down
+                if rules.require_notice:  # only after the customer was told of this window
+                    assert before_jobs[job.job_id] == "notified"
                 # a later wave only after the earlier ones were verified enough and soaked
                 earlier = [j for j in jobs if j.wave < job.wave]
                 if earlier:
