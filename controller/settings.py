@@ -161,6 +161,20 @@ class RetentionSettings(_Section):
     chunk_rows: int = Field(5000, ge=1, le=1_000_000)
 
 
+class NoticeSettings(_Section):
+    """Customers' update notices (controller/campaigns/notices.py): SMTP for e-mail (no
+    ``smtp_host``: no e-mail) and the HMAC secret that signs webhooks (secret references allowed)."""
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    sender: str = Field("fernwart@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    webhook_secret: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0, le=300)
+
+
 class SiteSettings(_Section):
     tenant: str = "default"
 
@@ -172,6 +186,7 @@ class ControllerSettings(DaemonSettings):
     ingest: IngestSettings = IngestSettings()
     catalog: CatalogSettings = CatalogSettings()
     retention: RetentionSettings = RetentionSettings()
+    notices: NoticeSettings = NoticeSettings()
     # A device is stale after this many missed poll intervals.
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)

@@ -35,6 +35,7 @@ import aiohttp
 import structlog
 
 from controller.scheduler import CustomerPolicy, in_working_hours, notice_time
+from controller.settings import NoticeSettings
 
 log = structlog.get_logger(__name__)
 
@@ -308,3 +309,20 @@ class NoticeSender:
             errors=errors,
         )
         return Delivery(delivered, hooked, tuple(errors))
+
+
+def sender_from_settings(settings: NoticeSettings, session: aiohttp.ClientSession | None) -> NoticeSender:
+    """The controller's sender, as ``[notices]`` configures it."""
+    smtp = None
+    if settings.smtp_host is not None:
+        smtp = SmtpConfig(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.sender,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout_s=settings.timeout_s,
+        )
+    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else b""
+    return NoticeSender(smtp, session if secret else None, secret)

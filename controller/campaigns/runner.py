@@ -119,6 +119,8 @@ class CampaignRunner:
         def next_window(job: Job, after: datetime) -> tuple[datetime, datetime] | None:
             return _next_window(loaded, customer, job.site_id, after, now)
 
+        if self.channel is None:  # nothing could reach an agent: start nothing (notices and versions go on)
+            return
         effects = machine.tick(now, next_window, lambda job: reachable.get(job.job_id, True))
         await self._apply(cid, machine, effects)
 

@@ -26,9 +26,12 @@ from controller.campaigns.notices import (
     SmtpConfig,
     build_notices,
     due,
+    sender_from_settings,
     verify_signature,
 )
 from controller.scheduler import CustomerPolicy, in_working_hours, notice_time, parse_policy
+from controller.settings import settings_from_dict
+from runtime.config import ConfigError
 from tests.fixtures.net import free_port
 
 SECRET = b"webhook-secret-of-acme"
@@ -213,3 +216,37 @@ def test_no_notice_is_ever_due_outside_working_hours(
         assert in_working_hours(acme, at)
         assert at <= start - timedelta(days=1)
         assert due(acme, start, at)  # the notice time itself is a moment to send
+
+
+async def test_notice_settings_make_the_sender_and_never_show_secrets(
+    smtp: tuple[Mailbox, int], webhook: tuple[Hooks, str]
+) -> None:
+    mailbox, port = smtp
+    hooks, url = webhook
+    base = {"database": {"url": "sqlite+aiosqlite:///unused.db"}}
+    notices = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_starttls": False,
+        "sender": "noc@fw.example",
+        "webhook_secret": "s3cret-hook",
+        "smtp_password": "s3cret-smtp",
+    }
+    settings = settings_from_dict(base | {"notices": notices})
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(base | {"notices": {"sender": "nobody", "smtp_port": 0}})
+    assert sorted(line.split(":")[0] for line in caught.value.problems) == [
+        "notices.sender",
+        "notices.smtp_port",
+    ]
+    acme = policy()
+    [notice] = build_notices(acme, 7, JOBS)
+    now = datetime(2026, 5, 11, 16, 0, tzinfo=VIENNA)
+    async with aiohttp.ClientSession() as session:
+        sender = sender_from_settings(settings.notices, session)
+        delivery = await sender.send(notice, acme, now, webhook_url=url)
+    assert delivery.errors == ()
+    assert mailbox.messages[0][0] == "noc@fw.example"
+    [(body, signature)] = hooks.received
+    assert verify_signature(body, signature, b"s3cret-hook", now)
