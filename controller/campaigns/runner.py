@@ -127,7 +127,7 @@ class CampaignRunner:
     async def _sync(self, row: dict[str, Any], now: datetime) -> CampaignMachine:
         """The campaign's machine, following what operators did (approve starts it; pause, resume)."""
         cid = row["id"]
-        if row["state"] == "approved":
+        if row["state"] == "approved" and self.channel is not None:  # it runs once commands can go out
             row = await campaign_store.change_state(self.store, cid, "running", actor=ACTOR) or row
         machine = self.machines.get(cid)
         if machine is None:
