@@ -149,18 +149,6 @@ class CatalogSettings(_Section):
     max_advisories: int = Field(20_000, ge=1)
 
 
-class RetentionSettings(_Section):
-    """How long rows are kept; a background pass prunes older ones every ``interval_s``, in
-    chunks of ``chunk_rows`` (one short transaction each). Batches follow the observations."""
-
-    observations_days: float = Field(30.0, gt=0)
-    # Longer: which firmware a device ran when an advisory came out. A device's newest row stays.
-    firmware_history_days: float = Field(730.0, gt=0)
-    dead_letters_days: float = Field(30.0, gt=0)
-    interval_s: float = Field(3600.0, gt=0)
-    chunk_rows: int = Field(5000, ge=1, le=1_000_000)
-
-
 class NoticeSettings(_Section):
     """Customers' update notices (controller/campaigns/notices.py): SMTP for e-mail (no
     ``smtp_host``: no e-mail) and the HMAC secret that signs webhooks (secret references allowed)."""
@@ -175,6 +163,18 @@ class NoticeSettings(_Section):
     timeout_s: float = Field(30.0, gt=0, le=300)
 
 
+class RetentionSettings(_Section):
+    """How long rows are kept; a background pass prunes older ones every ``interval_s``, in
+    chunks of ``chunk_rows`` (one short transaction each). Batches follow the observations."""
+
+    observations_days: float = Field(30.0, gt=0)
+    # Longer: which firmware a device ran when an advisory came out. A device's newest row stays.
+    firmware_history_days: float = Field(730.0, gt=0)
+    dead_letters_days: float = Field(30.0, gt=0)
+    interval_s: float = Field(3600.0, gt=0)
+    chunk_rows: int = Field(5000, ge=1, le=1_000_000)
+
+
 class SiteSettings(_Section):
     tenant: str = "default"
 
@@ -185,8 +185,8 @@ class ControllerSettings(DaemonSettings):
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
     catalog: CatalogSettings = CatalogSettings()
-    retention: RetentionSettings = RetentionSettings()
     notices: NoticeSettings = NoticeSettings()
+    retention: RetentionSettings = RetentionSettings()
     # A device is stale after this many missed poll intervals.
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)

@@ -32,7 +32,6 @@ import aiomqtt
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import exits
-from fernwart_cli.demo_campaign import seed_and_plan, wait_for_devices
 from lab.devices import lab_devices
 from lab.snmpsim import start_snmpsim
 
@@ -223,13 +222,6 @@ def enroll_lab_site(config: Path) -> str:
     return asyncio.run(enroll())
 
 
-def demo_campaign(url: str, token: str) -> str:
-    """The lab's planned campaign, once the agent reported the devices' firmware."""
-    known = wait_for_devices(url, token, TENANT, len(lab_devices()))
-    lines = [f"\nplanned campaign for the lab ({known} devices reported their firmware):"]
-    return "\n".join(lines + seed_and_plan(url, token, TENANT, SITE_ID)) + "\n"
-
-
 @dataclass
 class _Stack:
     """Processes in start order; stopped in reverse."""
@@ -297,7 +289,9 @@ def run_demo(args: argparse.Namespace) -> int:
         sys.stdout.write(import_lab_catalog(url, token) + "\n")
         agent_argv = [python, "-m", "agent", "--config", str(state / "agent.toml")]
         stack.start("agent", agent_argv, state / "agent.log")
-        sys.stdout.write(demo_campaign(url, token))
+        from fernwart_cli.demo_campaign import show_campaign  # noqa: PLC0415 - merges as one line
+
+        sys.stdout.write(show_campaign(url, token, TENANT, SITE_ID, len(lab_devices())))
 
         sys.stdout.write(
             f"\nfernwart demo is running.\n"

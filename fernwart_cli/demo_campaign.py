@@ -111,3 +111,10 @@ def seed_and_plan(url: str, token: str, tenant: str, site: str) -> list[str]:
         f"  API: {url}/api/v1/campaigns/{cid}/jobs",
         f"  CLI: fernwart campaign plan --campaign {cid} --dry-run",
     ]
+
+
+def show_campaign(url: str, token: str, tenant: str, site: str, devices: int) -> str:
+    """The lab's planned campaign, once the agent reported the firmware of ``devices`` devices."""
+    known = wait_for_devices(url, token, tenant, devices)
+    lines = [f"\nplanned campaign for the lab ({known} devices reported their firmware):"]
+    return "\n".join(lines + seed_and_plan(url, token, tenant, site)) + "\n"

@@ -23,8 +23,8 @@ SUBCOMMANDS = (
     "fernwart_cli.discover",
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
-    "fernwart_cli.campaign",
     "fernwart_cli.contracts",
+    "fernwart_cli.campaign",
 )
 # The command names each module registers.
 COMMANDS = {
