@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 ACTOR = "campaign-runner"
 _ACTIVE = ("approved", "running", "paused", "halted")
 _HORIZON = timedelta(days=60)
+NOTICE_RETRY = timedelta(minutes=15)  # a notice that reached nobody is tried again after this
 
 
 class CampaignRunner:
@@ -71,6 +72,7 @@ class CampaignRunner:
         self.machines: dict[int, CampaignMachine] = {}
         self._lock = asyncio.Lock()
         self._identify = Matcher(Catalog())
+        self._notice_tried: dict[tuple[int, datetime], datetime] = {}
 
     # -- the loop ---------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -233,6 +235,11 @@ class CampaignRunner:
         self, cid: int, machine: CampaignMachine, notice: Notice, loaded: contracts.Contracts, now: datetime
     ) -> None:
         assert self.notices is not None
+        key = (cid, notice.window_start)
+        last = self._notice_tried.get(key)
+        if last is not None and now - last < NOTICE_RETRY:
+            return  # a failed delivery is tried again later, not every step
+        self._notice_tried[key] = now
         policy = loaded.customers[notice.customer]
         try:
             delivery = await self.notices.send(

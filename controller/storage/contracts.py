@@ -7,9 +7,9 @@ anything is written: every problem at once (:class:`~controller.scheduler.DataEr
 half-imported. :func:`load_contracts` rebuilds the documents from the rows and parses them again,
 so the controller plans with exactly what the offline planner would.
 
-An import replaces, per customer named in it, the customer's settings, sites, contacts and
-windows; approvals in the file are added (the customer's own approvals, given through the API,
-stay). Each change is an audit entry (kind ``policy`` / ``approval``).
+An import replaces, per customer named in it, the customer's settings, sites, contacts and (when
+a windows document is given) windows; approvals in the file are added (the customer's own
+approvals, given through the API, stay). Each change is an audit entry (``policy``/``approval``).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ async def import_contracts(  # noqa: C901 - one block per table, in one transact
                 await conn.execute(
                     sa.insert(cm.CUSTOMERS).values(customer_id=cid, webhook_url=None, **values)
                 )
-            for table in (cm.CUSTOMER_SITES, cm.CONTACTS, cm.WINDOWS):
+            replaced = (cm.CUSTOMER_SITES, cm.CONTACTS) + ((cm.WINDOWS,) if windows_doc is not None else ())
+            for table in replaced:
                 await conn.execute(sa.delete(table).where(table.c.customer_id == cid))
             for site in dict.fromkeys(entry.sites):
                 await conn.execute(sa.insert(cm.CUSTOMER_SITES).values(customer_id=cid, site_id=site))

@@ -29,6 +29,7 @@ from tests.controller.catalog_helpers import observation
 from tests.controller.conftest import make_batch, open_store
 from tests.controller.test_campaigns_notices import Mailbox, smtp  # noqa: F401 - the fixture
 from tests.controller.test_catalog_api import _received
+from tests.fixtures.net import free_port
 
 # Wednesday 2026-05-13 22:00 Vienna: the window the plan chose; the runner's clock is set by the test.
 WINDOW = (datetime(2026, 5, 13, 20, 0, tzinfo=UTC), datetime(2026, 5, 13, 23, 0, tzinfo=UTC))
@@ -211,3 +212,20 @@ async def test_notices_go_out_before_the_window_and_unnotified_jobs_wait(
     async with env.store.engine.connect() as conn:
         rows = (await conn.execute(sa.select(cm.JOBS.c.state))).all()
     assert [r.state for r in rows] == ["running"]  # the channel took it
+
+
+async def test_a_notice_that_reaches_nobody_is_retried_later_not_every_step(env: Env) -> None:
+    cid = await campaign(env, {"d1": 1})
+    sender = NoticeSender(SmtpConfig("127.0.0.1", free_port(), timeout_s=5))  # nothing listens there
+    runner = CampaignRunner(env.store, RecordingChannel(), sender, clock=lambda: env.now)
+    env.now = datetime(2026, 5, 11, 9, 0, tzinfo=UTC)  # Monday 11:00 Vienna
+    for minutes in (0, 1, 14, 16):
+        env.now = datetime(2026, 5, 11, 9, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+        await runner.step()
+    tried = await audit.entries(env.store, kind="notice")
+    assert [e["at"] - tried[0]["at"] for e in tried] == [timedelta(0), timedelta(minutes=16)]
+    assert all(e["detail"]["errors"][0].startswith("smtp_unreachable") for e in tried)
+    assert (await states(env, cid))["d1"] == "planned"  # nobody was told: the window is not used
+    env.now = WINDOW[0]
+    await runner.step()
+    assert (await states(env, cid))["d1"] == "deferred"

@@ -43,6 +43,8 @@ async def test_contracts_round_trip_through_the_same_parser(database_url: str) -
         # importing again replaces windows and contacts and does not duplicate the approval
         await contracts.import_contracts(store, policy, windows, actor="noc:test")
         again = await contracts.load_contracts(store)
+        await contracts.import_contracts(store, policy, None, actor="noc:test")  # the policy alone
+        kept = await contracts.load_contracts(store)
     assert {k: _view(v) for k, v in loaded.customers.items()} == {k: _view(v) for k, v in expected.items()}
     assert loaded.customers.package_host == expected.package_host
     assert [
@@ -51,6 +53,7 @@ async def test_contracts_round_trip_through_the_same_parser(database_url: str) -
         (w.customer, w.start, w.rrule, w.duration, w.timezone, w.sites, w.blackout) for w in expected_windows
     ]
     assert len(again.windows) == 3
+    assert len(kept.windows) == 3  # a policy without windows leaves the windows as they were
     assert again.customers["acme"].approvals == expected["acme"].approvals
     assert loaded.sites["vie-hq"] == "acme"
 
