@@ -14,7 +14,7 @@ approvals, given through the API, stay). Each change is an audit entry (``policy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.scheduler import Approval, DataError, MaintenanceWindow, parse_policy, parse_windows
-from controller.scheduler.schema import Customers, PolicyFile, WindowsFile
+from controller.scheduler.schema import Customers, PolicyFile, WindowEntry, WindowsFile
 from controller.storage import audit
 from controller.storage import contract_models as cm
 from firmware_catalog import VersionParseError, parse_version
@@ -59,10 +59,11 @@ async def import_contracts(  # noqa: C901 - one block per table, in one transact
             windows = parse_windows(windows_doc, customers)
         except DataError as err:
             errors += [f"windows: {line}" for line in err.errors]
-    if errors:
-        raise DataError(errors)
     policy = PolicyFile.model_validate(policy_doc)
     entries = WindowsFile.model_validate(windows_doc or {}).windows
+    errors += column_problems(policy, entries)
+    if errors:
+        raise DataError(errors)
     now = datetime.now(UTC)
     counts = {"customers": 0, "windows": len(windows), "approvals": 0, "contacts": 0}
     async with store.writing() as conn:
@@ -143,6 +144,46 @@ async def import_contracts(  # noqa: C901 - one block per table, in one transact
                 },
             )
     return counts
+
+
+# The columns' lengths (contract_models): what the schema accepts but a column could not hold.
+_CUSTOMER_LIMITS = {"name": 256, "working_hours": 256, "notice_lead": 64, "holidays": 16, "timezone": 64}
+_CONTACT_LIMITS = {"name": 256, "email": 320, "role": 128}
+_APPROVAL_LIMITS = {"family": 64, "version": 256, "approved_by": 256}
+_WINDOW_LIMITS = {"name": 256, "rrule": 1024, "duration": 64, "timezone": 64}
+
+
+def _too_long(where: str, entry: Any, limits: Mapping[str, int]) -> list[str]:
+    problems = []
+    for key, limit in limits.items():
+        value = getattr(entry, key)
+        if isinstance(value, str) and len(value) > limit:
+            problems.append(f"{where}.{key}: longer than {limit} characters")
+        elif isinstance(value, str) and "\x00" in value:
+            problems.append(f"{where}.{key}: contains a NUL character")
+    return problems
+
+
+def column_problems(policy: PolicyFile, windows: Sequence[WindowEntry]) -> list[str]:
+    """Values the schema accepts that no column can store (too long, NUL), one line each."""
+    problems = []
+    for cid, entry in policy.customers.items():
+        where = f"customers.{cid}"
+        if len(cid) > 128 or "\x00" in cid:
+            problems.append(f"{where}: a customer id is at most 128 characters, without NUL")
+        problems += _too_long(where, entry, _CUSTOMER_LIMITS)
+        problems += [
+            f"{where}.sites[{i}]: at most 128 characters, without NUL"
+            for i, site in enumerate(entry.sites)
+            if len(site) > 128 or "\x00" in site
+        ]
+        for i, contact in enumerate(entry.contacts):
+            problems += _too_long(f"{where}.contacts[{i}]", contact, _CONTACT_LIMITS)
+        for i, approval in enumerate(entry.approvals):
+            problems += _too_long(f"{where}.approvals[{i}]", approval, _APPROVAL_LIMITS)
+    for i, window in enumerate(windows):
+        problems += _too_long(f"windows: windows[{i}]", window, _WINDOW_LIMITS)
+    return problems
 
 
 async def _add_approval(conn: AsyncConnection, customer_id: str, approval: Approval, *, actor: str) -> int:

@@ -15,6 +15,7 @@ A customer token sees its own tenant only; another tenant's customer answers 404
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from collector.wire import IDENT_PATTERN
 from controller.auth import Permission
 from controller.scheduler import DataError, next_windows
 from controller.storage import audit, contracts
@@ -33,6 +35,7 @@ from runtime.config import clean_message
 
 log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024
+_IDENT = re.compile(IDENT_PATTERN)
 
 
 async def json_body(request: web.Request) -> Any:
@@ -244,6 +247,13 @@ async def put_scope(request: web.Request) -> web.Response:
     except ValidationError as err:
         return validation_errors(err)
     site, device = request.match_info["site"], request.match_info["device"]
+    bad = [
+        {"loc": ["path", name], "msg": f"expected an id matching {IDENT_PATTERN}", "input": value[:100]}
+        for name, value in (("site", site), ("device", device))
+        if not _IDENT.fullmatch(value)
+    ]
+    if bad:
+        return _error(422, bad)
     state = request.app[STATE]
     await contracts.set_scope(
         state.store,

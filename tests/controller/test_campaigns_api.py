@@ -101,6 +101,15 @@ async def test_a_campaign_from_contract_to_cancel(client: tuple[Client, Store]) 
     bad["customers"]["acme"]["timezone"] = "Mars/Olympus"
     refused = await call(http, "PUT", "/api/v1/contracts", 422, {"policy": bad, "windows": WINDOWS})
     assert refused["errors"][0]["loc"] == ["body", "policy", "customers.acme.timezone"]
+    huge = json.loads(json.dumps(POLICY))
+    huge["customers"]["x" * 200] = {
+        "name": "n" * 300,
+        "contacts": [{"name": "a\u0000b", "email": "a@b.example"}],
+    }
+    refused = await call(http, "PUT", "/api/v1/contracts", 422, {"policy": huge, "windows": WINDOWS})
+    assert sorted(e["loc"][-1].rsplit(".", 1)[-1] for e in refused["errors"]) == ["name", "name", "x" * 200]
+    bad_scope = await call(http, "PUT", "/api/v1/scope/site-1/a%20b", 422, {"in_scope": False})
+    assert bad_scope["errors"][0]["loc"] == ["path", "device"]
     counts = await call(http, "PUT", "/api/v1/contracts", 200, {"policy": POLICY, "windows": WINDOWS})
     assert counts["customers"] == 2
     assert counts["windows"] == 2
