@@ -33,7 +33,7 @@ class Selection(BaseModel):
 
 class CampaignSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")
     customer: str = _Id
     targets: dict[str, str] = Field(default_factory=dict)  # family → version; else the catalog's rule
     selection: Selection = Selection()

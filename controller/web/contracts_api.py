@@ -113,7 +113,7 @@ async def _customer(
     request: web.Request,
 ) -> tuple[str, dict[str, Any], dict[str, Any], str | None] | web.Response:
     cid = request.match_info["id"]
-    if not visible(request, cid) or len(cid) > 128:
+    if not visible(request, cid) or len(cid) > 128 or "\x00" in cid:
         return _not_found("customer", cid)
     policy, windows, hooks = await contracts.policy_document(request.app[STATE].store, cid)
     if cid not in policy["customers"]:
@@ -225,8 +225,12 @@ async def put_webhook(request: web.Request) -> web.Response:
     except ValidationError as err:
         return validation_errors(err)
     cid = request.match_info["id"]
-    if not await contracts.set_webhook(
-        request.app[STATE].store, cid, given.url, actor=principal(request).name
+    if (
+        len(cid) > 128
+        or "\x00" in cid
+        or not await contracts.set_webhook(
+            request.app[STATE].store, cid, given.url, actor=principal(request).name
+        )
     ):
         return _not_found("customer", cid)
     return web.json_response({"customer_id": cid, "webhook_url": given.url})

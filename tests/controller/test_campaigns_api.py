@@ -213,6 +213,9 @@ async def test_customers_approve_their_own_and_see_nothing_of_others(client: tup
         c["customer_id"] for c in (await call(http, "GET", "/api/v1/customers", 200, headers=acme))["items"]
     ] == ["acme"]
     await call(http, "GET", "/api/v1/customers/globex", 404, headers=acme)
+    await call(http, "GET", "/api/v1/customers/a%00b", 404)  # no column can hold it: missing, not 500
+    await call(http, "PUT", "/api/v1/customers/a%00b/webhook", 404, {"url": None})
+    await call(http, "POST", "/api/v1/campaigns", 422, {"name": "a\u0000b", "customer": "acme"})
     await call(http, "GET", f"/api/v1/campaigns/{created['id']}", 404, headers=acme)
     assert (await call(http, "GET", "/api/v1/campaigns", 200, headers=acme))["items"] == []
     await call(http, "POST", f"/api/v1/campaigns/{created['id']}/approve", 403, headers=acme)
