@@ -10,10 +10,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from controller.campaigns.spec import CampaignSpec
 from controller.scheduler import CustomerPolicy, DataError, parse_policy, parse_windows
-from controller.storage import audit, campaign_store, contracts
+from controller.storage import audit, campaign_store, contracts, migrate
 from tests.controller.conftest import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "controller" / "examples"
@@ -179,3 +180,18 @@ async def test_campaign_states_jobs_history_and_audit_export(database_url: str) 
     assert [int(r["id"]) for r in table] == [r["id"] for r in rows]
     plan = next(r for r in table if r["kind"] == "plan")
     assert json.loads(plan["detail"])["held"] == 1
+
+
+async def test_revision_0009_goes_down_and_up_again(database_url: str) -> None:
+    policy, windows = _docs()
+    async with open_store(database_url) as store:
+        await contracts.import_contracts(store, policy, windows, actor="noc:test")
+        await migrate.downgrade(store.engine, "0007")
+        async with store.engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
+        assert not names & {"customers", "campaigns", "jobs", "job_events", "audit_log", "approvals"}
+        assert "devices" in names
+        await migrate.upgrade(store.engine)
+        assert not (await contracts.load_contracts(store)).customers  # a fresh start, no leftovers
+        await contracts.import_contracts(store, policy, windows, actor="noc:test")
+        assert len((await contracts.load_contracts(store)).windows) == 3
