@@ -130,6 +130,9 @@ class CampaignMachine:
         self.jobs: dict[str, Job] = {job.job_id: job for job in jobs}
         self.state: RunState = state
         self.reason = ""
+        # When an operator last resumed a halted campaign: the failures and wave results before it
+        # were looked at, so the thresholds count what finishes from then on.
+        self.resumed_at: datetime | None = None
 
     # -- operator ---------------------------------------------------------------------------------
     def pause(self, now: datetime, reason: str = "paused by an operator") -> list[Effect]:
@@ -138,7 +141,13 @@ class CampaignMachine:
     def resume(self, now: datetime, reason: str = "resumed by an operator") -> list[Effect]:
         if self.state not in {"paused", "halted"}:
             return []
+        if self.state == "halted":
+            self.resumed_at = now
         return self._set("running", reason, now) + self._evaluate(now)
+
+    def settle(self, now: datetime) -> list[Effect]:
+        """Re-evaluate the campaign (done when nothing is open, e.g. a plan with holds only)."""
+        return self._evaluate(now)
 
     def cancel(self, now: datetime, reason: str = "cancelled by an operator") -> list[Effect]:
         if self.state in {"cancelled", "done"}:
@@ -245,6 +254,16 @@ class CampaignMachine:
         """Where a retried job waits: the customer already knows of this window."""
         return "notified" if self.rules.require_notice else "planned"
 
+    def _counted(self, job: Job) -> bool:
+        """Does the failure threshold count this finished job (not when it finished before a resume)?"""
+        return self.resumed_at is None or (job.finished_at is not None and job.finished_at >= self.resumed_at)
+
+    def _waived(self, earlier: list[Job]) -> bool:
+        """Was the success gate of these finished waves waived by an operator's resume after them?"""
+        return self.resumed_at is not None and all(
+            not j.open and (j.finished_at is None or j.finished_at < self.resumed_at) for j in earlier
+        )
+
     def _blocked(self, job: Job, now: datetime, wave: int | None, reachable: Reachable) -> str | None:
         """Why ``job`` cannot start now: "wait" (later), a reason to move it to the next window, or None."""
         assert job.window_start is not None
@@ -271,7 +290,8 @@ class CampaignMachine:
                 if any(j.state in IN_FLIGHT or j.state in WAITING for j in earlier):
                     break
                 verified = sum(1 for j in earlier if j.state == "verified")
-                if verified * 100 < self.rules.success_threshold_pct * len(earlier):
+                short = verified * 100 < self.rules.success_threshold_pct * len(earlier)
+                if short and not self._waived(earlier):
                     break
                 finished = [j.finished_at for j in earlier if j.finished_at is not None]
                 if finished and now < max(finished) + self.rules.soak:
@@ -283,7 +303,7 @@ class CampaignMachine:
     def _evaluate(self, now: datetime) -> list[Effect]:
         if self.state in {"cancelled", "done"}:
             return []
-        finished = [j for j in self.jobs.values() if j.state in {"verified", "failed"}]
+        finished = [j for j in self.jobs.values() if j.state in {"verified", "failed"} and self._counted(j)]
         failed = sum(1 for j in finished if j.state == "failed")
         if (
             self.state == "running"
@@ -309,7 +329,7 @@ class CampaignMachine:
             if any(j.open for j in earlier):
                 return []
             verified = sum(1 for j in earlier if j.state == "verified")
-            if verified * 100 < self.rules.success_threshold_pct * len(earlier):
+            if verified * 100 < self.rules.success_threshold_pct * len(earlier) and not self._waived(earlier):
                 why = (
                     f"waves up to {wave}: {verified} of {len(earlier)} verified, below "
                     f"{self.rules.success_threshold_pct:g} %"

@@ -124,7 +124,7 @@ class CampaignRunner:
         if self.channel is None:  # nothing could reach an agent: start nothing (notices and versions go on)
             return
         effects = machine.tick(now, next_window, lambda job: reachable.get(job.job_id, True))
-        await self._apply(cid, machine, effects)
+        await self._apply(cid, machine, effects + machine.settle(now))
 
     async def _sync(self, row: dict[str, Any], now: datetime) -> CampaignMachine:
         """The campaign's machine, following what operators did (approve starts it; pause, resume)."""

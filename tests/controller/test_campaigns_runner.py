@@ -229,3 +229,23 @@ async def test_a_notice_that_reaches_nobody_is_retried_later_not_every_step(env:
     env.now = WINDOW[0]
     await runner.step()
     assert (await states(env, cid))["d1"] == "deferred"
+
+
+async def test_a_plan_that_holds_every_device_is_done(env: Env) -> None:
+    made = CampaignSpec(name="nothing to do", customer="acme")
+    row = await campaign_store.create_campaign(env.store, made.model_dump(), actor="test")
+    held = [
+        {
+            "site_id": "site-1",
+            "device_id": "d1",
+            "action": "hold",
+            "reason_code": "up_to_date",
+            "reason": "at target",
+        }
+    ]
+    await campaign_store.replace_plan(env.store, row["id"], "acme", held, actor="test")
+    await campaign_store.change_state(env.store, row["id"], "approved", actor="test")
+    await CampaignRunner(env.store, RecordingChannel(), clock=lambda: env.now).step()
+    found = await campaign_store.get_campaign(env.store, row["id"])
+    assert found is not None
+    assert (found["state"], found["state_reason"]) == ("done", "every job finished")
