@@ -2,13 +2,14 @@
 
 The runner asks a :class:`CommandChannel` to deliver an update request to the agent of a site;
 the channel (``controller.commands``: an Ed25519-signed command over MQTT, QoS 1, with expiry
-and nonce) returns the command's id at once and reports the driver's outcome later to a
-:class:`ResultSink` under the job id it was given. Deliberately small, so either side can
-change behind it.
+and nonce) returns the command's id at once and reports the driver's outcome later to the
+callback registered with ``on_result`` (a :class:`ResultSink`'s method) under the job id it was
+given. Deliberately small, so either side can change behind it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +25,10 @@ class CommandChannel(Protocol):
         """Sign and publish ``request`` for the agent of ``site_id``; the command id.
 
         Raises :class:`ChannelUnavailable` when it could not be published."""
+        ...
+
+    def on_result(self, callback: Callable[[str, ActionResult], Awaitable[None] | None]) -> None:
+        """Register ``callback(job_id, result)`` for what the agents report (the runner's ``on_result``)."""
         ...
 
 

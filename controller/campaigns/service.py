@@ -30,6 +30,8 @@ async def run_campaigns(
         timeout=aiohttp.ClientTimeout(total=settings.notices.timeout_s)
     ) as session:
         runner = CampaignRunner(store, channel, sender_from_settings(settings.notices, session))
+        if channel is not None:
+            channel.on_result(runner.on_result)
         log.info(
             "campaign_runner_started",
             channel=channel is not None,

@@ -10,10 +10,12 @@ channel would (``on_result``), and what the devices report arrives as observatio
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +24,13 @@ import sqlalchemy as sa
 from collector.wire import ActionKind, ActionRequest, ActionResult, ActionState
 from controller.campaigns.notices import NoticeSender, SmtpConfig
 from controller.campaigns.runner import CampaignRunner
+from controller.campaigns.service import run_campaigns
 from controller.campaigns.spec import CampaignSpec
+from controller.settings import settings_from_dict
 from controller.storage import Store, audit, campaign_store, contracts
 from controller.storage import contract_models as cm
 from tests.controller.catalog_helpers import observation
-from tests.controller.conftest import make_batch, open_store
+from tests.controller.conftest import make_batch, open_store, wait_until
 from tests.controller.test_campaigns_notices import Mailbox, smtp  # noqa: F401 - the fixture
 from tests.controller.test_catalog_api import _received
 from tests.fixtures.net import free_port
@@ -55,6 +59,7 @@ WINDOWS = {
 class RecordingChannel:
     sent: list[tuple[str, ActionRequest, str]] = field(default_factory=list)
     broken: bool = False
+    callbacks: list[object] = field(default_factory=list)
 
     async def send(self, site_id: str, request: ActionRequest, *, expires_at: datetime, job_id: str) -> str:
         if self.broken:
@@ -63,6 +68,9 @@ class RecordingChannel:
         command_id = str(uuid.uuid4())
         self.sent.append((site_id, request, job_id))
         return command_id
+
+    def on_result(self, callback: object) -> None:
+        self.callbacks.append(callback)
 
     def jobs(self) -> list[str]:
         return [job for _site, _request, job in self.sent]
@@ -249,3 +257,19 @@ async def test_a_plan_that_holds_every_device_is_done(env: Env) -> None:
     found = await campaign_store.get_campaign(env.store, row["id"])
     assert found is not None
     assert (found["state"], found["state_reason"]) == ("done", "every job finished")
+
+
+async def test_the_daemon_task_registers_the_runner_for_results(env: Env, tmp_path: Path) -> None:
+    settings = settings_from_dict({"database": {"url": f"sqlite+aiosqlite:///{tmp_path}/unused.db"}})
+    channel = RecordingChannel()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_campaigns(settings, env.store, stop, channel))
+
+    async def registered() -> bool:
+        return bool(channel.callbacks)
+
+    await wait_until(registered, 10, "the runner's result callback")
+    stop.set()
+    async with asyncio.timeout(10):
+        runner = await task
+    assert channel.callbacks == [runner.on_result]
