@@ -98,7 +98,9 @@ async def env(database_url: str) -> AsyncIterator[Env]:
         yield found
 
 
-async def campaign(env: Env, devices: dict[str, int], **spec: Any) -> int:
+async def campaign(
+    env: Env, devices: dict[str, int], window: tuple[datetime, datetime] = WINDOW, **spec: Any
+) -> int:
     made = CampaignSpec(name="t", customer="acme", targets={"roomos": "26.2.2.2"}, **spec)
     row = await campaign_store.create_campaign(env.store, made.model_dump(), actor="test")
     jobs = [
@@ -113,8 +115,8 @@ async def campaign(env: Env, devices: dict[str, int], **spec: Any) -> int:
             "wave": wave,
             "reason_code": "scheduled",
             "reason": "security",
-            "start": WINDOW[0],
-            "end": WINDOW[1],
+            "start": window[0],
+            "end": window[1],
         }
         for d, wave in devices.items()
     ]
