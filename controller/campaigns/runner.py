@@ -41,7 +41,6 @@ from controller.campaigns.machine import (
 from controller.campaigns.notices import Notice, NoticeError, NoticeSender, build_notices, due
 from controller.scheduler import next_windows, notice_time
 from controller.storage import Store, audit, campaign_store, contracts
-from controller.storage import contract_models as cm
 from controller.storage import models as m
 from firmware_catalog import Catalog, Device, Matcher, VersionParseError, parse_version
 
@@ -278,60 +277,76 @@ class CampaignRunner:
 
     # -- effects ----------------------------------------------------------------------------------
     async def _apply(self, cid: int, machine: CampaignMachine, effects: list[Effect]) -> None:
-        queue = list(effects)
-        while queue:
-            effect = queue.pop(0)
+        """Store the effects in order: job transitions together (one transaction), then the sends
+        (each job is recorded ``sent`` before its command goes out), then what the sends changed."""
+        changes: list[campaign_store.JobTransition] = []
+        sends: list[Send] = []
+        for effect in effects:
             if isinstance(effect, JobChanged):
-                kind: audit.AuditKind = (
-                    "command"
-                    if effect.new in {"sent", "running"}
-                    else "notice"
-                    if effect.new == "notified"
-                    else "plan"
-                    if effect.new == "deferred"
-                    else "outcome"
-                )
-                await campaign_store.record_job_state(
-                    self.store,
-                    int(effect.job_id),
-                    effect.new,
-                    detail=effect.detail,
-                    actor=ACTOR,
-                    kind=kind,
-                    at=effect.at,
-                    window_start=effect.window_start,
-                    window_end=effect.window_end,
-                    attempts=effect.attempts,
-                )
-            elif isinstance(effect, CampaignChanged):
-                current = await campaign_store.get_campaign(self.store, cid)
-                if current is not None and current["state"] != effect.new:
-                    with contextlib.suppress(campaign_store.TransitionRefused):
-                        await campaign_store.change_state(
-                            self.store, cid, effect.new, actor=ACTOR, reason=effect.reason
-                        )
-                log.info("campaign_state", campaign=cid, state=effect.new, reason=effect.reason)
+                changes.append(_transition(effect))
             elif isinstance(effect, Send):
-                queue[:0] = await self._send(effect, machine)
+                sends.append(effect)
+            else:
+                await campaign_store.record_job_states(self.store, changes, actor=ACTOR)
+                changes = []
+                await self._campaign_changed(cid, effect)
+        await campaign_store.record_job_states(self.store, changes, actor=ACTOR)
+        after: list[campaign_store.JobTransition] = []
+        for send in sends:
+            command_id, sent = await self._send(send, machine)
+            for effect in sent:
+                change = _transition(effect)
+                if command_id is not None and effect.new == "running":
+                    change.fields["command_id"] = command_id
+                after.append(change)
+        await campaign_store.record_job_states(self.store, after, actor=ACTOR)
 
-    async def _send(self, effect: Send, machine: CampaignMachine) -> list[Effect]:
+    async def _campaign_changed(self, cid: int, effect: CampaignChanged) -> None:
+        current = await campaign_store.get_campaign(self.store, cid)
+        if current is not None and current["state"] != effect.new:
+            with contextlib.suppress(campaign_store.TransitionRefused):
+                await campaign_store.change_state(
+                    self.store, cid, effect.new, actor=ACTOR, reason=effect.reason
+                )
+        log.info("campaign_state", campaign=cid, state=effect.new, reason=effect.reason)
+
+    async def _send(self, effect: Send, machine: CampaignMachine) -> tuple[str | None, list[JobChanged]]:
         now = self.clock()
         if self.channel is None:
-            return machine.on_sent(
-                effect.job_id, now, accepted=False, detail="no command channel in this controller"
-            )
+            why = "no command channel in this controller"
+            return None, _jobs(machine.on_sent(effect.job_id, now, accepted=False, detail=why))
         try:
             command_id = await self.channel.send(
                 effect.site_id, effect.request, expires_at=effect.expires_at, job_id=effect.job_id
             )
         except Exception as err:  # the channel's own failure, whatever its type: the job waits
             log.warning("command_not_sent", job=effect.job_id, site=effect.site_id, error=type(err).__name__)
-            return machine.on_sent(effect.job_id, now, accepted=False, detail=type(err).__name__)
-        async with self.store.writing() as conn:
-            await conn.execute(
-                sa.update(cm.JOBS).where(cm.JOBS.c.id == int(effect.job_id)).values(command_id=command_id)
-            )
-        return machine.on_sent(effect.job_id, now, accepted=True, detail=f"command {command_id}")
+            return None, _jobs(machine.on_sent(effect.job_id, now, accepted=False, detail=type(err).__name__))
+        return command_id, _jobs(
+            machine.on_sent(effect.job_id, now, accepted=True, detail=f"command {command_id}")
+        )
+
+
+def _jobs(effects: list[Effect]) -> list[JobChanged]:
+    return [e for e in effects if isinstance(e, JobChanged)]
+
+
+def _transition(effect: JobChanged) -> campaign_store.JobTransition:
+    kind: audit.AuditKind = "outcome"
+    if effect.new in {"sent", "running"}:
+        kind = "command"
+    elif effect.new == "notified":
+        kind = "notice"
+    elif effect.new == "deferred":
+        kind = "plan"
+    fields = {
+        "window_start": effect.window_start,
+        "window_end": effect.window_end,
+        "attempts": effect.attempts,
+    }
+    return campaign_store.JobTransition(
+        int(effect.job_id), effect.new, effect.detail, kind, effect.at, fields
+    )
 
 
 def _next_window(

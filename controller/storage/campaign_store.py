@@ -9,6 +9,7 @@ verified, deferred, cancelled; ``hold`` marks a device the plan holds back (with
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -261,6 +262,48 @@ async def _transition(conn: Any, job_id: int, state: str, detail: str, at: datet
     await conn.execute(sa.insert(cm.JOB_EVENTS).values(job_id=job_id, state=state, at=at, detail=detail))
 
 
+@dataclass(frozen=True, slots=True)
+class JobTransition:
+    """One job's move to ``state``; ``fields``: window_start/end, attempts, command_id."""
+
+    job_id: int
+    state: str
+    detail: str
+    kind: audit.AuditKind = "outcome"
+    at: datetime | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_job_states(store: Store, transitions: Sequence[JobTransition], *, actor: str) -> None:
+    """Job transitions with their history rows and audit entries, in one transaction (in order)."""
+    for change in transitions:
+        if change.state not in JOB_STATES:
+            msg = f"state: unknown job state {change.state!r}"
+            raise ValueError(msg)
+    if not transitions:
+        return
+    async with store.writing() as conn:
+        for change in transitions:
+            at = change.at or datetime.now(UTC)
+            row = (await conn.execute(sa.select(cm.JOBS).where(cm.JOBS.c.id == change.job_id))).one()
+            await _transition(conn, change.job_id, change.state, change.detail, at, **change.fields)
+            await audit.append(
+                conn,
+                change.kind,
+                actor=actor,
+                customer_id=row.customer_id,
+                subject=f"job {change.job_id} {row.site_id}/{row.device_id}",
+                detail={
+                    "campaign": row.campaign_id,
+                    "from": row.state,
+                    "to": change.state,
+                    "detail": change.detail,
+                }
+                | {k: _plain(v) for k, v in change.fields.items()},
+                at=at,
+            )
+
+
 async def record_job_state(
     store: Store,
     job_id: int,
@@ -273,20 +316,4 @@ async def record_job_state(
     **fields: Any,
 ) -> None:
     """One job transition (and its audit entry). ``fields``: window_start/end, attempts, command_id."""
-    if state not in JOB_STATES:
-        msg = f"state: unknown job state {state!r}"
-        raise ValueError(msg)
-    at = at or datetime.now(UTC)
-    async with store.writing() as conn:
-        row = (await conn.execute(sa.select(cm.JOBS).where(cm.JOBS.c.id == job_id))).one()
-        await _transition(conn, job_id, state, detail, at, **fields)
-        await audit.append(
-            conn,
-            kind,
-            actor=actor,
-            customer_id=row.customer_id,
-            subject=f"job {job_id} {row.site_id}/{row.device_id}",
-            detail={"campaign": row.campaign_id, "from": row.state, "to": state, "detail": detail}
-            | {k: _plain(v) for k, v in fields.items()},
-            at=at,
-        )
+    await record_job_states(store, [JobTransition(job_id, state, detail, kind, at, fields)], actor=actor)
