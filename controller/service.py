@@ -86,7 +86,9 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
                 )
                 tg.create_task(run_retention(settings, store, metrics, stop), name="retention")
                 tg.create_task(matching.run(stop), name="matching")
-                tg.create_task(run_campaigns(settings, store, stop), name="campaigns")
+                tg.create_task(
+                    run_campaigns(settings, store, stop, registry=metrics.registry), name="campaigns"
+                )
                 watchdog = sdnotify.watchdog_interval_s()
                 if watchdog is not None:
                     tg.create_task(sdnotify.watchdog_loop(watchdog, until=stop), name="watchdog")

@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 from collector.wire import ActionResult
 from controller.campaigns.channel import CommandChannel
@@ -61,6 +62,7 @@ class CampaignRunner:
         expected_duration: timedelta = timedelta(minutes=30),
         tick_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.store = store
         self.channel = channel
@@ -72,6 +74,19 @@ class CampaignRunner:
         self._lock = asyncio.Lock()
         self._identify = Matcher(Catalog())
         self._notice_tried: dict[tuple[int, datetime], datetime] = {}
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.transitions = Counter(
+            "fernwart_campaign_job_transitions_total",
+            "Campaign job transitions, by the state entered",
+            ["state"],
+            registry=self.registry,
+        )
+        self.notices_sent = Counter(
+            "fernwart_campaign_notices_total",
+            "Customer notices: delivered (to a contact or the webhook), undelivered, or refused by code",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     # -- the loop ---------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -245,6 +260,7 @@ class CampaignRunner:
                 notice, policy, now, webhook_url=loaded.webhooks.get(notice.customer)
             )
         except NoticeError as err:
+            self.notices_sent.labels(outcome=err.code).inc()
             log.info("notice_not_sent", campaign=cid, code=err.code)
             return
         detail = {
@@ -265,7 +281,9 @@ class CampaignRunner:
                 at=now,
             )
         if not delivery.recipients and not delivery.webhook:
+            self.notices_sent.labels(outcome="undelivered").inc()
             return
+        self.notices_sent.labels(outcome="delivered").inc()
         ids = [
             j.job_id
             for j in machine.jobs.values()
@@ -287,10 +305,10 @@ class CampaignRunner:
             elif isinstance(effect, Send):
                 sends.append(effect)
             else:
-                await campaign_store.record_job_states(self.store, changes, actor=ACTOR)
+                await self._record(changes)
                 changes = []
                 await self._campaign_changed(cid, effect)
-        await campaign_store.record_job_states(self.store, changes, actor=ACTOR)
+        await self._record(changes)
         after: list[campaign_store.JobTransition] = []
         for send in sends:
             command_id, sent = await self._send(send, machine)
@@ -299,7 +317,12 @@ class CampaignRunner:
                 if command_id is not None and effect.new == "running":
                     change.fields["command_id"] = command_id
                 after.append(change)
-        await campaign_store.record_job_states(self.store, after, actor=ACTOR)
+        await self._record(after)
+
+    async def _record(self, changes: list[campaign_store.JobTransition]) -> None:
+        await campaign_store.record_job_states(self.store, changes, actor=ACTOR)
+        for change in changes:
+            self.transitions.labels(state=change.state).inc()
 
     async def _campaign_changed(self, cid: int, effect: CampaignChanged) -> None:
         current = await campaign_store.get_campaign(self.store, cid)

@@ -12,6 +12,7 @@ import asyncio
 
 import aiohttp
 import structlog
+from prometheus_client import CollectorRegistry
 
 from controller.campaigns.channel import CommandChannel
 from controller.campaigns.notices import sender_from_settings
@@ -23,13 +24,18 @@ log = structlog.get_logger(__name__)
 
 
 async def run_campaigns(
-    settings: ControllerSettings, store: Store, stop: asyncio.Event, channel: CommandChannel | None = None
+    settings: ControllerSettings,
+    store: Store,
+    stop: asyncio.Event,
+    channel: CommandChannel | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> CampaignRunner:
     """Run until ``stop``; returns the runner (for its ``on_result``, which the channel calls)."""
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=settings.notices.timeout_s)
     ) as session:
-        runner = CampaignRunner(store, channel, sender_from_settings(settings.notices, session))
+        notices = sender_from_settings(settings.notices, session)
+        runner = CampaignRunner(store, channel, notices, registry=registry)
         if channel is not None:
             channel.on_result(runner.on_result)
         log.info(

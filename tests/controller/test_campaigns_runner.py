@@ -219,6 +219,10 @@ async def test_notices_go_out_before_the_window_and_unnotified_jobs_wait(
     assert len(channel.sent) == 1
     notices = await audit.entries(env.store, kind="notice")
     assert notices[0]["detail"]["recipients"] == ["maria@acme.example"]
+    assert runner.registry.get_sample_value("fernwart_campaign_notices_total", {"outcome": "delivered"}) == 1
+    assert (
+        runner.registry.get_sample_value("fernwart_campaign_job_transitions_total", {"state": "running"}) == 1
+    )
     async with env.store.engine.connect() as conn:
         rows = (await conn.execute(sa.select(cm.JOBS.c.state))).all()
     assert [r.state for r in rows] == ["running"]  # the channel took it
