@@ -89,6 +89,27 @@ def scope(args: argparse.Namespace) -> int:
     return run("fernwart contracts", work)
 
 
+def webhook_secret(args: argparse.Namespace) -> int:
+    """The customer's webhook key, derived from ``[notices] webhook_secret`` of the controller's
+    configuration (printed once, for the customer's receiver; it is stored nowhere)."""
+    from controller.campaigns.notices import customer_secret  # noqa: PLC0415 - only this action needs the controller
+    from controller.settings import load_settings  # noqa: PLC0415
+    from runtime.config import ConfigError  # noqa: PLC0415
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as err:
+        for line in err.problems:
+            sys.stderr.write(f"fernwart contracts: {args.config}: {line}\n")
+        return exits.CONFIG
+    master = settings.notices.webhook_secret
+    if master is None:
+        sys.stderr.write(f"fernwart contracts: {args.config}: [notices] webhook_secret is not set\n")
+        return exits.FAILURE
+    sys.stdout.write(customer_secret(master.get_secret_value().encode(), args.customer).decode() + "\n")
+    return exits.OK
+
+
 def export_audit(args: argparse.Namespace) -> int:
     def work() -> int:
         params = {"format": args.format}
@@ -127,6 +148,12 @@ def register(subparsers: Any) -> None:
     scoped.set_defaults(func=scope)
     for sub in (imp, shown, approval, scoped):
         add_client_arguments(sub)
+    secret = actions.add_parser(
+        "webhook-secret", help="the key a customer's webhook receiver checks signatures with"
+    )
+    secret.add_argument("customer")
+    secret.add_argument("--config", required=True, type=Path, help="the controller's configuration file")
+    secret.set_defaults(func=webhook_secret)
 
     audit = subparsers.add_parser("audit", help="the audit log of contract-aware updates")
     audit_actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -9,9 +9,10 @@ allows planning work only then.
 :func:`due` says whether now is such a moment; :class:`NoticeSender` refuses any other.
 
 E-mail goes through SMTP (stdlib ``smtplib`` in a worker thread, with a deadline; STARTTLS and
-login when configured). The webhook is a JSON POST signed with HMAC-SHA256 (RFC 2104) over
-``"<unix time>." + body``, sent as ``X-Fernwart-Signature: t=<unix time>,v1=<hex>`` — the time
-inside the signature lets the receiver refuse replays (:func:`verify_signature`). Errors from
+login when configured). The webhook is a JSON POST signed with HMAC-SHA256 (RFC 2104), with the
+customer's own key (:func:`customer_secret`), over ``"<unix time>." + body``, sent as
+``X-Fernwart-Signature: t=<unix time>,v1=<hex>``: the time inside the signature lets the
+receiver refuse replays (:func:`verify_signature`). Errors from
 smtplib and aiohttp are translated here into :class:`NoticeError` with a stable ``code``;
 neither the SMTP password nor the webhook secret appears in any message.
 """
@@ -162,6 +163,13 @@ def render_email(notice: Notice, policy: CustomerPolicy, sender: str) -> EmailMe
     return message
 
 
+def customer_secret(master: bytes, customer: str) -> bytes:
+    """The webhook key of one customer, derived from the controller's ``[notices] webhook_secret``
+    (HMAC-SHA256 of the customer id): each customer gets its own, none can sign for another, and
+    nothing more is stored. ``fernwart contracts webhook-secret CUSTOMER`` prints it for them."""
+    return hmac.new(master, b"fernwart-webhook\x00" + customer.encode(), hashlib.sha256).hexdigest().encode()
+
+
 def sign(body: bytes, secret: bytes, at: datetime) -> str:
     """The signature header value for ``body`` sent at ``at``."""
     stamp = int(at.timestamp())
@@ -294,7 +302,8 @@ class NoticeSender:
         if webhook_url is not None and self.session is not None:
             body = json.dumps(notice.as_json(), sort_keys=True).encode()
             try:
-                await post_webhook(self.session, webhook_url, body=body, secret=self.webhook_secret, now=now)
+                secret = customer_secret(self.webhook_secret, policy.customer)
+                await post_webhook(self.session, webhook_url, body=body, secret=secret, now=now)
                 hooked = True
             except NoticeError as err:
                 errors.append(str(err))

@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from controller.campaigns.notices import customer_secret
 from controller.storage import Store
 from fernwart_cli.demo_campaign import seed_and_plan
+from fernwart_cli.main import main
 from tests.controller.test_campaigns_api import client  # noqa: F401 - the fixture
 
 POLICY = """
@@ -150,3 +153,20 @@ async def test_the_demo_seeds_a_contract_and_prints_a_planned_campaign(
     assert "hold   site-1/mystery-box: unknown_version:" in text
     jobs = json.loads(await (await http.get("/api/v1/campaigns/1/jobs")).read())["items"]
     assert sorted(j["state"] for j in jobs).count("planned") == 2
+
+
+def test_a_customer_gets_its_own_webhook_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "controller.toml"
+    db = f"sqlite+aiosqlite:///{tmp_path}/none.db"
+    config.write_text(
+        f'[database]\nurl = "{db}"\n[notices]\nwebhook_secret = "master-key"\n', encoding="utf-8"
+    )
+    assert main(["contracts", "webhook-secret", "acme", "--config", str(config)]) == 0
+    acme = capsys.readouterr().out.strip()
+    assert acme.encode() == customer_secret(b"master-key", "acme")
+    assert "master-key" not in acme
+    main(["contracts", "webhook-secret", "globex", "--config", str(config)])
+    assert capsys.readouterr().out.strip() != acme
+    config.write_text(f'[database]\nurl = "{db}"\n', encoding="utf-8")
+    assert main(["contracts", "webhook-secret", "acme", "--config", str(config)]) == 1
+    assert "webhook_secret is not set" in capsys.readouterr().err

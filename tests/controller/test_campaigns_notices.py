@@ -25,6 +25,7 @@ from controller.campaigns.notices import (
     NoticeSender,
     SmtpConfig,
     build_notices,
+    customer_secret,
     due,
     sender_from_settings,
     verify_signature,
@@ -142,10 +143,12 @@ async def test_notice_by_email_and_signed_webhook(
     assert "Tuesday 2026-05-12 22:00 to 01:00 CEST" in text
     assert "phone-9" not in text
     [(body, signature)] = hooks.received
-    assert verify_signature(body, signature, SECRET, now)
-    assert not verify_signature(body, signature, b"another secret", now)
-    assert not verify_signature(body, signature, SECRET, now + timedelta(minutes=6))  # a replay, later
-    assert not verify_signature(body.replace(b"26.2.2.2", b"99.9.9.9"), signature, SECRET, now)
+    acme_key = customer_secret(SECRET, "acme")  # what the customer was given
+    assert verify_signature(body, signature, acme_key, now)
+    assert not verify_signature(body, signature, SECRET, now)  # the controller's master key signs nothing
+    assert not verify_signature(body, signature, customer_secret(SECRET, "globex"), now)  # nor another's
+    assert not verify_signature(body, signature, acme_key, now + timedelta(minutes=6))  # a replay, later
+    assert not verify_signature(body.replace(b"26.2.2.2", b"99.9.9.9"), signature, acme_key, now)
     sent = json.loads(body)
     assert sent["devices"][0]["target"] == "26.2.2.2"
     assert sent["window"]["start"] == "2026-05-12T22:00:00+02:00"
@@ -249,4 +252,4 @@ async def test_notice_settings_make_the_sender_and_never_show_secrets(
     assert delivery.errors == ()
     assert mailbox.messages[0][0] == "noc@fw.example"
     [(body, signature)] = hooks.received
-    assert verify_signature(body, signature, b"s3cret-hook", now)
+    assert verify_signature(body, signature, customer_secret(b"s3cret-hook", "acme"), now)
