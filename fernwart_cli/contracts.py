@@ -67,7 +67,8 @@ def show(args: argparse.Namespace) -> int:
 
 def approve(args: argparse.Namespace) -> int:
     def work() -> int:
-        body = {"family": args.family, "version": args.version, "expires": args.expires}
+        expires = args.expires.isoformat() if args.expires else None
+        body = {"family": args.family, "version": args.version, "expires": expires}
         row = json.loads(call(args, "POST", f"/api/v1/customers/{args.customer}/approvals", body=body))
         sys.stdout.write(
             f"{row['family']} {row['version']} approved by {row['approved_by']} at {row['approved_at']}\n"

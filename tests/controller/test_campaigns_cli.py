@@ -128,6 +128,32 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert code == 2
     assert "--dry-run goes with --campaign ID" in err
 
+    code, out, err = await fernwart(
+        base,
+        token,
+        "contracts",
+        "approve",
+        "acme",
+        "--family",
+        "ce",
+        "--version",
+        "26.2.2.2",
+        "--expires",
+        "2026-12-31",
+    )
+    assert code == 0, err
+    assert out.startswith("ce 26.2.2.2 approved by test-noc-admin at ")
+    code, out, err = await fernwart(base, token, "contracts", "scope", "site-1/mystery-box", "out")
+    assert (code, out) == (0, "site-1/mystery-box: out scope\n"), err
+    code, out, err = await fernwart(base, token, "contracts", "show", "acme")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert [a["family"] for a in shown["policy"]["approvals"]] == ["roomos", "ce"]
+    assert len(shown["next_windows"]) == 5
+    code, out, err = await fernwart(base, token, "contracts", "show", "globex")
+    assert code == 1
+    assert "no customer 'globex'" in err
+
     code, out, err = await fernwart(base, token, "audit", "export", "--format", "csv", "--customer", "acme")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
