@@ -128,6 +128,26 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert code == 2
     assert "--dry-run goes with --campaign ID" in err
 
+    code, out, err = await fernwart(base, token, "campaign", "plan", "--campaign", cid)
+    assert code == 0, err
+    assert out.startswith(f"campaign {cid}: planned ")
+    code, out, err = await fernwart(base, token, "campaign", "approve", cid)
+    assert (code, out.split("\t")[:2]) == (0, [cid, "approved"]), err
+    code, out, err = await fernwart(base, token, "campaign", "list")
+    assert out.splitlines()[0].startswith(f"{cid}\tapproved\tacme\tlab")
+    code, out, err = await fernwart(base, token, "campaign", "show", cid)
+    assert "  jobs: hold 7, planned 2" in out, out
+    code, out, err = await fernwart(base, token, "campaign", "jobs", cid, "--json")
+    job_id = str(next(j["id"] for j in json.loads(out) if j["state"] == "planned"))
+    code, out, err = await fernwart(base, token, "campaign", "cancel", cid)
+    assert (code, out.split("\t")[1]) == (0, "cancelled"), err
+    code, out, err = await fernwart(base, token, "campaign", "job", job_id)
+    assert out.splitlines()[0].endswith(": cancelled")
+    assert [line.split("\t")[1] for line in out.splitlines()[1:]] == ["planned", "cancelled"]
+    code, out, err = await fernwart(base, token, "campaign", "resume", cid)
+    assert code == 1
+    assert "cancelled" in err
+
     code, out, err = await fernwart(
         base,
         token,
