@@ -11,6 +11,7 @@ import asyncio
 
 import structlog
 
+from controller.campaigns.service import run_campaigns
 from controller.commands import open_channel
 from controller.ingest.session import Ingest
 from controller.inventory import run_retention, run_stale_marker
@@ -89,6 +90,9 @@ async def _run(settings: ControllerSettings, stop: asyncio.Event) -> None:
                 )
                 tg.create_task(run_retention(settings, store, metrics, stop), name="retention")
                 tg.create_task(matching.run(stop), name="matching")
+                tg.create_task(
+                    run_campaigns(settings, store, stop, commands, metrics.registry), name="campaigns"
+                )
                 watchdog = sdnotify.watchdog_interval_s()
                 if watchdog is not None:
                     tg.create_task(sdnotify.watchdog_loop(watchdog, until=stop), name="watchdog")

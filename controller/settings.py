@@ -149,6 +149,20 @@ class CatalogSettings(_Section):
     max_advisories: int = Field(20_000, ge=1)
 
 
+class NoticeSettings(_Section):
+    """Customers' update notices (controller/campaigns/notices.py): SMTP for e-mail (no
+    ``smtp_host``: no e-mail) and the HMAC secret that signs webhooks (secret references allowed)."""
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    sender: str = Field("fernwart@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    webhook_secret: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0, le=300)
+
+
 class RetentionSettings(_Section):
     """How long rows are kept; a background pass prunes older ones every ``interval_s``, in
     chunks of ``chunk_rows`` (one short transaction each). Batches follow the observations."""
@@ -181,6 +195,7 @@ class ControllerSettings(DaemonSettings):
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
     catalog: CatalogSettings = CatalogSettings()
+    notices: NoticeSettings = NoticeSettings()
     retention: RetentionSettings = RetentionSettings()
     commands: CommandSettings = CommandSettings()
     # A device is stale after this many missed poll intervals.

@@ -19,6 +19,8 @@ from typing import Any
 from controller.scheduler import DataError, InventoryDevice, Planner, parse_policy, parse_windows
 from controller.scheduler.planner import DEFAULT_CANARY, DEFAULT_HORIZON_DAYS
 from fernwart_cli import exits
+from fernwart_cli.api import add_client_arguments
+from fernwart_cli.campaigns_online import plan_online, register_online
 from firmware_catalog import (
     Catalog,
     CatalogError,
@@ -33,13 +35,20 @@ from firmware_catalog.products import FAMILY_SCHEME
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("campaign", help="update campaigns: plan offline")
+    parser = subparsers.add_parser("campaign", help="update campaigns: plan offline, or in the controller")
     commands = parser.add_subparsers(dest="campaign_command", required=True, metavar="SUBCOMMAND")
-    plan = commands.add_parser("plan", help="plan updates for an inventory, offline (what-if)")
-    plan.add_argument("--inventory", required=True, type=Path, help="JSON array of devices")
-    plan.add_argument("--windows", required=True, type=Path, help="maintenance windows (TOML)")
-    plan.add_argument("--policy", required=True, type=Path, help="customer policies (TOML)")
-    plan.add_argument("--advisories", required=True, type=Path, help="CSAF file or directory")
+    plan = commands.add_parser(
+        "plan", help="plan updates for an inventory, offline (what-if); or a stored campaign (--campaign ID)"
+    )
+    plan.add_argument(
+        "--campaign", type=int, metavar="ID", help="plan this campaign in the controller instead"
+    )
+    plan.add_argument("--dry-run", action="store_true", help="with --campaign: show the plan, store nothing")
+    add_client_arguments(plan)
+    plan.add_argument("--inventory", type=Path, help="JSON array of devices")
+    plan.add_argument("--windows", type=Path, help="maintenance windows (TOML)")
+    plan.add_argument("--policy", type=Path, help="customer policies (TOML)")
+    plan.add_argument("--advisories", type=Path, help="CSAF file or directory")
     plan.add_argument("--kev", type=Path, help="CISA KEV JSON feed")
     plan.add_argument("--releases", type=Path, help="release list (JSON), added to the shipped seed")
     plan.add_argument(
@@ -52,11 +61,10 @@ def register(subparsers: Any) -> None:
         help=f"devices in the canary wave (default {DEFAULT_CANARY}; 0: one wave)",
     )
     plan.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS)
-    plan.add_argument(
-        "--now", required=True, help="ISO 8601 date-time with offset, e.g. 2026-05-04T09:00+02:00"
-    )
+    plan.add_argument("--now", help="ISO 8601 date-time with offset, e.g. 2026-05-04T09:00+02:00")
     plan.add_argument("--json", action="store_true", help="print the plan as a JSON array")
     plan.set_defaults(func=run_plan)
+    register_online(commands)
 
 
 def _error(message: str) -> None:
@@ -246,7 +254,20 @@ def _load(  # noqa: C901 - one block per input file
     return planner, devices
 
 
+_OFFLINE = ("inventory", "windows", "policy", "advisories", "now")
+
+
 def run_plan(args: argparse.Namespace) -> int:
+    if args.campaign is not None:
+        return plan_online(args)
+    missing = [f"--{name}" for name in _OFFLINE if getattr(args, name) is None]
+    if missing or args.dry_run:
+        _error(
+            f"offline planning needs {', '.join(f'--{n}' for n in _OFFLINE)} (missing: {', '.join(missing)})"
+        )
+        if args.dry_run:
+            _error("--dry-run goes with --campaign ID")
+        return exits.USAGE
     checked = _usage(args)
     if isinstance(checked, list):
         for line in checked:

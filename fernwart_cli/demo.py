@@ -251,6 +251,13 @@ def enroll_lab_site(config: Path) -> str:
     return asyncio.run(enroll())
 
 
+def lab_campaign(url: str, token: str) -> str:
+    """The lab's planned campaign (:mod:`fernwart_cli.demo_campaign`), printed before the banner."""
+    from fernwart_cli.demo_campaign import show_campaign  # noqa: PLC0415 - demo's imports stay as other branches edit them
+
+    return show_campaign(url, token, TENANT, SITE_ID, len(lab_devices()))
+
+
 @dataclass
 class _Stack:
     """Processes in start order; stopped in reverse."""
@@ -324,10 +331,11 @@ def run_demo(args: argparse.Namespace) -> int:
         stack.start("agent", agent_argv, state / "agent.log")
 
         sys.stdout.write(
-            f"\nfernwart demo is running.\n"
+            lab_campaign(url, token) + f"\nfernwart demo is running.\n"
             f"  console:  {url}/  (sign in with the admin token below)\n"
             f"  REST API: {url}/api/v1/devices  (Authorization: Bearer <token>)\n"
             f"  findings: {url}/api/v1/findings\n"
+            f"  campaign: {url}/api/v1/campaigns\n"
             f"  metrics:  {url}/metrics\n"
             f"  logs and configs: {state}/\n"
             f"  CLI:      export FERNWART_TOKEN_FILE={token_file}\n"

@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "fernwart_cli.discover",
     "fernwart_cli.devices",
     "fernwart_cli.catalog",
+    "fernwart_cli.contracts",
     "fernwart_cli.campaign",
     "fernwart_cli.tenant",
 )
@@ -35,6 +36,8 @@ COMMANDS = {
     "devices": "fernwart_cli.devices",
     "catalog": "fernwart_cli.catalog",
     "campaign": "fernwart_cli.campaign",
+    "contracts": "fernwart_cli.contracts",
+    "audit": "fernwart_cli.contracts",
     "discover": "fernwart_cli.discover",
     "tenant": "fernwart_cli.tenant",
 }

@@ -8,7 +8,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.auth import Permission
 from controller.storage import DeviceFilter
-from controller.web import catalog_api, console, enroll_api, fleet, security, tokens_api
+from controller.web import (
+    campaigns_api,
+    catalog_api,
+    console,
+    contracts_api,
+    enroll_api,
+    fleet,
+    security,
+    tokens_api,
+)
 from controller.web.auth import authenticate, principal, public, requires, tenant_scope, visible
 from controller.web.responses import device_pk
 from controller.web.responses import error as _error
@@ -142,4 +151,6 @@ def make_app(state: AppState) -> web.Application:
     tokens_api.add_routes(app)
     console.add_routes(app)
     enroll_api.add_routes(app)
+    contracts_api.add_routes(app)
+    campaigns_api.add_routes(app)
     return app

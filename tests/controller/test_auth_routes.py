@@ -131,6 +131,58 @@ def _table(w: World) -> dict[tuple[str, str], tuple[Permission | str, str, bytes
             "/api/v1/enrollments/no-such-site/rotate",
             None,
         ),
+        # contracts and campaigns (tests/controller/test_campaigns_api.py covers what they do)
+        ("PUT", "/api/v1/contracts"): (
+            Permission.ADMIN,
+            "/api/v1/contracts",
+            b'{"policy": {"customers": 1}}',
+        ),
+        ("GET", "/api/v1/customers"): (Permission.READ, "/api/v1/customers", None),
+        ("GET", "/api/v1/customers/{id}"): (Permission.READ, "/api/v1/customers/acme", None),
+        ("GET", "/api/v1/customers/{id}/windows"): (Permission.READ, "/api/v1/customers/acme/windows", None),
+        ("GET", "/api/v1/customers/{id}/approvals"): (
+            Permission.READ,
+            "/api/v1/customers/acme/approvals",
+            None,
+        ),
+        ("POST", "/api/v1/customers/{id}/approvals"): (
+            Permission.APPROVE,
+            "/api/v1/customers/acme/approvals",
+            b"{}",
+        ),
+        ("PUT", "/api/v1/customers/{id}/webhook"): (
+            Permission.ADMIN,
+            "/api/v1/customers/acme/webhook",
+            b"{}",
+        ),
+        ("PUT", "/api/v1/scope/{site}/{device}"): (Permission.ADMIN, "/api/v1/scope/site-a/codec", b"{}"),
+        ("GET", "/api/v1/audit"): (Permission.READ, "/api/v1/audit", None),
+        ("POST", "/api/v1/campaigns"): (Permission.OPERATE, "/api/v1/campaigns", b"{}"),
+        ("GET", "/api/v1/campaigns"): (Permission.READ, "/api/v1/campaigns", None),
+        ("GET", "/api/v1/campaigns/{id}"): (Permission.READ, "/api/v1/campaigns/999999", None),
+        ("POST", "/api/v1/campaigns/{id}/plan"): (Permission.OPERATE, "/api/v1/campaigns/999999/plan", None),
+        ("POST", "/api/v1/campaigns/{id}/approve"): (
+            Permission.OPERATE,
+            "/api/v1/campaigns/999999/approve",
+            None,
+        ),
+        ("POST", "/api/v1/campaigns/{id}/pause"): (
+            Permission.OPERATE,
+            "/api/v1/campaigns/999999/pause",
+            None,
+        ),
+        ("POST", "/api/v1/campaigns/{id}/resume"): (
+            Permission.OPERATE,
+            "/api/v1/campaigns/999999/resume",
+            None,
+        ),
+        ("POST", "/api/v1/campaigns/{id}/cancel"): (
+            Permission.OPERATE,
+            "/api/v1/campaigns/999999/cancel",
+            None,
+        ),
+        ("GET", "/api/v1/campaigns/{id}/jobs"): (Permission.READ, "/api/v1/campaigns/999999/jobs", None),
+        ("GET", "/api/v1/jobs/{id}"): (Permission.READ, "/api/v1/jobs/999999", None),
         ("GET", "/login"): ("public", "/login", None),
         ("POST", "/login"): ("public", "/login", None),
         ("POST", "/logout"): (Permission.READ, "/logout", None),
@@ -317,14 +369,10 @@ async def test_foreign_host_cross_site_post_and_foreign_origin_are_refused(world
         assert resp.status == 403, origin
         resp = await world.client.get("/api/v1/devices", headers={**admin, "Origin": origin})
         assert resp.status == 403, origin
-    resp = await world.client.get(
-        "/api/v1/devices", headers={**admin, "Sec-Fetch-Site": "cross-site"}
-    )
+    resp = await world.client.get("/api/v1/devices", headers={**admin, "Sec-Fetch-Site": "cross-site"})
     assert resp.status == 403
     # Same origin passes.
-    resp = await world.client.get(
-        "/api/v1/devices", headers={**admin, "Origin": f"http://127.0.0.1:{port}"}
-    )
+    resp = await world.client.get("/api/v1/devices", headers={**admin, "Origin": f"http://127.0.0.1:{port}"})
     assert resp.status == 200
 
 
