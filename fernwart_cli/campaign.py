@@ -21,6 +21,7 @@ from controller.scheduler.planner import DEFAULT_CANARY, DEFAULT_HORIZON_DAYS
 from fernwart_cli import exits
 from fernwart_cli.api import add_client_arguments
 from fernwart_cli.campaigns_online import plan_online, register_online
+from fernwart_cli.jsonout import array_lines
 from firmware_catalog import (
     Catalog,
     CatalogError,
@@ -282,8 +283,7 @@ def run_plan(args: argparse.Namespace) -> int:
     planner, devices = loaded
     jobs = planner.plan(devices)
     if args.json:
-        # One object per line: still one JSON array, and the C encoder (indent= would not use it).
-        sys.stdout.write("[\n" + ",\n".join(json.dumps(job.to_dict()) for job in jobs) + "\n]\n")
+        sys.stdout.write(array_lines(job.to_dict() for job in jobs) + "\n")
         return exits.OK
     for job in jobs:
         when = f"{job.start.isoformat()}..{job.end.isoformat()}" if job.start and job.end else "-"

@@ -24,6 +24,7 @@ from fernwart_cli.credentials import (
     auth_headers,
     refused,
 )
+from fernwart_cli.jsonout import array_lines, object_of_arrays
 from firmware_catalog import Catalog, CatalogError, Device, Matcher, match_problem, parse_kev
 from firmware_catalog.provider import fetch_provider
 
@@ -150,13 +151,13 @@ def _print_match_json(matcher: Matcher, devices: list[Device], *, recommend: boo
         }
         for f in matcher.findings()
     ]
-    output: Any = rows
-    if recommend:
-        recommendations = [
-            {**matcher.recommend(d).to_dict(), "status": matcher.device_status(d)} for d in devices
-        ]
-        output = {"findings": rows, "recommendations": recommendations}
-    sys.stdout.write(json.dumps(output, indent=2) + "\n")
+    if not recommend:
+        sys.stdout.write(array_lines(rows) + "\n")
+        return
+    recommendations = [
+        {**matcher.recommend(d).to_dict(), "status": matcher.device_status(d)} for d in devices
+    ]
+    sys.stdout.write(object_of_arrays({"findings": rows, "recommendations": recommendations}) + "\n")
 
 
 def _print_match_text(matcher: Matcher, devices: list[Device], *, recommend: bool) -> None:
