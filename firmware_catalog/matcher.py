@@ -13,6 +13,7 @@ Not thread-safe: use one Matcher from one thread (the controller's event loop).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from firmware_catalog.catalog import Catalog, IndexKey
@@ -39,6 +40,7 @@ _PRIORITY = {"affected": 0, "unknown": 1, "fixed": 2, "not_affected": 3}
 _UNKNOWN_NAMED = 3  # unknown advisories a recommendation's reason names, the rest are counted
 
 
+@functools.lru_cache(maxsize=65_536)  # pure; a fleet repeats few combinations
 def match_problem(
     vendor: str,
     product: str,
