@@ -7,8 +7,8 @@ newer matcher, or a change another instance made, is reflected after a restart).
 recomputes incrementally:
 
 * ingest: :meth:`on_flush` runs after each committed flush and only compares each observation's
-  vendor, model, firmware and matched components (:data:`COMPONENT_PRODUCTS`: a Teams Rooms app
-  is matched as its own product, and its findings name the component) with what it knows (a
+  vendor, model, firmware and matched components (a Teams Rooms app is matched as its own
+  product, see :mod:`controller.match_keys`, and its findings name the component) with what it knows (a
   dictionary lookup, no catalog work). Devices that are new or changed are queued; :meth:`run`
   re-reads them from the database, re-matches them and replaces their findings, batched;
 * catalog: :meth:`add_advisory`, :meth:`remove_advisory` and :meth:`set_kev` change the catalog
@@ -36,6 +36,17 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from collector.wire import AgentState, AgentStatus
+from controller.match_keys import (
+    CHANGED,
+    FIRMWARE,
+    Seen,
+    as_device,
+    component_devices,
+    differs,
+    matched,
+    matcher_pk,
+    queue_key,
+)
 from controller.shapes import PreparedBatch
 from controller.storage.catalog_store import (
     AdvisoryQuotaExceeded,
@@ -45,11 +56,9 @@ from controller.storage.catalog_store import (
     document_text,
     severity,
 )
-from controller.storage.writer import UNKNOWN
 from firmware_catalog import (
     Advisory,
     Catalog,
-    Device,
     DocumentError,
     KevCatalog,
     Matcher,
@@ -72,17 +81,6 @@ _RETRY_S = 1.0  # pause after a failed write before trying again
 _SLICE = 200  # devices matched between two pauses for the event loop
 DEFAULT_MAX_ADVISORIES = 20_000
 _PROBLEM_CACHE = 100_000  # (vendor, model, firmware) combinations whose match problem is kept
-
-# Software components the catalog matches on their own, by version scheme: the product the
-# advisories name it by. The Teams Rooms app is the same product on any maker's hardware (the
-# device's own vendor and model are the hardware's), so it is matched as Microsoft's product,
-# beside the device's firmware. A component of another scheme (a Windows build, a peripheral's
-# firmware) is stored and shown, not matched: no advisory source of ours names it.
-COMPONENT_PRODUCTS: dict[str, tuple[str, str]] = {
-    "teams-rooms": ("Microsoft", "Microsoft Teams Rooms on Windows"),
-    "teams-android": ("Microsoft", "Microsoft Teams Rooms on Android"),
-}
-FIRMWARE = "firmware"  # findings about the device's firmware name this component
 
 
 class CatalogMetrics:
@@ -142,8 +140,8 @@ class MatchingService:
         # Per device, the matcher ids of its matched components ("<pk>/<component>").
         self._component_ids: dict[int, set[str]] = {}
         # Devices to recompute, each with what made it pending: the (firmware, vendor, model) an
-        # observation reported, None for a device an agent announced, _CHANGED for several.
-        self._pending: dict[tuple[str, str], _Seen | None] = {}
+        # observation reported, None for a device an agent announced, CHANGED for several.
+        self._pending: dict[tuple[str, str], Seen | None] = {}
         self._wake = asyncio.Event()
         self._problems: dict[tuple[str, str, str | None, str | None], str | None] = {}
 
@@ -171,8 +169,8 @@ class MatchingService:
             devices = await self._store.devices()
             self._devices = {d.pk: d for d in devices}
             self._known = {d.key: d for d in devices}
-            self._component_ids = {d.pk: {c.device_id for c in _component_devices(d)} for d in devices}
-            self.matcher.set_devices(m for d in devices for m in (_device(d), *_component_devices(d)))
+            self._component_ids = {d.pk: {c.device_id for c in component_devices(d)} for d in devices}
+            self.matcher.set_devices(m for d in devices for m in (as_device(d), *component_devices(d)))
             await self._persist(list(self._devices), cause="start", chunked=True)
         self.metrics.advisories.set(len(catalog))
         log.info(
@@ -206,9 +204,9 @@ class MatchingService:
                 site = message.site_id
                 for obs in message.observations:
                     key = (site, obs.device_id)
-                    seen = (obs.firmware, obs.vendor, obs.model, _matched(obs.software))
-                    if _differs(known.get(key), seen):
-                        _queue(pending, key, seen)
+                    seen = (obs.firmware, obs.vendor, obs.model, matched(obs.software))
+                    if differs(known.get(key), seen):
+                        queue_key(pending, key, seen)
             elif isinstance(message, AgentStatus) and message.state is AgentState.ONLINE:
                 for device_id in {*message.devices, *message.intervals_s}:
                     key = (message.site_id, device_id)
@@ -225,7 +223,7 @@ class MatchingService:
         self._pending = {
             key: seen
             for key, seen in self._pending.items()
-            if seen is _CHANGED or (key not in known if seen is None else _differs(known.get(key), seen))
+            if seen is CHANGED or (key not in known if seen is None else differs(known.get(key), seen))
         }
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -247,7 +245,7 @@ class MatchingService:
                 self._still_pending()
             except Exception as err:  # the database may be briefly away: keep the keys, try again
                 for key, seen in keys.items():
-                    _queue(self._pending, key, seen)
+                    queue_key(self._pending, key, seen)
                 self.metrics.failures.inc()
                 log.warning("findings_store_failed", devices=len(keys), error=str(err)[:500])
                 pause = _RETRY_S
@@ -268,8 +266,8 @@ class MatchingService:
         for record in records:
             self._devices[record.pk] = record
             self._known[record.key] = record
-            self.matcher.set_device(_device(record))
-            components = _component_devices(record)
+            self.matcher.set_device(as_device(record))
+            components = component_devices(record)
             ids = {c.device_id for c in components}
             for gone in self._component_ids.get(record.pk, set()) - ids:
                 self.matcher.remove_device(gone)
@@ -376,7 +374,7 @@ class MatchingService:
         """Devices the advisory concerns now, plus those with stored findings about it (replaced
         revisions may concern fewer products). Their rows are re-read first: another controller
         instance may have stored a newer firmware than this one knows."""
-        pks = {_pk(did) for did, _verdict in self.matcher.devices_affected_by(advisory_id)}
+        pks = {matcher_pk(did) for did, _verdict in self.matcher.devices_affected_by(advisory_id)}
         pks |= await self._store.device_pks_with_findings_of(advisory_id)
         fresh = [r for r in await self._store.devices_by_pks(pks) if self._devices.get(r.pk) != r]
         self._remember(fresh)
@@ -405,7 +403,7 @@ class MatchingService:
         return results
 
     def _result(self, record: DeviceRecord, now: datetime) -> DeviceResult:
-        device = _device(record)
+        device = as_device(record)
         base: dict[str, Any] = {
             "site_id": record.site_id,
             "device_id": record.device_id,
@@ -415,8 +413,7 @@ class MatchingService:
         }
         matched = [(FIRMWARE, device.software_version or None, device.device_id)]
         matched += [
-            (c.device_id.split("/", 1)[1], c.software_version, c.device_id)
-            for c in _component_devices(record)
+            (c.device_id.split("/", 1)[1], c.software_version, c.device_id) for c in component_devices(record)
         ]
         findings = [
             {
@@ -487,57 +484,3 @@ def _refuse_nul(document: Any, name: str) -> None:
                 stack.append((key if path == "$" else f"{path}.{key}", item))
         elif isinstance(value, list):
             stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
-
-
-_Components = tuple[tuple[str, str, str | None], ...]
-# firmware, vendor, model and matched components as an observation reported them
-_Seen = tuple[str | None, str, str, _Components]
-# Pending for different reasons (several firmware versions, say): recomputed whatever it read.
-_CHANGED: _Seen = ("", "", "", ())
-
-
-def _matched(software: _Components) -> _Components:
-    """The components of ``software`` the catalog matches (see :data:`COMPONENT_PRODUCTS`)."""
-    if not software:
-        return ()
-    return tuple(c for c in software if c[2] in COMPONENT_PRODUCTS and c[0] != FIRMWARE)
-
-
-def _queue(pending: dict[tuple[str, str], _Seen | None], key: tuple[str, str], seen: _Seen | None) -> None:
-    """Queue ``key`` as ``seen``; queued already for another reason, it becomes _CHANGED."""
-    pending[key] = seen if pending.get(key, seen) == seen else _CHANGED
-
-
-def _differs(record: DeviceRecord | None, seen: _Seen) -> bool:
-    """Whether an observation reporting ``seen`` changes what the device is matched on."""
-    if record is None:
-        return True
-    firmware, vendor, model, components = seen
-    # An unknown vendor or model (a device-down observation) leaves the stored one as it is.
-    return (
-        (firmware is not None and firmware != record.firmware_version)
-        or vendor not in {record.vendor, UNKNOWN}
-        or model not in {record.model, UNKNOWN}
-        or any(c not in record.components for c in components)
-    )
-
-
-def _device(record: DeviceRecord) -> Device:
-    # The reported family first (its scheme follows from the vocabulary); "unknown" is no family.
-    family = record.family if record.family and record.family != "unknown" else None
-    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "", family)
-
-
-def _component_devices(record: DeviceRecord) -> list[Device]:
-    """The device's matched components as devices of the matcher: ``<pk>/<component>``, the
-    product the catalog names it by, and the component's version."""
-    return [
-        Device(f"{record.pk}/{name}", *COMPONENT_PRODUCTS[scheme], version)
-        for name, version, scheme in _matched(record.components)
-        if scheme is not None
-    ]
-
-
-def _pk(matcher_id: str) -> int:
-    """The device's primary key of a matcher id (``<pk>`` or ``<pk>/<component>``)."""
-    return int(matcher_id.split("/", 1)[0])

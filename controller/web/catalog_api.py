@@ -21,7 +21,8 @@ import structlog
 from aiohttp import web
 
 from controller.auth import Permission
-from controller.storage.catalog_store import AdvisoryQuotaExceeded, FindingFilter
+from controller.storage.catalog_reads import FindingFilter
+from controller.storage.catalog_store import AdvisoryQuotaExceeded
 from controller.web.auth import principal, requires, tenant_scope, visible
 from controller.web.catalog_schemas import (
     AdvisoryDetail,

@@ -14,7 +14,7 @@ from collector.model import Identity, Observation, SoftwareComponent
 from collector.wire import encode
 from controller.matching import MatchingService
 from controller.storage import Received, Store
-from controller.storage.catalog_store import FindingFilter
+from controller.storage.catalog_reads import FindingFilter
 from controller.storage.records import prepared
 from tests.controller.conftest import make_batch, make_observation, obs_age, open_store
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from collector.wire import encode
-from controller.matching import _CHANGED, MatchingService
+from controller.match_keys import CHANGED as _CHANGED
+from controller.matching import MatchingService
 from controller.storage import Received, Store
 from controller.storage.records import prepared
 from tests.controller.conftest import make_batch, make_observation, obs_age, open_store

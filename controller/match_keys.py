@@ -1,0 +1,82 @@
+"""What matching keys a device on: pure helpers of :mod:`controller.matching`.
+
+An observation is compared with the stored device by what matching depends on (firmware, vendor,
+model, matched components); the device and each matched component become devices of the
+:class:`~firmware_catalog.Matcher`, a component as ``<pk>/<component>`` under the product the
+advisories name it by.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from controller.storage.writer import UNKNOWN
+from firmware_catalog import Device
+
+if TYPE_CHECKING:
+    from controller.storage.catalog_store import DeviceRecord
+
+# Software components the catalog matches on their own, by version scheme: the product the
+# advisories name it by. The Teams Rooms app is the same product on any maker's hardware (the
+# device's own vendor and model are the hardware's), so it is matched as Microsoft's product,
+# beside the device's firmware. A component of another scheme (a Windows build, a peripheral's
+# firmware) is stored and shown, not matched: no advisory source of ours names it.
+COMPONENT_PRODUCTS: dict[str, tuple[str, str]] = {
+    "teams-rooms": ("Microsoft", "Microsoft Teams Rooms on Windows"),
+    "teams-android": ("Microsoft", "Microsoft Teams Rooms on Android"),
+}
+FIRMWARE = "firmware"  # findings about the device's firmware name this component
+
+
+Components = tuple[tuple[str, str, str | None], ...]
+# firmware, vendor, model and matched components as an observation reported them
+Seen = tuple[str | None, str, str, Components]
+# Pending for different reasons (several firmware versions, say): recomputed whatever it read.
+CHANGED: Seen = ("", "", "", ())
+
+
+def matched(software: Components) -> Components:
+    """The components of ``software`` the catalog matches (see :data:`COMPONENT_PRODUCTS`)."""
+    if not software:
+        return ()
+    return tuple(c for c in software if c[2] in COMPONENT_PRODUCTS and c[0] != FIRMWARE)
+
+
+def queue_key(pending: dict[tuple[str, str], Seen | None], key: tuple[str, str], seen: Seen | None) -> None:
+    """Queue ``key`` as ``seen``; queued already for another reason, it becomes :data:`CHANGED`."""
+    pending[key] = seen if pending.get(key, seen) == seen else CHANGED
+
+
+def differs(record: DeviceRecord | None, seen: Seen) -> bool:
+    """Whether an observation reporting ``seen`` changes what the device is matched on."""
+    if record is None:
+        return True
+    firmware, vendor, model, components = seen
+    # An unknown vendor or model (a device-down observation) leaves the stored one as it is.
+    return (
+        (firmware is not None and firmware != record.firmware_version)
+        or vendor not in {record.vendor, UNKNOWN}
+        or model not in {record.model, UNKNOWN}
+        or any(c not in record.components for c in components)
+    )
+
+
+def as_device(record: DeviceRecord) -> Device:
+    # The reported family first (its scheme follows from the vocabulary); "unknown" is no family.
+    family = record.family if record.family and record.family != "unknown" else None
+    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "", family)
+
+
+def component_devices(record: DeviceRecord) -> list[Device]:
+    """The device's matched components as devices of the matcher: ``<pk>/<component>``, the
+    product the catalog names it by, and the component's version."""
+    return [
+        Device(f"{record.pk}/{name}", *COMPONENT_PRODUCTS[scheme], version)
+        for name, version, scheme in matched(record.components)
+        if scheme is not None
+    ]
+
+
+def matcher_pk(matcher_id: str) -> int:
+    """The device's primary key of a matcher id (``<pk>`` or ``<pk>/<component>``)."""
+    return int(matcher_id.split("/", 1)[0])
