@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client import Counter, Gauge, Histogram
 
 from collector.wire import AgentState, AgentStatus
+from controller.catalog_input import CatalogMetrics, parse_advisory_body, same_document
 from controller.match_keys import (
     CHANGED,
     FIRMWARE,
@@ -53,7 +53,6 @@ from controller.storage.catalog_store import (
     CatalogStore,
     DeviceRecord,
     DeviceResult,
-    document_text,
     severity,
 )
 from firmware_catalog import (
@@ -63,10 +62,8 @@ from firmware_catalog import (
     KevCatalog,
     Matcher,
     match_problem,
-    parse_advisory,
     parse_kev,
 )
-from firmware_catalog.csaf import decode_document
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -81,48 +78,6 @@ _RETRY_S = 1.0  # pause after a failed write before trying again
 _SLICE = 200  # devices matched between two pauses for the event loop
 DEFAULT_MAX_ADVISORIES = 20_000
 _PROBLEM_CACHE = 100_000  # (vendor, model, firmware) combinations whose match problem is kept
-
-
-class CatalogMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.imports = Counter(
-            "fernwart_catalog_imports_total",
-            "CSAF documents received by the API, by result (added, replaced, unchanged, rejected)",
-            ["result"],
-            registry=registry,
-        )
-        for result in ("added", "replaced", "unchanged", "rejected"):
-            self.imports.labels(result=result)
-        self.kev_imports = Counter(
-            "fernwart_catalog_kev_imports_total",
-            "KEV catalogs received by the API, by result (accepted, rejected)",
-            ["result"],
-            registry=registry,
-        )
-        for result in ("accepted", "rejected"):
-            self.kev_imports.labels(result=result)
-        self.advisories = Gauge(
-            "fernwart_catalog_advisories", "Advisories in this instance's catalog", registry=registry
-        )
-        self.recomputed = Counter(
-            "fernwart_findings_recomputed_devices_total",
-            "Devices whose findings were recomputed and stored, by cause (start, device, advisory, kev)",
-            ["cause"],
-            registry=registry,
-        )
-        for cause in ("start", "device", "advisory", "kev"):
-            self.recomputed.labels(cause=cause)
-        self.failures = Counter(
-            "fernwart_findings_store_failures_total",
-            "Recomputations whose findings could not be stored (retried)",
-            registry=registry,
-        )
-        self.seconds = Histogram(
-            "fernwart_findings_recompute_seconds",
-            "Duration of one recompute and its write",
-            ["cause"],
-            registry=registry,
-        )
 
 
 class MatchingService:
@@ -285,13 +240,13 @@ class MatchingService:
         """
         try:
             # Off the event loop: a 15 MB document took 11 s to validate and parse.
-            parsed, text = await asyncio.to_thread(_parse_advisory, body, source)
+            parsed, text = await asyncio.to_thread(parse_advisory_body, body, source)
         except DocumentError:
             self.metrics.imports.labels(result="rejected").inc()
             raise
         async with self._lock:
             old = self.catalog.get(parsed.id)
-            if old is not None and await asyncio.to_thread(_same_document, old, parsed):
+            if old is not None and await asyncio.to_thread(same_document, old, parsed):
                 self.metrics.imports.labels(result="unchanged").inc()
                 return old, "unchanged", 0
             if old is None and len(self.catalog) >= self._max_advisories:
@@ -455,32 +410,3 @@ class MatchingService:
             "updated_at": now,
         }
         return DeviceResult(record, findings, recommendation)
-
-
-def _parse_advisory(body: bytes | str, source: str) -> tuple[Advisory, str]:
-    """Decode, validate and parse one CSAF document (in a thread); also its compact JSON text to store."""
-    data = decode_document(body, source)
-    parsed = parse_advisory(data, source)
-    _refuse_nul(data, parsed.id)
-    return parsed, document_text(parsed.document)
-
-
-def _same_document(old: Advisory, new: Advisory) -> bool:
-    return old.document == new.document
-
-
-def _refuse_nul(document: Any, name: str) -> None:
-    """PostgreSQL text cannot hold NUL; a document with one is rejected here, naming where."""
-    stack: list[tuple[str, Any]] = [("$", document)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise DocumentError(name, path, "NUL character (\\u0000) in a string")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if "\x00" in key:
-                    raise DocumentError(name, path, "NUL character (\\u0000) in a key")
-                stack.append((key if path == "$" else f"{path}.{key}", item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
