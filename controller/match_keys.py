@@ -29,10 +29,10 @@ FIRMWARE = "firmware"  # findings about the device's firmware name this componen
 
 
 Components = tuple[tuple[str, str, str | None], ...]
-# firmware, vendor, model and matched components as an observation reported them
-Seen = tuple[str | None, str, str, Components]
+# firmware, vendor, model, family and matched components as an observation reported them
+Seen = tuple[str | None, str, str, str, Components]
 # Pending for different reasons (several firmware versions, say): recomputed whatever it read.
-CHANGED: Seen = ("", "", "", ())
+CHANGED: Seen = ("", "", "", "", ())
 
 
 def matched(software: Components) -> Components:
@@ -51,12 +51,15 @@ def differs(record: DeviceRecord | None, seen: Seen) -> bool:
     """Whether an observation reporting ``seen`` changes what the device is matched on."""
     if record is None:
         return True
-    firmware, vendor, model, components = seen
-    # An unknown vendor or model (a device-down observation) leaves the stored one as it is.
+    firmware, vendor, model, family, components = seen
+    # An unknown vendor, model or family (a device-down observation) leaves the stored one as it
+    # is. The family counts: matching uses the reported family first (a codec first seen as
+    # "telepresence", later as "roomos", is matched in another train).
     return (
         (firmware is not None and firmware != record.firmware_version)
         or vendor not in {record.vendor, UNKNOWN}
         or model not in {record.model, UNKNOWN}
+        or family not in {record.family, UNKNOWN}
         or any(c not in record.components for c in components)
     )
 

@@ -159,7 +159,7 @@ class MatchingService:
                 site = message.site_id
                 for obs in message.observations:
                     key = (site, obs.device_id)
-                    seen = (obs.firmware, obs.vendor, obs.model, matched(obs.software))
+                    seen = (obs.firmware, obs.vendor, obs.model, obs.family, matched(obs.software))
                     if differs(known.get(key), seen):
                         queue_key(pending, key, seen)
             elif isinstance(message, AgentStatus) and message.state is AgentState.ONLINE:
