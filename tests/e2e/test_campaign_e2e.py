@@ -2,8 +2,9 @@
 daemons inside a short window of the customer's contract.
 
 Real processes and servers throughout: Mosquitto with the production broker settings,
-``fernwart-controller`` with its command key (``fernwart controller key create``) and the campaign
-runner, ``fernwart-agent`` holding the controller's public key and a ``[[sources]]`` config (a Webex
+``fernwart-controller`` with its command key (``fernwart controller init`` creates it, ``key
+show`` prints it) and the campaign runner, ``fernwart-agent`` holding the controller's public key
+and a ``[[sources]]`` config (a Webex
 org of RoomOS rooms, updated through the cloud xAPI; an on-premises Room Kit Pro without a
 package host), an SMTP server for the customer's notices. Only the Cisco side is simulated
 (lab/fakes), and its devices change version when an update is triggered.
@@ -177,7 +178,8 @@ def world(
             fernwart(["controller", "token", "create", "--name", "e2e", "--role", "noc-admin", *config]) == 0
         )
         token = capsys.readouterr().out.strip().splitlines()[-1]
-        assert fernwart(["controller", "key", "create", *config]) == 0
+        # `controller init` created the command key; the agents get its public key.
+        assert fernwart(["controller", "key", "show", *config]) == 0
         command_key = capsys.readouterr().out.strip().splitlines()[-1]
         assert command_key.startswith("ed25519:")
         agent_cfg = tmp_path / "agent.toml"
