@@ -185,6 +185,14 @@ class CommandSettings(_Section):
     remember_results: int = Field(100_000, ge=100)
 
 
+class CampaignSettings(_Section):
+    """The campaign runner (controller/campaigns): how often it steps, and how long one update
+    may take at most — a job starts only if it can finish that long before its window ends."""
+
+    tick_s: float = Field(30.0, gt=0, le=3600)
+    expected_duration_s: float = Field(1800.0, gt=0, le=86400)
+
+
 class SiteSettings(_Section):
     tenant: str = "default"
 
@@ -198,6 +206,7 @@ class ControllerSettings(DaemonSettings):
     notices: NoticeSettings = NoticeSettings()
     retention: RetentionSettings = RetentionSettings()
     commands: CommandSettings = CommandSettings()
+    campaigns: CampaignSettings = CampaignSettings()
     # A device is stale after this many missed poll intervals.
     stale_after_intervals: float = Field(3.0, gt=0)
     default_interval_s: float = Field(60.0, gt=0)

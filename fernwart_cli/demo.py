@@ -31,6 +31,7 @@ from types import FrameType
 
 import aiomqtt
 
+from controller.commands.keys import KeyFileError, load_key, public_text
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import demo_tenants, exits
@@ -140,6 +141,19 @@ def init_database(python: str, config: Path) -> str:
     return done.stdout.decode().strip()
 
 
+def agent_trust(config: Path) -> str:
+    """The agent's ``[controller]`` table: the public key of the command key ``controller init``
+    created, so the demo's campaign can send the agent signed commands."""
+    try:
+        key = load_key(load_settings(config).commands.key_file)
+    except KeyFileError as err:
+        raise RuntimeError(f"commands.key_file: {err}") from None
+    return (
+        "\n# Whom this agent takes commands from (`fernwart controller key show`).\n"
+        f'[controller]\ncommand_key = "{public_text(key)}"\n'
+    )
+
+
 def create_admin_token(python: str, config: Path, token_file: Path) -> str:
     """A noc-admin token made as an operator bootstraps one (``fernwart controller token create``),
     kept in ``token_file`` (mode 0600) for the CLI (``FERNWART_TOKEN_FILE``)."""
@@ -190,6 +204,9 @@ share_group = ""        # … so no $share subscription
 [http]
 host = "127.0.0.1"
 port = {http_port}
+
+[commands]
+key_file = "{(state / "command-key.pem").resolve()}"  # created by `fernwart controller init`
 
 [sites.{SITE_ID}]
 tenant = "{TENANT}"
@@ -312,11 +329,14 @@ def run_demo(args: argparse.Namespace) -> int:
         (state / "controller.toml").write_text(controller_config(state, broker_port, http_port))
         microsoft = demo_tenants.start_microsoft_lab(stack, state, python, args.interval)
         cisco = start_cisco_lab(stack, state, python, args.interval)
+        sys.stdout.write(init_database(python, state / "controller.toml") + "\n")  # and the command key
         (state / "agent.toml").write_text(
-            agent_config(state, broker_port, sim.port, args.interval) + microsoft + cisco
+            agent_config(state, broker_port, sim.port, args.interval)
+            + microsoft
+            + cisco
+            + agent_trust(state / "controller.toml")
         )
         token_file = state / "admin.token"
-        sys.stdout.write(init_database(python, state / "controller.toml") + "\n")
         token = create_admin_token(python, state / "controller.toml", token_file)
         sys.stdout.write(enroll_lab_site(state / "controller.toml") + "\n")
         controller = stack.start(

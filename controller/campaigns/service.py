@@ -9,6 +9,7 @@ verifies reported versions, but starts no job.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import aiohttp
 import structlog
@@ -35,7 +36,14 @@ async def run_campaigns(
         timeout=aiohttp.ClientTimeout(total=settings.notices.timeout_s)
     ) as session:
         notices = sender_from_settings(settings.notices, session)
-        runner = CampaignRunner(store, channel, notices, registry=registry)
+        runner = CampaignRunner(
+            store,
+            channel,
+            notices,
+            expected_duration=timedelta(seconds=settings.campaigns.expected_duration_s),
+            tick_s=settings.campaigns.tick_s,
+            registry=registry,
+        )
         if channel is not None:
             channel.on_result(runner.on_result)
         log.info(

@@ -94,3 +94,46 @@ def test_a_key_of_another_kind_is_refused(tmp_path: Path) -> None:
     path.write_text("garbage")
     with pytest.raises(KeyFileError, match="not an unencrypted PEM private key"):
         load_key(path)
+
+
+def _init_config(tmp_path: Path) -> Path:
+    path = tmp_path / "controller.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "c.db"}"\n'
+        f'[commands]\nkey_file = "{tmp_path / "keys" / "command.pem"}"\n'
+    )
+    return path
+
+
+def test_init_creates_the_key_once_and_prints_its_public_key(tmp_path: Path) -> None:
+    """``controller init`` makes the controller ready to run campaigns: the database and, when
+    missing, the command key; run again, it keeps the key (agents trust it) and prints the same."""
+    config = _init_config(tmp_path)
+    first = _run("init", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "keys" / "command.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    public = first.stdout.strip().splitlines()[-1]
+    assert public == public_key_text(load_key(key_file).public_key())
+    assert "created" in first.stdout
+    before = key_file.read_bytes()
+    again = _run("init", "--config", str(config))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == public
+    assert "kept" in again.stdout
+    assert key_file.read_bytes() == before
+    assert _run("key", "show", "--config", str(config)).stdout.strip().splitlines()[-1] == public
+    for out in (first.stdout, first.stderr, again.stdout):
+        assert "PRIVATE" not in out
+
+
+def test_init_refuses_an_unusable_key_and_names_it(tmp_path: Path) -> None:
+    config = _init_config(tmp_path)
+    key_file = tmp_path / "keys" / "command.pem"
+    create_key(key_file)
+    key_file.chmod(0o644)
+    done = _run("init", "--config", str(config))
+    assert done.returncode == 1
+    assert "commands.key_file" in done.stderr
+    assert "readable by others" in done.stderr
+    assert (tmp_path / "c.db").exists()  # the database is ready all the same

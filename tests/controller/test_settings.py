@@ -154,3 +154,22 @@ def test_a_corrupt_sqlite_file_and_a_missing_ca_file_are_config_errors(
     # `init` refuses too: it never writes over a file that is not a database.
     assert fernwart_main(["controller", "init", "--config", str(path)]) == EX_CONFIG
     assert db.read_bytes().startswith(b"not a database")
+
+
+def test_the_campaign_runner_settings(tmp_path: Path) -> None:
+    """``[campaigns]``: how often the runner steps and how long one update may take; the example
+    states the defaults, and a bad value is named by its key path."""
+    example = load_settings(EXAMPLE).campaigns
+    assert (example.tick_s, example.expected_duration_s) == (30.0, 1800.0)
+    path = tmp_path / "campaigns.toml"
+    path.write_text("[campaigns]\ntick_s = 0.5\nexpected_duration_s = 10\n")
+    assert load_settings(path).campaigns.expected_duration_s == 10.0
+    path.write_text("[campaigns]\ntick_s = 0\nexpected_duration_s = -1\nstep = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    problems = err.value.problems
+    assert any(p.startswith("campaigns.tick_s: Input should be greater than 0") for p in problems)
+    assert any(
+        p.startswith("campaigns.expected_duration_s: Input should be greater than 0") for p in problems
+    )
+    assert any(p.startswith("campaigns.step: unknown key") for p in problems)

@@ -86,6 +86,19 @@ def test_demo_shows_every_lab_device_within_60s(tmp_path: Path) -> None:
         with urllib.request.urlopen(findings, timeout=5) as resp:
             affected = {(item["device_id"], item["advisory_id"]) for item in json.load(resp)["items"]}
         assert ("ber-konf-2-12", "cisco-sa-tce-roomos-dos-9V9jrC2q") in affected
+        # `controller init` created the command key and the agent trusts its public key: the
+        # demo's campaign can send the agent signed commands.
+        state = tmp_path / "demo"
+        shown = subprocess.run(
+            [sys.executable, "-m", "fernwart_cli.main", "controller", "key", "show", "--config",
+             str(state / "controller.toml")],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        public = shown.stdout.strip().splitlines()[-1]
+        assert f'command_key = "{public}"' in (state / "agent.toml").read_text()
+        controller_log = (state / "controller.log").read_text()
+        assert "command_channel_connected" in controller_log
+        assert "commands_disabled" not in controller_log
         # Anonymous callers get nothing.
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{url}/api/v1/devices", timeout=5)
