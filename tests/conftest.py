@@ -1,7 +1,10 @@
 """Fixtures that start real servers on loopback live in tests/fixtures/, one module each."""
 
 import gc
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # No timing limits in tests: on a busy 2-core CI machine hypothesis' deadline and its "input
@@ -15,6 +18,17 @@ pytest_plugins = [
     "tests.fixtures.amqtt",
     "tests.fixtures.snmpd",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test runs in a directory of its own: a daemon's default relative paths (the
+    controller's ``./var/fernwart.db`` and ``./var/command-key.pem``) land there, never in the
+    checkout, and a test cannot lean on the directory pytest was started from."""
+    workdir = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        yield workdir
 
 
 def pytest_sessionfinish() -> None:
