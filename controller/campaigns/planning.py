@@ -77,6 +77,7 @@ def plan_devices(
             customer,
             r.site_id,
             in_scope=(r.site_id, r.device_id) not in out_of_scope,
+            family=_family(r),
         )
         for r in chosen
     ]
@@ -104,5 +105,10 @@ def plan_devices(
     return planned
 
 
+def _family(record: DeviceRecord) -> str | None:
+    """The reported family, as matching uses it (``unknown`` is none)."""
+    return record.family if record.family and record.family != "unknown" else None
+
+
 def _device(record: DeviceRecord) -> Device:
-    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "")
+    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "", _family(record))

@@ -46,9 +46,12 @@ class InventoryDevice:
     customer: str
     site: str
     in_scope: bool = True
+    # The family the device's driver reported (firmware_catalog.vocabulary), when it said one:
+    # matching uses it first, the product-name rules are the fallback.
+    family: str | None = None
 
     def as_device(self) -> Device:
-        return Device(self.device_id, self.vendor, self.product, self.software_version)
+        return Device(self.device_id, self.vendor, self.product, self.software_version, self.family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +139,10 @@ class Planner:
     def plan(self, devices: Sequence[InventoryDevice]) -> list[PlannedJob]:
         """One job per device, in the given order. Raises ``KeyError`` for a customer without policy."""
         plain = [device.as_device() for device in devices]
-        seen: set[tuple[str, str, str]] = set()
+        seen: set[tuple[str, str, str, str | None]] = set()
         for device in plain:
             # The fleet's reported versions extend the release catalog before any target is chosen.
-            combo = (device.vendor, device.product, device.software_version)
+            combo = (device.vendor, device.product, device.software_version, device.family)
             if combo in seen:
                 continue
             seen.add(combo)

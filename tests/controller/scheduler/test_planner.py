@@ -292,3 +292,22 @@ def test_plans_keep_the_contract(
     for job, other in zip(jobs, again, strict=True):
         if job.update_class == "security" and job.action == "update" and canary == 0:
             assert other == job
+
+
+def test_the_reported_family_identifies_what_the_product_name_does_not() -> None:
+    # A Webex Calling phone as the Webex cloud names it: "Cisco 8845" is no product id the
+    # catalog's name rules know, but the driver said MPP.
+    phone = InventoryDevice("p1", "Cisco", "Cisco 8845", "14-2-1MPP", "acme", "hq")
+    policy = _policy("acme", "Europe/Vienna", "AT")
+    planner = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0)
+    unreported, reported = planner.plan([phone, replace(phone, device_id="p2", family="mpp")])
+    assert unreported.reason_code == "unknown_version"
+    assert reported.reason_code != "unknown_version"
+
+
+def test_a_device_without_a_reported_version_says_so() -> None:
+    silent = InventoryDevice("s1", "unknown", "unknown", "", "acme", "hq")
+    policy = _policy("acme", "Europe/Vienna", "AT")
+    (job,) = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0).plan([silent])
+    assert job.reason_code == "unknown_version"
+    assert "no firmware version reported" in job.reason
