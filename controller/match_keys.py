@@ -83,3 +83,20 @@ def component_devices(record: DeviceRecord) -> list[Device]:
 def matcher_pk(matcher_id: str) -> int:
     """The device's primary key of a matcher id (``<pk>`` or ``<pk>/<component>``)."""
     return int(matcher_id.split("/", 1)[0])
+
+
+def planned_software(
+    firmware: str | None, vendor: str, model: str, family: str | None, components: Components
+) -> tuple[str, str, str, str | None]:
+    """(vendor, product, version, family) of what an update campaign plans and verifies for a
+    device: its firmware, or, for a device that reports none (a Teams Rooms PC, whose firmware is
+    Windows), the first component the catalog matches on its own (the Teams Rooms app), named as
+    the catalog names it. The planner and the runner use this one rule, so a job planned for the
+    app is verified by the app version the device reports afterwards."""
+    if firmware:
+        return vendor, model, firmware, family if family and family != UNKNOWN else None
+    for _name, version, scheme in matched(components):
+        if scheme is not None:
+            product_vendor, product = COMPONENT_PRODUCTS[scheme]
+            return product_vendor, product, version, scheme
+    return vendor, model, "", family if family and family != UNKNOWN else None

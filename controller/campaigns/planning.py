@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from controller.match_keys import planned_software
 from controller.scheduler import InventoryDevice, Planner
 from controller.storage.catalog_store import DeviceRecord
 from controller.storage.contracts import Contracts
@@ -69,17 +70,7 @@ def plan_devices(
     matcher.set_devices(_device(r) for r in mine)
     chosen = select(mine, campaign.get("selection") or {}, matcher)
     inventory = [
-        InventoryDevice(
-            str(r.pk),
-            r.vendor,
-            r.model,
-            r.firmware_version or "",
-            customer,
-            r.site_id,
-            in_scope=(r.site_id, r.device_id) not in out_of_scope,
-            family=_family(r),
-        )
-        for r in chosen
+        _inventory(r, customer, in_scope=(r.site_id, r.device_id) not in out_of_scope) for r in chosen
     ]
     selector = TargetSelector(matcher, ReleaseCatalog.seed(), campaign.get("targets") or {})
     planner = Planner(
@@ -96,7 +87,7 @@ def plan_devices(
             "site_id": record.site_id,
             "device_id": record.device_id,
             "device_pk": record.pk,
-            "from_version": record.firmware_version,
+            "from_version": _software(record)[2] or None,
             "start": job.start,
             "end": job.end,
             "notice_at": job.notice_at,
@@ -108,6 +99,19 @@ def plan_devices(
 def _family(record: DeviceRecord) -> str | None:
     """The reported family, as matching uses it (``unknown`` is none)."""
     return record.family if record.family and record.family != "unknown" else None
+
+
+def _software(record: DeviceRecord) -> tuple[str, str, str, str | None]:
+    return planned_software(
+        record.firmware_version, record.vendor, record.model, record.family, record.components
+    )
+
+
+def _inventory(record: DeviceRecord, customer: str, *, in_scope: bool) -> InventoryDevice:
+    vendor, product, version, family = _software(record)
+    return InventoryDevice(
+        str(record.pk), vendor, product, version, customer, record.site_id, in_scope=in_scope, family=family
+    )
 
 
 def _device(record: DeviceRecord) -> Device:

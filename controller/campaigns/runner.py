@@ -40,6 +40,7 @@ from controller.campaigns.machine import (
     Send,
 )
 from controller.campaigns.notices import Notice, NoticeError, NoticeSender, build_notices, due
+from controller.match_keys import Components, planned_software
 from controller.scheduler import next_windows, notice_time
 from controller.storage import Store, audit, campaign_store, contracts
 from controller.storage import models as m
@@ -197,11 +198,30 @@ class CampaignRunner:
             table.c.device_id,
             table.c.vendor,
             table.c.model,
+            table.c.family,
             table.c.firmware_version,
             table.c.reachable,
         ).where(sa.tuple_(table.c.site_id, table.c.device_id).in_(list(keys)))
         async with self.store.engine.connect() as conn:
             return {keys[(r.site_id, r.device_id)]: r for r in await conn.execute(stmt)}
+
+    async def _components(self, rows: dict[str, Any]) -> dict[tuple[str, str], Components]:
+        """The components of the devices among ``rows`` that report no firmware: what a job
+        planned for their Teams app is verified by (controller.match_keys.planned_software)."""
+        keys = [(r.site_id, r.device_id) for r in rows.values() if not r.firmware_version]
+        if not keys:
+            return {}
+        table = m.DEVICE_COMPONENTS
+        stmt = (
+            sa.select(table.c.site_id, table.c.device_id, table.c.component, table.c.version, table.c.scheme)
+            .where(sa.tuple_(table.c.site_id, table.c.device_id).in_(keys))
+            .order_by(table.c.site_id, table.c.device_id, table.c.component)
+        )
+        found: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+        async with self.store.engine.connect() as conn:
+            for r in await conn.execute(stmt):
+                found.setdefault((r.site_id, r.device_id), []).append((r.component, r.version, r.scheme))
+        return {key: tuple(items) for key, items in found.items()}
 
     async def _reachable(self, machine: CampaignMachine) -> dict[str, bool]:
         return {
@@ -209,24 +229,33 @@ class CampaignRunner:
         }
 
     async def _versions(self, cid: int, machine: CampaignMachine, now: datetime) -> None:
-        for job_id, row in (await self._device_rows(machine)).items():
+        rows = await self._device_rows(machine)
+        components = await self._components(rows)
+        for job_id, row in rows.items():
             job = machine.jobs[job_id]
-            if job.state not in AWAITING_VERSION or not row.firmware_version:
+            if job.state not in AWAITING_VERSION:
                 continue
-            reported = self._as_target(row, job.target)
+            vendor, product, version, family = planned_software(
+                row.firmware_version,
+                row.vendor,
+                row.model,
+                row.family,
+                components.get((row.site_id, row.device_id), ()),
+            )
+            if not version:
+                continue
+            reported = self._as_target(Device(row.device_id, vendor, product, version, family), job.target)
             if reported == job.target or reported != job.from_version:
                 await self._apply(cid, machine, machine.on_version(job.site_id, job.device_id, reported, now))
 
-    def _as_target(self, row: Any, target: str) -> str:
+    def _as_target(self, device: Device, target: str) -> str:
         """The reported version, as ``target`` when the catalog parses both to the same release."""
-        _identity, version, _why = self._identify.identify(
-            Device(row.device_id, row.vendor, row.model, row.firmware_version)
-        )
+        _identity, version, _why = self._identify.identify(device)
         if version is not None:
             with contextlib.suppress(VersionParseError):
                 if parse_version(version.scheme, target) == version:
                     return target
-        return str(row.firmware_version)
+        return device.software_version
 
     async def _notify(
         self, cid: int, machine: CampaignMachine, loaded: contracts.Contracts, customer: str, now: datetime

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from collector.model import Observation, SoftwareComponent
 from collector.wire import ActionKind, ActionRequest, ActionResult, ActionState
 from controller.campaigns.notices import NoticeSender, SmtpConfig
 from controller.campaigns.runner import CampaignRunner
@@ -279,3 +280,42 @@ async def test_the_daemon_task_registers_the_runner_for_results(env: Env, tmp_pa
     async with asyncio.timeout(10):
         runner = await task
     assert channel.callbacks == [runner.on_result]
+
+
+async def test_a_teams_rooms_app_job_is_verified_by_the_app_version_the_pc_reports(env: Env) -> None:
+    # A Teams Rooms PC reports no firmware of its own (its OS is Windows); the campaign plans the
+    # Teams Rooms app, a manual job (no API updates the app), verified by the app's new version.
+    def teams_pc(app: str) -> Observation:
+        pc = observation("pc1", "lenovo", "teams-rooms", "ThinkSmart Core", None)
+        app_row = SoftwareComponent(name="teams_rooms_app", version=app, scheme="teams-rooms")
+        return pc.model_copy(update={"driver": "graph", "software": [app_row]})
+
+    await env.store.write_flush([_received(make_batch("site-1", "agent-1", env.seq, [teams_pc("5.4.88.0")]))])
+    env.seq += 1
+    made = CampaignSpec(name="teams", customer="acme", targets={"teams-rooms": "5.5.12.0"})
+    row = await campaign_store.create_campaign(env.store, made.model_dump(), actor="test")
+    job = {
+        "site_id": "site-1",
+        "device_id": "pc1",
+        "action": "update",
+        "update_class": "feature",
+        "execution": "manual",
+        "target": "5.5.12.0",
+        "from_version": "5.4.88.0",
+        "wave": 1,
+        "reason_code": "scheduled",
+        "reason": "feature",
+        "start": WINDOW[0],
+        "end": WINDOW[1],
+    }
+    await campaign_store.replace_plan(env.store, row["id"], "acme", [job], actor="test")
+    await campaign_store.change_state(env.store, row["id"], "approved", actor="test")
+    channel = RecordingChannel()
+    runner = CampaignRunner(env.store, channel, clock=lambda: env.now)
+    await runner.step()
+    await runner.step()
+    assert (await states(env, row["id"]))["pc1"] != "verified"  # still on 5.4.88.0
+    await env.store.write_flush([_received(make_batch("site-1", "agent-1", env.seq, [teams_pc("5.5.12.0")]))])
+    env.seq += 1
+    await runner.step()
+    assert (await states(env, row["id"]))["pc1"] == "verified"

@@ -3,7 +3,7 @@ the stored record (controller.match_keys)."""
 
 from __future__ import annotations
 
-from controller.match_keys import CHANGED, differs, queue_key
+from controller.match_keys import CHANGED, differs, planned_software, queue_key
 from controller.storage.catalog_store import DeviceRecord
 
 TEAMS = (("teams_rooms_app", "5.4.88.0", "teams-rooms"),)
@@ -55,3 +55,25 @@ def test_a_key_queued_for_two_reasons_is_recomputed_whatever_it_reads() -> None:
     assert pending == {("s", "d"): first}
     queue_key(pending, ("s", "d"), ("2.0", "cisco", "m", "roomos", ()))
     assert pending == {("s", "d"): CHANGED}
+
+
+def test_planned_software_is_the_firmware_when_the_device_reports_one() -> None:
+    assert planned_software("RoomOS 11.17.1.7", "cisco", "Room Kit", "roomos", TEAMS) == (
+        "cisco",
+        "Room Kit",
+        "RoomOS 11.17.1.7",
+        "roomos",
+    )
+    assert planned_software("1.0", "acme", "x", "unknown", ())[3] is None
+
+
+def test_planned_software_of_a_teams_rooms_pc_is_its_teams_app() -> None:
+    # The PC's firmware is Windows: the campaign plans (and verifies) the Teams Rooms app.
+    apps = (("device_firmware", "10.0.22631", None), *TEAMS)
+    assert planned_software(None, "lenovo", "ThinkSmart Core", "teams-rooms", apps) == (
+        "Microsoft",
+        "Microsoft Teams Rooms on Windows",
+        "5.4.88.0",
+        "teams-rooms",
+    )
+    assert planned_software("", "lenovo", "ThinkSmart Core", None, ())[2] == ""
