@@ -28,6 +28,7 @@ import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any, Final
@@ -48,6 +49,7 @@ ERROR_CODES: Final = (
     "no_recipients",
     "smtp_unreachable",
     "smtp_refused",
+    "email_invalid",
     "webhook_unreachable",
     "webhook_refused",
 )
@@ -138,7 +140,8 @@ def render_email(notice: Notice, policy: CustomerPolicy, sender: str) -> EmailMe
     start, end = notice.window_start.astimezone(tz), notice.window_end.astimezone(tz)
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = ", ".join(f"{c.name} <{c.email}>" for c in policy.contacts)
+    # Address objects quote a display name: "Eve, x <eve@evil.example>" stays one contact's name.
+    message["To"] = [Address(display_name=c.name, addr_spec=c.email) for c in policy.contacts]
     count = len(notice.items)
     message["Subject"] = (
         f"Planned updates for {notice.customer_name}: {count} device(s) on {start:%a %Y-%m-%d %H:%M %Z}"
@@ -212,6 +215,15 @@ def _deliver(config: SmtpConfig, message: EmailMessage, recipients: Sequence[str
         refused = smtp.send_message(message, from_addr=config.sender, to_addrs=list(recipients))
         if refused:
             raise smtplib.SMTPRecipientsRefused(refused)
+
+
+def _rendered(notice: Notice, policy: CustomerPolicy, sender: str) -> EmailMessage:
+    """The e-mail, or :class:`NoticeError` ``email_invalid`` when a name or address cannot go into
+    a header (stored before names were checked): one customer's data never stops the runner."""
+    try:
+        return render_email(notice, policy, sender)
+    except (ValueError, IndexError, TypeError) as err:
+        raise NoticeError("email_invalid", f"customer {policy.customer}: {type(err).__name__}") from None
 
 
 async def send_email(config: SmtpConfig, message: EmailMessage, recipients: Sequence[str]) -> None:
@@ -294,7 +306,8 @@ class NoticeSender:
         delivered: tuple[str, ...] = ()
         if recipients and self.smtp is not None:
             try:
-                await send_email(self.smtp, render_email(notice, policy, self.smtp.sender), recipients)
+                message = _rendered(notice, policy, self.smtp.sender)
+                await send_email(self.smtp, message, recipients)
                 delivered = recipients
             except NoticeError as err:
                 errors.append(str(err))

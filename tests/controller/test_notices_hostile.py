@@ -1,0 +1,88 @@
+"""Notices with hostile contact data: no header injection, no extra recipient, no stuck runner.
+
+Found: a contact or customer name with CR/LF (``"Maria\\r\\nBcc: eve@evil.example"``) passed the
+policy schema; rendering the e-mail then raised ``ValueError`` out of ``NoticeSender.send`` (not a
+NoticeError), so that customer's notice could never go and the runner's step failed with it. A
+name with a comma and angle brackets (``"Eve, x <eve@evil.example>"``) showed a foreign address
+in the ``To`` header that a reply-all would mail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from datetime import datetime
+
+import aiohttp
+import pytest
+
+from controller.campaigns.notices import NoticeSender, SmtpConfig, build_notices, render_email
+from controller.scheduler import DataError, parse_policy
+from controller.scheduler.policy import Contact
+from tests.controller.test_campaigns_notices import (  # noqa: F401 - the fixtures
+    JOBS,
+    SECRET,
+    VIENNA,
+    Hooks,
+    Mailbox,
+    policy,
+    smtp,
+    webhook,
+)
+
+CRLF_NAME = "Maria\r\nBcc: eve@evil.example"
+
+
+@pytest.mark.parametrize(
+    ("customer", "where"),
+    [
+        ({"name": "ACME\r\nBcc: eve@evil.example"}, "customers.acme.name"),
+        ({"contacts": [{"name": CRLF_NAME, "email": "m@acme.example"}]}, "customers.acme.contacts[0].name"),
+        (
+            {"contacts": [{"name": "M", "email": "m@acme.example", "role": "x\nBcc: e@x"}]},
+            "customers.acme.contacts[0].role",
+        ),
+        ({"contacts": [{"name": "M", "email": "m@acme.example\x0b"}]}, "customers.acme.contacts[0].email"),
+    ],
+)
+def test_control_characters_in_names_are_refused_naming_the_field(
+    customer: dict[str, object], where: str
+) -> None:
+    with pytest.raises(DataError) as err:
+        parse_policy({"customers": {"acme": customer}})
+    assert [line.split(":")[0] for line in err.value.errors] == [where]
+
+
+def test_a_display_name_with_address_syntax_stays_one_recipient() -> None:
+    acme = policy()
+    odd = dataclasses.replace(
+        acme, contacts=(Contact('Eve, Mallory <eve@evil.example> "x"', "maria@acme.example"),)
+    )
+    [notice] = build_notices(odd, 7, JOBS)
+    message = render_email(notice, odd, "noc@fernwart.example")
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    addresses = parsed["To"].addresses
+    assert [a.addr_spec for a in addresses] == ["maria@acme.example"]
+    assert addresses[0].display_name == 'Eve, Mallory <eve@evil.example> "x"'
+
+
+async def test_a_stored_name_with_crlf_fails_only_its_email(
+    smtp: tuple[Mailbox, int],  # noqa: F811
+    webhook: tuple[Hooks, str],  # noqa: F811
+) -> None:
+    """Stored before names were checked: the e-mail fails with a reason code, the webhook still goes."""
+    mailbox, port = smtp
+    hooks, url = webhook
+    acme = policy()
+    bad = dataclasses.replace(acme, contacts=(Contact(CRLF_NAME, "maria@acme.example"),))
+    [notice] = build_notices(bad, 7, JOBS)
+    now = datetime(2026, 5, 11, 16, 30, tzinfo=VIENNA)
+    async with aiohttp.ClientSession() as session:
+        sender = NoticeSender(SmtpConfig("127.0.0.1", port), session, SECRET)
+        delivery = await sender.send(notice, bad, now, webhook_url=url)
+    assert [e.split(":")[0] for e in delivery.errors] == ["email_invalid"]
+    assert delivery.recipients == ()
+    assert delivery.webhook
+    assert mailbox.messages == []
+    assert len(hooks.received) == 1
