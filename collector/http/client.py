@@ -39,6 +39,22 @@ from collector.http.translate import error_for_status, request_id
 
 log = structlog.get_logger(__name__)
 
+# A vendor page is a few hundred kB; a hostile or broken server (or a gzip bomb: aiohttp inflates
+# as it reads) must not fill the agent's memory. Bodies past this are a BadResponse.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The (decompressed) body, or None once it passes ``limit`` bytes: read no further."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
 
 @dataclass(frozen=True)
 class ApiResponse:
@@ -62,8 +78,10 @@ class ApiClient:
         deadline_s: float = 30.0,
         client_request_id_header: str | None = "client-request-id",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._session = session
+        self.max_body_bytes = max_body_bytes
         self.vendor = vendor
         self.base_url = URL(base_url.rstrip("/"))
         if not self.base_url.is_absolute():
@@ -198,7 +216,14 @@ class ApiClient:
         async with self._session.request(
             method, url, headers=headers, json=json_body, data=data, allow_redirects=False
         ) as raw:
-            text = await raw.text(errors="replace")
+            received = await read_capped(raw, self.max_body_bytes)
+            if received is None:
+                rid = request_id(raw.headers, None)
+                raise BadResponse(
+                    f"{self._where(method, url)} answered {raw.status} with a body over "
+                    f"{self.max_body_bytes} bytes" + (f" (request-id {rid})" if rid else "")
+                )
+            text = received.decode("utf-8", errors="replace")  # JSON is UTF-8 (RFC 8259)
             body = self._parse(method, url, raw.status, raw.headers, text)
             return ApiResponse(raw.status, raw.headers, body, request_id(raw.headers, body), url)
 
@@ -207,6 +232,10 @@ class ApiClient:
             return None
         try:
             return json.loads(text)
+        except RecursionError:  # "[[[[…": nesting deeper than the parser's stack
+            raise BadResponse(
+                f"{self._where(method, url)} answered {status} with JSON nested too deeply"
+            ) from None
         except ValueError:
             if 200 <= status < 300:
                 rid = request_id(headers, None)
