@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from collector.wire import IDENT_PATTERN
 from controller.auth import Permission
@@ -278,7 +278,18 @@ class AuditQuery(BaseModel):
     format: str = Field("jsonl", pattern="^(jsonl|csv)$")
     customer: str | None = Field(None, max_length=128)
     kind: str | None = Field(None, pattern="^(" + "|".join(audit.KINDS) + ")$")
-    since: datetime | None = None
+    # with an offset, and in range once in UTC: a naive time or 0001-01-01T00:00+23:59 gave 500
+    since: AwareDatetime | None = None
+
+    @field_validator("since")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC") from None
 
 
 @requires(Permission.READ)
