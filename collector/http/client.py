@@ -65,6 +65,15 @@ class ApiResponse:
     url: URL
 
 
+_SECRET_FIELDS = ("secret", "token", "password", "assertion")
+
+
+def _sent_secrets(token: str | None, form: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The secrets a request carried: its bearer token and the form's secret fields."""
+    found = [v for k, v in (form or {}).items() if any(word in k.lower() for word in _SECRET_FIELDS)]
+    return tuple(s for s in (token, *found) if s)
+
+
 class ApiClient:
     def __init__(
         self,
@@ -157,7 +166,7 @@ class ApiClient:
                     self._auth.invalidate(token)  # expired: one more try with a new token
                     reauthorised = True
                     continue
-                error, retry_after = self._failure(method, url, response)
+                error, retry_after = self._failure(method, url, response, _sent_secrets(token, data))
             wait = self._wait_before_retry(attempt, error, retry_after, deadline - loop.time())
             log.info(
                 "api_retry",
@@ -173,7 +182,9 @@ class ApiClient:
             await self._sleep(wait)
             attempt += 1
 
-    def _failure(self, method: str, url: URL, response: ApiResponse) -> tuple[DriverError, float | None]:
+    def _failure(
+        self, method: str, url: URL, response: ApiResponse, secrets: tuple[str, ...]
+    ) -> tuple[DriverError, float | None]:
         """The error for a non-2xx answer; raised at once unless the status may be retried."""
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         error = error_for_status(
@@ -184,6 +195,7 @@ class ApiClient:
             headers=response.headers,
             body=response.body,
             retry_after_s=retry_after,
+            secrets=secrets,
         )
         if response.status not in RETRY_STATUSES:
             raise error
