@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from controller.scheduler import CustomerPolicy, in_working_hours, notice_time
 from controller.settings import NoticeSettings
@@ -251,6 +252,7 @@ async def post_webhook(
 ) -> None:
     """POST the signed body. Raises :class:`NoticeError` (``webhook_unreachable`` / ``webhook_refused``)."""
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, secret, now)}
+    shown = _origin(url)
     try:
         async with (
             asyncio.timeout(timeout_s),
@@ -258,9 +260,19 @@ async def post_webhook(
         ):
             status = response.status
     except (aiohttp.ClientError, TimeoutError, OSError) as err:
-        raise NoticeError("webhook_unreachable", f"{url}: {type(err).__name__}") from None
+        raise NoticeError("webhook_unreachable", f"{shown}: {type(err).__name__}") from None
     if not 200 <= status < 300:
-        raise NoticeError("webhook_refused", f"{url} answered HTTP {status}")
+        raise NoticeError("webhook_refused", f"{shown} answered HTTP {status}")
+
+
+def _origin(url: str) -> str:
+    """How a webhook is named in errors (which reach the log and the audit log): its origin only.
+    Incoming-webhook URLs (Teams, Slack, many ticket systems) carry their secret in the path or
+    query, some in user:password@."""
+    try:
+        return str(URL(url).origin())
+    except ValueError:
+        return "the webhook URL"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from tests.controller.test_campaigns_notices import (  # noqa: F401 - the fixtur
     smtp,
     webhook,
 )
+from tests.fixtures.net import free_port
 
 CRLF_NAME = "Maria\r\nBcc: eve@evil.example"
 
@@ -86,3 +87,36 @@ async def test_a_stored_name_with_crlf_fails_only_its_email(
     assert delivery.webhook
     assert mailbox.messages == []
     assert len(hooks.received) == 1
+
+
+@pytest.mark.parametrize("status", [500, None])
+async def test_a_failing_webhook_is_named_by_its_origin_only(status: int | None) -> None:
+    """Incoming-webhook URLs carry their secret (path, query, user:password@); errors reach the
+    log and the audit log. Found: the whole URL was in both."""
+    from aiohttp import web  # noqa: PLC0415 - only this test serves
+    from aiohttp.test_utils import TestServer  # noqa: PLC0415
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", refuse)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    port = server.port if status else free_port()
+    url = f"http://hookuser:Hook-pass-77e1@127.0.0.1:{port}/IncomingWebhook/Path-secret-31c9?sig=Query-secret-a0b2"
+    acme = policy()
+    [notice] = build_notices(acme, 7, JOBS)
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = NoticeSender(None, session, SECRET)
+            delivery = await sender.send(
+                notice, acme, datetime(2026, 5, 11, 16, 30, tzinfo=VIENNA), webhook_url=url
+            )
+    finally:
+        await server.close()
+    (error,) = delivery.errors
+    assert error.startswith("webhook_refused" if status else "webhook_unreachable")
+    assert f"http://127.0.0.1:{port}" in error
+    for secret in ("Hook-pass-77e1", "Path-secret-31c9", "Query-secret-a0b2", "hookuser"):
+        assert secret not in error
