@@ -102,6 +102,7 @@ class ApiClient:
         self._rid_header = client_request_id_header
         self._sleep = sleep
         self.requests_made = 0
+        self.bytes_read = 0  # decompressed body bytes, for the paging guard and the bench
         self.retries_made = 0
         self.waited_s = 0.0
 
@@ -235,6 +236,7 @@ class ApiClient:
                     f"{self._where(method, url)} answered {raw.status} with a body over "
                     f"{self.max_body_bytes} bytes" + (f" (request-id {rid})" if rid else "")
                 )
+            self.bytes_read += len(received)
             text = received.decode("utf-8", errors="replace")  # JSON is UTF-8 (RFC 8259)
             body = self._parse(method, url, raw.status, raw.headers, text)
             return ApiResponse(raw.status, raw.headers, body, request_id(raw.headers, body), url)

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from collector.errors import BadResponse, DriverError, Throttled
 from collector.http import ApiClient, RetryPolicy
+from collector.http.paging import link_pages, odata_pages
 from collector.xapi.client import XapiClient
 from collector.xapi.options import XapiOptions
 
@@ -161,3 +162,31 @@ async def test_xapi_answer_past_the_limit_is_a_bad_response() -> None:
 
     with pytest.raises(BadResponse, match="answer over"):
         await _status(huge)
+
+
+@pytest.mark.parametrize("style", ["odata", "link"])
+async def test_an_endless_listing_of_fat_pages_stops_at_the_listing_cap(style: str) -> None:
+    """Next links that never repeat (page=N+1 forever), each page 256 kB: without a cap on the
+    whole listing the agent collects up to MAX_PAGES of them (found: 10,000 x 32 MiB possible)."""
+    served: list[int] = []
+
+    async def endless(request: web.Request) -> web.Response:
+        page = int(request.query.get("page", "0"))
+        served.append(page)
+        items = ["x" * 1024] * 256
+        nxt = str(request.url.with_query({"page": str(page + 1)}))
+        if style == "odata":
+            return web.json_response({"value": items, "@odata.nextLink": nxt})
+        return web.json_response({"items": items}, headers={"Link": f'<{nxt}>; rel="next"'})
+
+    server = await _serve(endless)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = ApiClient(session, vendor="graph", base_url=str(server.make_url("/v1.0")))
+            pages = odata_pages if style == "odata" else link_pages
+            with pytest.raises(BadResponse, match="listing larger than"):
+                async for _page in pages(client, "/things", max_bytes=LIMIT):
+                    pass
+    finally:
+        await server.close()
+    assert len(served) == 4  # pages of ~263 kB: the fourth passes 1 MiB
