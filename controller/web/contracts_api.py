@@ -48,6 +48,8 @@ async def json_body(request: web.Request) -> Any:
         return _error(413, [{"loc": ["body"], "msg": f"body exceeds {MAX_BODY_BYTES} bytes"}])
     try:
         return json.loads(raw or b"null")
+    except RecursionError:  # "[[[[…" deeper than the parser's stack: was a 500
+        return _error(400, [{"loc": ["body"], "msg": "JSON nested too deeply"}])
     except (UnicodeDecodeError, ValueError) as err:
         return _error(400, [{"loc": ["body"], "msg": f"not JSON: {err}"}])
 
