@@ -232,13 +232,15 @@ async def send_email(config: SmtpConfig, message: EmailMessage, recipients: Sequ
     try:
         async with asyncio.timeout(config.timeout_s + 5):
             await asyncio.to_thread(_deliver, config, message, recipients)
-    except (OSError, TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as err:
+    except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as err:
         raise NoticeError("smtp_unreachable", f"{config.host}:{config.port}: {type(err).__name__}") from None
-    except smtplib.SMTPException as err:
+    except smtplib.SMTPException as err:  # before OSError, its base class: a refusal is not "unreachable"
         code = getattr(err, "smtp_code", None)
         raise NoticeError(
             "smtp_refused", f"{config.host}:{config.port} refused the message (SMTP {code})"
         ) from None
+    except OSError as err:
+        raise NoticeError("smtp_unreachable", f"{config.host}:{config.port}: {type(err).__name__}") from None
 
 
 async def post_webhook(

@@ -120,3 +120,45 @@ async def test_a_failing_webhook_is_named_by_its_origin_only(status: int | None)
     assert f"http://127.0.0.1:{port}" in error
     for secret in ("Hook-pass-77e1", "Path-secret-31c9", "Query-secret-a0b2", "hookuser"):
         assert secret not in error
+
+
+async def test_an_smtp_server_echoing_the_password_in_its_refusal() -> None:
+    """A relay that answers AUTH with the decoded credentials: the NoticeError names the code only.
+    Found on the way: every SMTP refusal was reported as ``smtp_unreachable`` (SMTPException is an
+    OSError, and OSError was caught first), so a wrong password looked like a network fault."""
+    import asyncio  # noqa: PLC0415
+    import base64  # noqa: PLC0415
+
+    from structlog.testing import capture_logs  # noqa: PLC0415
+
+    password = "Smtp-pa55-e3d1"
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay.example ESMTP\r\n")
+        while line := await reader.readline():
+            if line.upper().startswith(b"EHLO"):
+                writer.write(b"250-relay.example\r\n250 AUTH PLAIN LOGIN\r\n")
+            elif line.upper().startswith(b"AUTH"):
+                echoed = base64.b64decode(line.split()[-1] + b"==").replace(b"\x00", b" ")
+                writer.write(b"535 5.7.8 refused: " + echoed + b"\r\n")
+            else:
+                writer.write(b"221 bye\r\n")
+                break
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    acme = policy()
+    [notice] = build_notices(acme, 7, JOBS)
+    config = SmtpConfig("127.0.0.1", port, username="noc", password=password, timeout_s=5)
+    try:
+        with capture_logs() as logs:
+            delivery = await NoticeSender(config).send(
+                notice, acme, datetime(2026, 5, 11, 16, 0, tzinfo=VIENNA)
+            )
+    finally:
+        server.close()
+    assert [e.split(":")[0] for e in delivery.errors] == ["smtp_refused"], delivery.errors
+    assert "535" in delivery.errors[0]
+    assert password not in f"{delivery} {config!r} {logs}"
