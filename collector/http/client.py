@@ -39,6 +39,22 @@ from collector.http.translate import error_for_status, request_id
 
 log = structlog.get_logger(__name__)
 
+# A vendor page is a few hundred kB; a hostile or broken server (or a gzip bomb: aiohttp inflates
+# as it reads) must not fill the agent's memory. Bodies past this are a BadResponse.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The (decompressed) body, or None once it passes ``limit`` bytes: read no further."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
 
 @dataclass(frozen=True)
 class ApiResponse:
@@ -47,6 +63,15 @@ class ApiResponse:
     body: Any  # parsed JSON, or None for an empty body
     request_id: str | None
     url: URL
+
+
+_SECRET_FIELDS = ("secret", "token", "password", "assertion")
+
+
+def _sent_secrets(token: str | None, form: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The secrets a request carried: its bearer token and the form's secret fields."""
+    found = [v for k, v in (form or {}).items() if any(word in k.lower() for word in _SECRET_FIELDS)]
+    return tuple(s for s in (token, *found) if s)
 
 
 class ApiClient:
@@ -62,8 +87,10 @@ class ApiClient:
         deadline_s: float = 30.0,
         client_request_id_header: str | None = "client-request-id",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._session = session
+        self.max_body_bytes = max_body_bytes
         self.vendor = vendor
         self.base_url = URL(base_url.rstrip("/"))
         if not self.base_url.is_absolute():
@@ -75,6 +102,7 @@ class ApiClient:
         self._rid_header = client_request_id_header
         self._sleep = sleep
         self.requests_made = 0
+        self.bytes_read = 0  # decompressed body bytes, for the paging guard and the bench
         self.retries_made = 0
         self.waited_s = 0.0
 
@@ -139,7 +167,7 @@ class ApiClient:
                     self._auth.invalidate(token)  # expired: one more try with a new token
                     reauthorised = True
                     continue
-                error, retry_after = self._failure(method, url, response)
+                error, retry_after = self._failure(method, url, response, _sent_secrets(token, data))
             wait = self._wait_before_retry(attempt, error, retry_after, deadline - loop.time())
             log.info(
                 "api_retry",
@@ -155,7 +183,9 @@ class ApiClient:
             await self._sleep(wait)
             attempt += 1
 
-    def _failure(self, method: str, url: URL, response: ApiResponse) -> tuple[DriverError, float | None]:
+    def _failure(
+        self, method: str, url: URL, response: ApiResponse, secrets: tuple[str, ...]
+    ) -> tuple[DriverError, float | None]:
         """The error for a non-2xx answer; raised at once unless the status may be retried."""
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         error = error_for_status(
@@ -166,6 +196,7 @@ class ApiClient:
             headers=response.headers,
             body=response.body,
             retry_after_s=retry_after,
+            secrets=secrets,
         )
         if response.status not in RETRY_STATUSES:
             raise error
@@ -198,7 +229,15 @@ class ApiClient:
         async with self._session.request(
             method, url, headers=headers, json=json_body, data=data, allow_redirects=False
         ) as raw:
-            text = await raw.text(errors="replace")
+            received = await read_capped(raw, self.max_body_bytes)
+            if received is None:
+                rid = request_id(raw.headers, None)
+                raise BadResponse(
+                    f"{self._where(method, url)} answered {raw.status} with a body over "
+                    f"{self.max_body_bytes} bytes" + (f" (request-id {rid})" if rid else "")
+                )
+            self.bytes_read += len(received)
+            text = received.decode("utf-8", errors="replace")  # JSON is UTF-8 (RFC 8259)
             body = self._parse(method, url, raw.status, raw.headers, text)
             return ApiResponse(raw.status, raw.headers, body, request_id(raw.headers, body), url)
 
@@ -207,6 +246,10 @@ class ApiClient:
             return None
         try:
             return json.loads(text)
+        except RecursionError:  # "[[[[…": nesting deeper than the parser's stack
+            raise BadResponse(
+                f"{self._where(method, url)} answered {status} with JSON nested too deeply"
+            ) from None
         except ValueError:
             if 200 <= status < 300:
                 rid = request_id(headers, None)

@@ -23,6 +23,16 @@ from collector.errors import BadResponse
 from collector.http.client import ApiClient
 
 MAX_PAGES = 10_000
+# A listing whose next link never repeats (``?page=N+1`` forever) of pages near the body cap would
+# otherwise collect MAX_PAGES x 32 MiB. Real listings are far below: 5,000 devices are ~10 MiB.
+MAX_LISTING_BYTES = 256 * 1024 * 1024
+
+
+def _check_size(client: ApiClient, start: int, max_bytes: int, target: str) -> None:
+    if client.bytes_read - start > max_bytes:
+        raise BadResponse(f"{client.vendor} GET {target}: listing larger than {max_bytes} bytes")
+
+
 _LINK_PART = re.compile(r"\s*<(?P<url>[^>]*)>\s*(?P<params>(?:;\s*[^;,]+)*)")
 _REL = re.compile(r'rel\s*=\s*"?(?P<rel>[^";]+)"?', re.IGNORECASE)
 
@@ -60,14 +70,21 @@ def _resolve_odata(client: ApiClient, link: str) -> URL:
 
 
 async def odata_pages(
-    client: ApiClient, target: str, params: Mapping[str, str] | None = None, *, max_pages: int = MAX_PAGES
+    client: ApiClient,
+    target: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    max_pages: int = MAX_PAGES,
+    max_bytes: int = MAX_LISTING_BYTES,
 ) -> AsyncIterator[list[Any]]:
     """Each page's ``value`` list of a Graph collection, following ``@odata.nextLink``."""
     url: URL = client.url_for(target, params)
     seen: set[str] = set()
+    start = client.bytes_read
     for _ in range(max_pages):
         seen.add(str(url))
         body = await client.get_json(url)
+        _check_size(client, start, max_bytes, target)
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise BadResponse(f"{client.vendor} GET {url.path}: expected an object with a 'value' list")
         yield body["value"]
@@ -89,14 +106,17 @@ async def link_pages(
     *,
     items_key: str = "items",
     max_pages: int = MAX_PAGES,
+    max_bytes: int = MAX_LISTING_BYTES,
 ) -> AsyncIterator[list[Any]]:
     """Each page's ``items`` of a Webex listing, following ``Link: <…>; rel="next"``."""
     filters = {k: v for k, v in (params or {}).items() if k not in {"max", "start"}}
     url: URL = client.url_for(target, params)
     seen: set[str] = set()
+    start = client.bytes_read
     for _ in range(max_pages):
         seen.add(str(url))
         response = await client.request("GET", url)
+        _check_size(client, start, max_bytes, target)
         body = response.body
         if not isinstance(body, dict) or not isinstance(body.get(items_key), list):
             raise BadResponse(

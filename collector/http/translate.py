@@ -10,7 +10,7 @@ Entra token errors: ``{"error": "invalid_client", "error_description", "trace_id
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from collector.errors import (
@@ -91,6 +91,20 @@ def describe(vendor: str, method: str, path: str, *, status: int, body: Any, rid
     return text
 
 
+REDACTED = "[redacted]"
+
+
+def redact(text: str | None, secrets: Iterable[str]) -> str | None:
+    """``text`` with every secret we sent replaced: a vendor (or a hostile server posing as one)
+    may echo the client secret, refresh token or bearer token in its error description."""
+    if text is None:
+        return None
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 _BY_STATUS: dict[int, type[VendorError]] = {403: Forbidden, 404: NotFound, 410: Gone, 409: Conflict}
 
 
@@ -103,10 +117,12 @@ def error_for_status(
     headers: Mapping[str, str],
     body: Any,
     retry_after_s: float | None = None,
+    secrets: Iterable[str] = (),
 ) -> DriverError:
-    """The error to raise for a non-2xx answer that will not be retried (any more)."""
-    rid = request_id(headers, body)
-    message = describe(vendor, method, path, status=status, body=body, rid=rid)
+    """The error to raise for a non-2xx answer that will not be retried (any more); ``secrets``
+    (what the request carried) never appear in it."""
+    rid = redact(request_id(headers, body), secrets)
+    message = redact(describe(vendor, method, path, status=status, body=body, rid=rid), secrets) or ""
     code, _ = vendor_code_and_message(body)
     if status == 401 or (status == 400 and code in _OAUTH_AUTH_ERRORS):
         return AuthFailed(message)

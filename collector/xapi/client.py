@@ -13,10 +13,14 @@ from typing import Any
 import aiohttp
 
 from collector.errors import AuthFailed, BadResponse, Unreachable
+from collector.http.client import read_capped
 from collector.xapi import xml
 from collector.xapi.options import XapiOptions
 from collector.xapi.pacer import Pacer
 from runtime.backoff import backoff_delay
+
+# A codec's whole status tree is well under 1 MB; a hostile one must not fill the agent's memory.
+MAX_XML_BYTES = 8 * 1024 * 1024
 
 
 class XapiClient:
@@ -63,7 +67,7 @@ class XapiClient:
                 try:
                     async with self._client().request(method, path, data=data, headers=headers) as response:
                         status = response.status
-                        body = await response.read()
+                        body = await read_capped(response, MAX_XML_BYTES)
                 except (aiohttp.ClientError, TimeoutError) as err:
                     raise Unreachable(f"{where}: no answer ({type(err).__name__})") from None
             if status in {401, 403}:
@@ -76,5 +80,7 @@ class XapiClient:
                 raise Unreachable(f"{where}: the codec's request queue stayed full (HTTP 503)")
             if status >= 400:
                 raise BadResponse(f"{where}: HTTP {status}")
+            if body is None:
+                raise BadResponse(f"{where}: answer over {MAX_XML_BYTES} bytes")
             return body
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

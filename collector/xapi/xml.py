@@ -25,10 +25,17 @@ def parse(body: bytes, what: str) -> ET.Element:
         raise BadResponse(f"{what}: not well-formed XML ({err})") from None
 
 
-def to_tree(element: ET.Element) -> dict[str, Any]:
+MAX_DEPTH = 64  # the codec's status tree is about 8 levels deep
+
+
+def to_tree(element: ET.Element, depth: int = 0) -> dict[str, Any]:
+    """The element's children as nested dicts; :class:`BadResponse` past :data:`MAX_DEPTH` levels
+    (a hostile document would otherwise end in RecursionError, which no caller expects)."""
+    if depth > MAX_DEPTH:
+        raise BadResponse(f"XML nested deeper than {MAX_DEPTH} levels")
     tree: dict[str, Any] = {}
     for child in element:
-        value: Any = to_tree(child) if len(child) else (child.text or "").strip()
+        value: Any = to_tree(child, depth + 1) if len(child) else (child.text or "").strip()
         if "item" in child.attrib:
             tree.setdefault(child.tag, [])
             if isinstance(tree[child.tag], list):

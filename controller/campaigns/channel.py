@@ -27,12 +27,15 @@ class CommandChannel(Protocol):
         Raises :class:`ChannelUnavailable` when it could not be published."""
         ...
 
-    def on_result(self, callback: Callable[[str, ActionResult], Awaitable[None] | None]) -> None:
-        """Register ``callback(job_id, result)`` for what the agents report (the runner's ``on_result``)."""
+    def on_result(self, callback: Callable[..., Awaitable[None] | None]) -> None:
+        """Register ``callback(job_id, result, site_id=…, command_id=…)`` for what the agents report
+        (the runner's ``on_result``): the site the result came from and the command it answers."""
         ...
 
 
 class ResultSink(Protocol):
-    async def on_result(self, job_id: str, result: ActionResult) -> None:
+    async def on_result(
+        self, job_id: str, result: ActionResult, *, site_id: str | None = None, command_id: str | None = None
+    ) -> None:
         """What the agent's driver reported for the command sent under ``job_id``."""
         ...

@@ -71,6 +71,7 @@ class Job:
     attempts: int = 0
     finished_at: datetime | None = None
     package_url: str | None = None
+    command_id: str | None = None  # the last command sent for it: only its result may move the job
 
     @property
     def open(self) -> bool:

@@ -28,12 +28,14 @@ import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any, Final
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from controller.scheduler import CustomerPolicy, in_working_hours, notice_time
 from controller.settings import NoticeSettings
@@ -48,6 +50,7 @@ ERROR_CODES: Final = (
     "no_recipients",
     "smtp_unreachable",
     "smtp_refused",
+    "email_invalid",
     "webhook_unreachable",
     "webhook_refused",
 )
@@ -138,7 +141,8 @@ def render_email(notice: Notice, policy: CustomerPolicy, sender: str) -> EmailMe
     start, end = notice.window_start.astimezone(tz), notice.window_end.astimezone(tz)
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = ", ".join(f"{c.name} <{c.email}>" for c in policy.contacts)
+    # Address objects quote a display name: "Eve, x <eve@evil.example>" stays one contact's name.
+    message["To"] = [Address(display_name=c.name, addr_spec=c.email) for c in policy.contacts]
     count = len(notice.items)
     message["Subject"] = (
         f"Planned updates for {notice.customer_name}: {count} device(s) on {start:%a %Y-%m-%d %H:%M %Z}"
@@ -214,18 +218,29 @@ def _deliver(config: SmtpConfig, message: EmailMessage, recipients: Sequence[str
             raise smtplib.SMTPRecipientsRefused(refused)
 
 
+def _rendered(notice: Notice, policy: CustomerPolicy, sender: str) -> EmailMessage:
+    """The e-mail, or :class:`NoticeError` ``email_invalid`` when a name or address cannot go into
+    a header (stored before names were checked): one customer's data never stops the runner."""
+    try:
+        return render_email(notice, policy, sender)
+    except (ValueError, IndexError, TypeError) as err:
+        raise NoticeError("email_invalid", f"customer {policy.customer}: {type(err).__name__}") from None
+
+
 async def send_email(config: SmtpConfig, message: EmailMessage, recipients: Sequence[str]) -> None:
     """Deliver through SMTP. Raises :class:`NoticeError` (``smtp_unreachable`` / ``smtp_refused``)."""
     try:
         async with asyncio.timeout(config.timeout_s + 5):
             await asyncio.to_thread(_deliver, config, message, recipients)
-    except (OSError, TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as err:
+    except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as err:
         raise NoticeError("smtp_unreachable", f"{config.host}:{config.port}: {type(err).__name__}") from None
-    except smtplib.SMTPException as err:
+    except smtplib.SMTPException as err:  # before OSError, its base class: a refusal is not "unreachable"
         code = getattr(err, "smtp_code", None)
         raise NoticeError(
             "smtp_refused", f"{config.host}:{config.port} refused the message (SMTP {code})"
         ) from None
+    except OSError as err:
+        raise NoticeError("smtp_unreachable", f"{config.host}:{config.port}: {type(err).__name__}") from None
 
 
 async def post_webhook(
@@ -239,6 +254,7 @@ async def post_webhook(
 ) -> None:
     """POST the signed body. Raises :class:`NoticeError` (``webhook_unreachable`` / ``webhook_refused``)."""
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, secret, now)}
+    shown = _origin(url)
     try:
         async with (
             asyncio.timeout(timeout_s),
@@ -246,9 +262,19 @@ async def post_webhook(
         ):
             status = response.status
     except (aiohttp.ClientError, TimeoutError, OSError) as err:
-        raise NoticeError("webhook_unreachable", f"{url}: {type(err).__name__}") from None
+        raise NoticeError("webhook_unreachable", f"{shown}: {type(err).__name__}") from None
     if not 200 <= status < 300:
-        raise NoticeError("webhook_refused", f"{url} answered HTTP {status}")
+        raise NoticeError("webhook_refused", f"{shown} answered HTTP {status}")
+
+
+def _origin(url: str) -> str:
+    """How a webhook is named in errors (which reach the log and the audit log): its origin only.
+    Incoming-webhook URLs (Teams, Slack, many ticket systems) carry their secret in the path or
+    query, some in user:password@."""
+    try:
+        return str(URL(url).origin())
+    except ValueError:
+        return "the webhook URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +320,8 @@ class NoticeSender:
         delivered: tuple[str, ...] = ()
         if recipients and self.smtp is not None:
             try:
-                await send_email(self.smtp, render_email(notice, policy, self.smtp.sender), recipients)
+                message = _rendered(notice, policy, self.smtp.sender)
+                await send_email(self.smtp, message, recipients)
                 delivered = recipients
             except NoticeError as err:
                 errors.append(str(err))

@@ -110,14 +110,36 @@ class CampaignRunner:
                 else:
                     self.machines.pop(row["id"], None)
 
-    async def on_result(self, job_id: str, result: ActionResult) -> None:
-        """The channel's callback: what the agent's driver reported for a job."""
+    async def on_result(
+        self, job_id: str, result: ActionResult, *, site_id: str | None = None, command_id: str | None = None
+    ) -> None:
+        """The channel's callback: what the agent's driver reported for a job.
+
+        The job id inside a result is the agent's word: a result moves a job only when it names
+        the job's device and, as the channel reports it, came from the job's site for the command
+        last sent for that job. Otherwise an agent of one site could fail (halting the campaign)
+        or "finish" another site's jobs, or answer a command never sent.
+        """
         async with self._lock:
             now = self.clock()
             for cid, machine in self.machines.items():
-                if job_id in machine.jobs:
-                    await self._apply(cid, machine, machine.on_result(job_id, result, now))
+                job = machine.jobs.get(job_id)
+                if job is None:
+                    continue
+                origin_given = site_id is not None or command_id is not None
+                if result.device_id != job.device_id or (
+                    origin_given and (site_id != job.site_id or command_id != job.command_id)
+                ):
+                    log.warning(
+                        "campaign_result_refused",
+                        job=job_id,
+                        reported_site=site_id,
+                        reported_command=command_id,
+                        reported_device=result.device_id,
+                    )
                     return
+                await self._apply(cid, machine, machine.on_result(job_id, result, now))
+                return
         log.info("campaign_result_unmatched", job=job_id, state=result.state.value)
 
     # -- one campaign -----------------------------------------------------------------------------
@@ -169,6 +191,7 @@ class CampaignRunner:
                 state=j["state"],
                 attempts=j["attempts"],
                 finished_at=j["updated_at"] if j["state"] in TERMINAL else None,
+                command_id=j.get("command_id"),
             )
             for j in await campaign_store.list_jobs(self.store, row["id"])
             if j["state"] != "hold" and j["target"] is not None
@@ -374,6 +397,9 @@ class CampaignRunner:
         except Exception as err:  # the channel's own failure, whatever its type: the job waits
             log.warning("command_not_sent", job=effect.job_id, site=effect.site_id, error=type(err).__name__)
             return None, _jobs(machine.on_sent(effect.job_id, now, accepted=False, detail=type(err).__name__))
+        job = machine.jobs.get(effect.job_id)
+        if job is not None:
+            job.command_id = command_id
         return command_id, _jobs(
             machine.on_sent(effect.job_id, now, accepted=True, detail=f"command {command_id}")
         )

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from collector.wire import ActionRequest
     from controller.settings import MqttSettings
 
-    ResultCallback = Callable[[str, ActionResult], Awaitable[None] | None]
+    ResultCallback = Callable[..., Awaitable[None] | None]
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +117,9 @@ class CommandChannel:
         self.connected = asyncio.Event()
 
     def on_result(self, callback: ResultCallback) -> None:
-        """Register ``callback(job_id, ActionResult)``; called once per command id."""
+        """Register ``callback(job_id, ActionResult, site_id=…, command_id=…)``; called once per
+        command id. The job id is the agent's claim: the site (from the topic, which the broker's
+        ACL ties to the agent) and the command id let the consumer check the result belongs."""
         self._callbacks.append(callback)
 
     async def send(self, site_id: str, request: ActionRequest, *, expires_at: datetime, job_id: str) -> str:
@@ -212,15 +214,14 @@ class CommandChannel:
         outcome, detail = self._classify(topic_name, payload)
         self.metrics.results[outcome].inc()
         if isinstance(detail, tuple):
-            job_id, result = detail
-            await self._deliver(job_id, result)
+            await self._deliver(*detail)
         elif outcome not in {"duplicate", "executed", "refused"}:
             log.warning("command_result_not_used", outcome=outcome, reason=detail[:300])
         return outcome
 
     def _classify(  # noqa: PLR0911 - one return per outcome, in the order the checks run
         self, topic_name: str, payload: bytes | bytearray | str
-    ) -> tuple[str, str | tuple[str, ActionResult]]:
+    ) -> tuple[str, str | tuple[str, ActionResult, str, str]]:
         try:
             where, message = decode(topic_name, payload, prefix=self._mqtt.prefix)
         except DecodeError as err:
@@ -263,7 +264,7 @@ class CommandChannel:
             state=result.state.value,
             refusal=message.refusal,
         )
-        return outcome, (job_id, result)
+        return outcome, (job_id, result, where.site_id, str(message.command_id))
 
     @staticmethod
     def _result_of(message: CommandResult, sent: _Sent | None) -> ActionResult | tuple[str, str]:
@@ -290,10 +291,10 @@ class CommandChannel:
         while len(self._finished) > self._remember:
             self._finished.popitem(last=False)
 
-    async def _deliver(self, job_id: str, result: ActionResult) -> None:
+    async def _deliver(self, job_id: str, result: ActionResult, site_id: str, command_id: str) -> None:
         for callback in self._callbacks:
             try:
-                outcome = callback(job_id, result)
+                outcome = callback(job_id, result, site_id=site_id, command_id=command_id)
                 if inspect.isawaitable(outcome):
                     await outcome
             except Exception as err:  # one failing consumer must not stop the results

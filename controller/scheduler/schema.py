@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from controller.scheduler.policy import (
     DEFAULT_HOLIDAYS,
@@ -42,6 +43,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_CONTROL = re.compile(r"[\x01-\x1f\x7f]")  # NUL: the column check names it with the rest
+
+
+def _printable(value: str) -> str:
+    """Names go into e-mail headers, subjects and webhook bodies: a CR or LF in one would end a
+    header (header injection; Python's e-mail refuses it, so the notice could never be sent)."""
+    if _CONTROL.search(value):
+        raise ValueError("contains a control character (CR, LF, tab, ...)")
+    return value
+
+
+Printable = Annotated[str, AfterValidator(_printable)]
+
+
 class WindowEntry(_Strict):
     customer: str = Field(min_length=1)
     sites: list[str] | None = None
@@ -59,9 +74,9 @@ class WindowsFile(_Strict):
 
 
 class ContactEntry(_Strict):
-    name: str = Field(min_length=1)
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    role: str = ""
+    name: Printable = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s\x01-\x1f\x7f]+@[^@\s\x01-\x1f\x7f]+$")
+    role: Printable = ""
 
 
 class ApprovalEntry(_Strict):
@@ -73,7 +88,7 @@ class ApprovalEntry(_Strict):
 
 
 class CustomerEntry(_Strict):
-    name: str = ""
+    name: Printable = ""
     timezone: str = DEFAULT_TIMEZONE
     holidays: str = DEFAULT_HOLIDAYS  # "AT", "US", "DE-BY"
     working_hours: str = DEFAULT_WORKING_HOURS

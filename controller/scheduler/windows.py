@@ -10,10 +10,11 @@ ends two real hours later).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import dateutil.rrule
@@ -22,6 +23,22 @@ from controller.scheduler.timeutil import Duration, resolve_local
 
 # An occurrence loop that finds nothing usable stops after this many candidates.
 MAX_SCAN = 5000
+# dateutil walks every period from DTSTART, matching or not: a rule that can never match
+# (FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30) walks to the year 9999 before it ends. Expansion stops
+# this far after the scan's start, and a window's start lies in these years (a start in 9999
+# would overflow its end, one in 0001 would make every expansion walk two thousand years).
+SCAN_YEARS = 100
+START_YEARS = (1970, 2200)
+# Periods dateutil counts in a fixed number of seconds: expansion of a rule without COUNT starts
+# at the last period boundary before the scan instead of at DTSTART (same occurrences, because
+# every BY* part of such a rule is relative to the period, and its defaults come from DTSTART's
+# minute and second, which a shift by whole periods keeps).
+_FIXED_PERIOD_S = {
+    dateutil.rrule.DAILY: 86_400,
+    dateutil.rrule.HOURLY: 3_600,
+    dateutil.rrule.MINUTELY: 60,
+    dateutil.rrule.SECONDLY: 1,
+}
 _UNTIL_UTC = re.compile(r"UNTIL=(\d{8}T\d{6})Z", re.IGNORECASE)
 _FORBIDDEN = re.compile(r"(^|[;\n])\s*(DTSTART|RDATE|EXDATE|EXRULE)\b", re.IGNORECASE)
 
@@ -48,7 +65,37 @@ def compile_rrule(text: str, start: datetime, tz: ZoneInfo) -> dateutil.rrule.rr
         raise ValueError(f"invalid RRULE {text!r}: {err}") from err
     if not isinstance(rule, dateutil.rrule.rrule):
         raise ValueError(f"invalid RRULE {text!r}: expected a single rule")  # noqa: TRY004 - bad input, not a bug
+    if _day_probe(rule, start).after(start, inc=True) is None:
+        raise ValueError(f"invalid RRULE {text!r}: no day ever matches it (e.g. the 30th of February)")
     return rule
+
+
+def _part(rule: dateutil.rrule.rrule, name: str) -> Any:
+    """A compiled rule's part (``freq``, ``interval``, ``count``, ``until``, ``original_rule``):
+    dateutil keeps them in private attributes and offers no getter."""
+    return getattr(rule, f"_{name}")
+
+
+_DAY_PARTS = ("bymonth", "bymonthday", "byyearday", "byweekno", "byeaster", "byweekday")
+
+
+def _day_probe(rule: dateutil.rrule.rrule, start: datetime) -> dateutil.rrule.rrule:
+    """A rule with ``rule``'s day filters that dateutil expands a year at a time.
+
+    dateutil walks a rule of days, hours, minutes or seconds period by period, matching or not,
+    up to the year 9999 when no day can match: seconds of CPU for one expansion. Yearly and
+    monthly rules are that cheap walk themselves; finer ones are probed as a yearly rule of their
+    day filters (a weekday without ordinal means the same in both), every weekday when they name
+    none, so dateutil's defaults from DTSTART's date do not narrow the probe.
+    """
+    if _part(rule, "freq") in {dateutil.rrule.YEARLY, dateutil.rrule.MONTHLY}:
+        return rule
+    parts = {k: v for k, v in _part(rule, "original_rule").items() if k in _DAY_PARTS}
+    if not parts.keys() - {"bymonth"}:
+        parts["byweekday"] = tuple(range(7))
+    return dateutil.rrule.rrule(
+        dateutil.rrule.YEARLY, dtstart=start.replace(hour=0, minute=0, second=0), **parts
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +116,8 @@ class MaintenanceWindow:
     def __post_init__(self) -> None:
         if self.start.tzinfo is not None:
             raise ValueError("start: expected a local date-time without offset")
+        if not START_YEARS[0] <= self.start.year <= START_YEARS[1]:
+            raise ValueError(f"start: expected a year from {START_YEARS[0]} to {START_YEARS[1]}")
         if self.duration.at_most() <= timedelta(0):
             raise ValueError("duration: must be longer than zero")
         object.__setattr__(self, "_rule", compile_rrule(self.rrule, self.start, self.timezone))
@@ -81,8 +130,24 @@ class MaintenanceWindow:
         return cast("dateutil.rrule.rrule", self._rule)
 
     def local_starts(self, after: datetime) -> Iterator[datetime]:
-        """Naive local occurrence starts at or after the naive ``after``, in order."""
-        return self.rule.xafter(after, inc=True)
+        """Naive local occurrence starts at or after the naive ``after``, in order, up to
+        :data:`SCAN_YEARS` after ``after`` (so no rule makes the expansion walk for seconds)."""
+        rule = self.rule
+        changes: dict[str, Any] = {}
+        step_s = _FIXED_PERIOD_S.get(_part(rule, "freq"), 0) * _part(rule, "interval")
+        if step_s and _part(rule, "count") is None and after > self.start:
+            periods = int((after - self.start).total_seconds()) // step_s
+            changes["dtstart"] = self.start + timedelta(seconds=periods * step_s)
+        try:
+            horizon = after.replace(year=after.year + SCAN_YEARS)
+        except ValueError:  # 29 February, or past the year 9999
+            horizon = after + timedelta(days=365 * SCAN_YEARS)
+        until = _part(rule, "until")
+        if until is None or until > horizon:
+            changes["until"] = horizon
+        with warnings.catch_warnings():  # COUNT with UNTIL: dateutil ends at whichever comes first
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return rule.replace(**changes).xafter(after, inc=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +191,15 @@ def next_windows(
     found: list[Occurrence] = []
     if n <= 0:
         return found
-    for scanned, local_start in enumerate(window.local_starts(local_now)):
-        if scanned >= MAX_SCAN:
-            break
+    scanned = 0
+    for local_start in window.local_starts(local_now):
         start = resolve_local(local_start, tz)
-        if until is not None and start > until:
+        if start < now:  # at most a day of candidates (the early start above)
+            continue
+        scanned += 1
+        if scanned > MAX_SCAN or (until is not None and start > until):
             break
-        if start < now or excluded(window, start.date(), holidays):
+        if excluded(window, start.date(), holidays):
             continue
         found.append(Occurrence(start, window.duration.after(start), window))
         if len(found) >= n:

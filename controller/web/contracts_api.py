@@ -14,6 +14,7 @@ A customer token sees its own tenant only; another tenant's customer answers 404
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from collector.wire import IDENT_PATTERN
 from controller.auth import Permission
@@ -47,6 +48,8 @@ async def json_body(request: web.Request) -> Any:
         return _error(413, [{"loc": ["body"], "msg": f"body exceeds {MAX_BODY_BYTES} bytes"}])
     try:
         return json.loads(raw or b"null")
+    except RecursionError:  # "[[[[…" deeper than the parser's stack: was a 500
+        return _error(400, [{"loc": ["body"], "msg": "JSON nested too deeply"}])
     except (UnicodeDecodeError, ValueError) as err:
         return _error(400, [{"loc": ["body"], "msg": f"not JSON: {err}"}])
 
@@ -148,7 +151,9 @@ async def customer_windows(request: web.Request) -> web.Response:
     loaded = await contracts.load_contracts(request.app[STATE].store, cid)
     policy = loaded.customers[cid]
     now = datetime.now(UTC)
-    occurrences = [o for w in loaded.windows for o in next_windows(w, now, query.n, holidays=policy.holidays)]
+    occurrences = await asyncio.to_thread(  # a fine-grained rule is CPU work: off the event loop
+        lambda: [o for w in loaded.windows for o in next_windows(w, now, query.n, holidays=policy.holidays)]
+    )
     occurrences.sort(key=lambda o: o.start)
     items = [
         {
@@ -275,7 +280,18 @@ class AuditQuery(BaseModel):
     format: str = Field("jsonl", pattern="^(jsonl|csv)$")
     customer: str | None = Field(None, max_length=128)
     kind: str | None = Field(None, pattern="^(" + "|".join(audit.KINDS) + ")$")
-    since: datetime | None = None
+    # with an offset, and in range once in UTC: a naive time or 0001-01-01T00:00+23:59 gave 500
+    since: AwareDatetime | None = None
+
+    @field_validator("since")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once converted to UTC") from None
 
 
 @requires(Permission.READ)

@@ -140,7 +140,7 @@ async def running_agent(settings: AgentSettings, pool: ActingPool) -> AsyncItera
 @contextlib.asynccontextmanager
 async def running_channel(channel: CommandChannel) -> AsyncIterator[asyncio.Queue[tuple[str, ActionResult]]]:
     results: asyncio.Queue[tuple[str, ActionResult]] = asyncio.Queue()
-    channel.on_result(lambda job, result: results.put_nowait((job, result)))
+    channel.on_result(lambda job, result, **_origin: results.put_nowait((job, result)))
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(channel.run(stop))

@@ -33,7 +33,7 @@ async def test_a_command_flows_under_the_generated_acl(
     settings = AgentSettings.model_validate(raw)
     channel = CommandChannel(load_settings(d.config).mqtt, key, publish_timeout_s=10)
     results: asyncio.Queue[tuple[str, ActionResult]] = asyncio.Queue()
-    channel.on_result(lambda job, result: results.put_nowait((job, result)))
+    channel.on_result(lambda job, result, **_origin: results.put_nowait((job, result)))
     pool = ActingPool()
     stop = asyncio.Event()
     async with running_agent(settings, pool), asyncio.TaskGroup() as tg:

@@ -27,7 +27,7 @@ def _channel(**kwargs: object) -> tuple[CommandChannel, list[tuple[str, ActionRe
     mqtt = MqttSettings(host="127.0.0.1", port=free_port(), client_id="ctl-test")
     channel = CommandChannel(mqtt, Ed25519PrivateKey.generate(), publish_timeout_s=0.5, **kwargs)  # type: ignore[arg-type]
     seen: list[tuple[str, ActionResult]] = []
-    channel.on_result(lambda job, result: seen.append((job, result)))
+    channel.on_result(lambda job, result, **_origin: seen.append((job, result)))
     return channel, seen
 
 
