@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from datetime import date, datetime, time
@@ -111,7 +112,23 @@ def webhook_secret(args: argparse.Namespace) -> int:
     return exits.OK
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, checked before asking the controller (no wasted export)."""
+    parent = path.parent
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    if path.is_dir():
+        return "is a directory"
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        return "permission denied"
+    return None
+
+
 def export_audit(args: argparse.Namespace) -> int:
+    if args.output is not None and (problem := _unwritable(args.output)) is not None:
+        sys.stderr.write(f"fernwart audit: --output {args.output}: {problem}\n")
+        return exits.USAGE
+
     def work() -> int:
         params = {"format": args.format}
         params |= {
@@ -121,7 +138,11 @@ def export_audit(args: argparse.Namespace) -> int:
         if args.output is None:
             sys.stdout.write(text)
         else:
-            args.output.write_text(text, encoding="utf-8")
+            try:
+                args.output.write_text(text, encoding="utf-8")
+            except OSError as err:
+                sys.stderr.write(f"fernwart audit: --output {args.output}: {err.strerror}\n")
+                return exits.USAGE
         return exits.OK
 
     return run("fernwart audit", work)
