@@ -45,3 +45,27 @@ def test_audit_export_to_a_directory_is_refused_before_the_controller_is_asked(
     code = main(["audit", "export", "--output", str(tmp_path), "--controller", NOWHERE])
     assert code == exits.USAGE
     assert capsys.readouterr().err == f"fernwart audit: --output {tmp_path}: is a directory\n"
+
+
+def test_probe_webex_without_a_token_names_the_flag_not_a_config_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["probe", "webex", "--base-url", NOWHERE + "/v1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == exits.USAGE
+    assert "--token-env" in err
+    assert "access_token" not in err
+
+
+def test_tenant_check_webex_without_credentials_lists_the_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["tenant", "check", "webex", "--base-url", NOWHERE + "/v1"])
+    err = capsys.readouterr().err
+    assert code == exits.USAGE
+    assert len(err.splitlines()) == 1
+    assert err.startswith(
+        "fernwart tenant check webex: no credentials given: use --token-env VAR, or --client-id"
+    )
+    assert "refresh_token" not in err
