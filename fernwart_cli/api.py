@@ -37,10 +37,19 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     add_token_argument(parser)
 
 
+def _problem(error: dict[str, Any]) -> str:
+    """``loc: msg``; a path parameter's location (``path.id``) is left out: the user typed the id
+    as an argument, and the message names it already ("no campaign 999")."""
+    loc = [str(part) for part in error.get("loc", [])]
+    if not loc or loc[0] == "path":
+        return str(error.get("msg"))
+    return f"{'.'.join(loc)}: {error.get('msg')}"
+
+
 def _problems(text: str) -> str:
     try:
         errors = json.loads(text).get("errors", [])
-        return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in errors)
+        return "; ".join(_problem(e) for e in errors)
     except (ValueError, AttributeError):
         return text[:500]
 

@@ -146,7 +146,9 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert [line.split("\t")[1] for line in out.splitlines()[1:]] == ["planned", "cancelled"]
     code, out, err = await fernwart(base, token, "campaign", "resume", cid)
     assert code == 1
-    assert "cancelled" in err
+    assert err.startswith(f"fernwart campaign: campaign {cid} is cancelled"), err  # no "path.id: "
+    code, out, err = await fernwart(base, token, "campaign", "show", "999")
+    assert (code, err) == (1, "fernwart campaign: no campaign 999\n")
 
     code, out, err = await fernwart(
         base,
@@ -171,8 +173,7 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert [a["family"] for a in shown["policy"]["approvals"]] == ["roomos", "ce"]
     assert len(shown["next_windows"]) == 5
     code, out, err = await fernwart(base, token, "contracts", "show", "globex")
-    assert code == 1
-    assert "no customer 'globex'" in err
+    assert (code, err) == (1, "fernwart contracts: no customer 'globex'\n")
 
     code, out, err = await fernwart(base, token, "audit", "export", "--format", "csv", "--customer", "acme")
     assert code == 0, err
