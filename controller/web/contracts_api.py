@@ -18,6 +18,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -194,6 +195,12 @@ async def post_approval(request: web.Request) -> web.Response:
         given = ApprovalIn.model_validate(body)
     except ValidationError as err:
         return validation_errors(err)
+    # "valid through this day (customer's time zone)": an approval that ended before today would be
+    # stored, audited and shown as given while every plan still holds the devices as no_approval.
+    today = datetime.now(ZoneInfo(found[1].get("timezone") or "Europe/Vienna")).date()
+    if given.expires is not None and given.expires < today:
+        msg = f"{given.expires.isoformat()} lies in the past (today is {today.isoformat()} for {found[0]})"
+        return _error(422, [{"loc": ["body", "expires"], "msg": msg}])
     who = principal(request)
     try:
         row = await contracts.add_approval(

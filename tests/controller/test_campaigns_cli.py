@@ -161,7 +161,7 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
         "--version",
         "26.2.2.2",
         "--expires",
-        "2026-12-31",
+        "2099-12-31",
     )
     assert code == 0, err
     assert out.startswith("ce 26.2.2.2 approved by test-noc-admin at ")
