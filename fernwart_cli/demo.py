@@ -37,6 +37,7 @@ from controller.commands.keys import KeyFileError, load_key, public_text
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import demo_tenants, exits
+from fernwart_cli.demo_probes import probe_banner
 from lab.devices import lab_devices
 from lab.fakes.cisco_lab import DEMO_ENV, agent_sources
 from lab.snmpsim import start_snmpsim
@@ -367,6 +368,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"  metrics:  {url}/metrics\n"
             f"  logs and configs: {state}/\n"
             f"  CLI:      export FERNWART_TOKEN_FILE={token_file}\n"
+            f"{probe_banner(state)}"
             f"  admin token (also in {token_file}):\n"
             f"{token}\n"
             f"Press Ctrl-C to stop.\n"

@@ -36,6 +36,9 @@ DEMO_ENV = {
     "FERNWART_DEMO_WEBEX_REFRESH_TOKEN": "fake-webex-refresh",
     "FERNWART_DEMO_CODEC_PASSWORD": "fake-codec-password",
 }
+# An access token the org accepts as is: what `fernwart probe webex --token-env` reads.
+DEMO_ACCESS_TOKEN_ENV = "FERNWART_DEMO_WEBEX_TOKEN"  # noqa: S105 - a variable's name
+DEMO_ACCESS_TOKEN = "fake-webex-access"  # noqa: S105 - the fake's fixed credential
 
 
 def demo_org(rooms: int, phones: int) -> FakeWebex:
@@ -43,7 +46,7 @@ def demo_org(rooms: int, phones: int) -> FakeWebex:
     for n, device in enumerate(d for d in devices if d.has_xapi):
         device.next_software = NEXT_ROOMOS
         device.upgrade_fails = n == 0
-    fake = FakeWebex(devices)
+    fake = FakeWebex(devices, access_token=DEMO_ACCESS_TOKEN)
     fake.faults.page_max = 4
     return fake
 

@@ -6,11 +6,18 @@ the one table (fernwart_cli/exits.py) and that stderr is one actionable line, no
 
 from __future__ import annotations
 
+import json
+import shlex
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from fernwart_cli import exits
+from fernwart_cli.demo_probes import probe_commands
 from fernwart_cli.main import main
 
 # Nothing listens on port 1: a command that contacts the controller before checking its own
@@ -69,3 +76,53 @@ def test_tenant_check_webex_without_credentials_lists_the_flags(
         "fernwart tenant check webex: no credentials given: use --token-env VAR, or --client-id"
     )
     assert "refresh_token" not in err
+
+
+def _start_lab(argv: list[str], info: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *argv, "--info-file", str(info)], stdout=subprocess.DEVNULL
+    )
+    for _ in range(600):
+        if info.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert info.exists(), f"{argv[0]} did not start (exit {proc.poll()})"
+    return proc
+
+
+def test_the_probe_commands_the_demo_prints_run_against_its_fakes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A new user cannot guess where the demo's fakes listen nor their credentials: the demo prints
+    # the commands and keeps the fake credentials in fakes.env (0600). Every printed command works.
+    procs = [
+        _start_lab(["lab.fakes.graph_main", "--port", "0"], tmp_path / "microsoft-tenant.json"),
+        _start_lab(["lab.fakes.cisco_lab"], tmp_path / "cisco-lab.json"),
+    ]
+    try:
+        source, *commands = probe_commands(tmp_path)
+        env_file = tmp_path / "fakes.env"
+        assert source == f"set -a; . {env_file}; set +a"
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        for line in env_file.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key, shlex.split(value)[0])
+        assert [c.split()[1:3] for c in commands] == [
+            ["probe", "graph"],
+            ["tenant", "check"],
+            ["probe", "webex"],
+            ["tenant", "check"],
+            ["probe", "xapi"],
+        ]
+        for command in commands:
+            argv = shlex.split(command)
+            assert argv[0] == "fernwart"
+            capsys.readouterr()
+            assert main(argv[1:]) == exits.OK, (command, capsys.readouterr().err)
+            assert json.loads(capsys.readouterr().out)
+            for value in (env_file.read_text(encoding="utf-8")).splitlines():
+                assert value.partition("=")[2] not in command  # secrets stay in the file
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
