@@ -106,7 +106,10 @@ def webhook_secret(args: argparse.Namespace) -> int:
         return exits.CONFIG
     master = settings.notices.webhook_secret
     if master is None:
-        sys.stderr.write(f"fernwart contracts: {args.config}: [notices] webhook_secret is not set\n")
+        sys.stderr.write(
+            f"fernwart contracts: {args.config}: notices.webhook_secret is not set:"
+            ' set it, e.g. webhook_secret = { credential = "webhook-secret" }, and restart the controller\n'
+        )
         return exits.FAILURE
     sys.stdout.write(customer_secret(master.get_secret_value().encode(), args.customer).decode() + "\n")
     return exits.OK

@@ -216,4 +216,10 @@ def test_a_customer_gets_its_own_webhook_key(tmp_path: Path, capsys: pytest.Capt
     assert capsys.readouterr().out.strip() != acme
     config.write_text(f'[database]\nurl = "{db}"\n', encoding="utf-8")
     assert main(["contracts", "webhook-secret", "acme", "--config", str(config)]) == 1
-    assert "webhook_secret is not set" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        (
+            f"fernwart contracts: {config}: notices.webhook_secret is not set: set it,"
+            ' e.g. webhook_secret = { credential = "webhook-secret" }, and restart the controller'
+        )
+    ]
