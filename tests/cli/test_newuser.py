@@ -6,6 +6,7 @@ the one table (fernwart_cli/exits.py) and that stderr is one actionable line, no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import stat
@@ -15,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from fernwart_cli import exits
 from fernwart_cli.demo_probes import probe_commands
 from fernwart_cli.main import main
+from lab.fakes.cisco_lab import DEMO_ACCESS_TOKEN, demo_org
 
 # Nothing listens on port 1: a command that contacts the controller before checking its own
 # arguments would answer 69 here, not the usage error the tests expect.
@@ -126,3 +129,27 @@ def test_the_probe_commands_the_demo_prints_run_against_its_fakes(
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+async def test_tenant_check_webex_pages_on_to_find_a_calling_phone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The demo org lists four devices a page, rooms first: reading the first page only, the check
+    # said "unverified: no Webex Calling phone in the listing" for an org with three phones.
+    fake = demo_org(6, 3)
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    monkeypatch.setenv("WX_TOKEN", DEMO_ACCESS_TOKEN)
+    try:
+        base = f"http://127.0.0.1:{server.port}/v1"
+        code = await asyncio.to_thread(
+            main, ["tenant", "check", "webex", "--token-env", "WX_TOKEN", "--base-url", base]
+        )
+    finally:
+        await server.close()
+    report = json.loads(capsys.readouterr().out)
+    assert code == exits.OK
+    calling = next(c for c in report["capabilities"] if c["capability"] == "calling")
+    assert calling["status"] == "granted", calling
+    inventory = next(c for c in report["capabilities"] if c["capability"] == "inventory")
+    assert inventory["detail"].endswith("page(s) read")
