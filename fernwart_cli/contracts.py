@@ -84,8 +84,15 @@ def scope(args: argparse.Namespace) -> int:
         site, _, device = args.device.partition("/")
         if not site or not device:
             raise ApiError(exits.USAGE, f"{args.device!r}: expected SITE/DEVICE")
-        call(args, "PUT", f"/api/v1/scope/{site}/{device}", body={"in_scope": args.state == "in"})
+        answer = json.loads(
+            call(args, "PUT", f"/api/v1/scope/{site}/{device}", body={"in_scope": args.state == "in"})
+        )
         sys.stdout.write(f"{site}/{device}: {args.state} scope\n")
+        if answer.get("known") is False:
+            sys.stderr.write(
+                f"fernwart contracts: note: no device {site}/{device} has reported yet: the scope applies"
+                " once it does (a typo? `fernwart devices list` shows the ids)\n"
+            )
         return exits.OK
 
     return run("fernwart contracts", work)

@@ -266,7 +266,7 @@ async def put_scope(request: web.Request) -> web.Response:
     if bad:
         return _error(422, bad)
     state = request.app[STATE]
-    await contracts.set_scope(
+    known = await contracts.set_scope(
         state.store,
         site,
         device,
@@ -274,7 +274,9 @@ async def put_scope(request: web.Request) -> web.Response:
         actor=principal(request).name,
         customer_id=state.tenant_of(site),
     )
-    return web.json_response({"site_id": site, "device_id": device, "in_scope": given.in_scope})
+    return web.json_response(
+        {"site_id": site, "device_id": device, "in_scope": given.in_scope, "known": known}
+    )
 
 
 class AuditQuery(BaseModel):

@@ -166,7 +166,10 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert code == 0, err
     assert out.startswith("ce 26.2.2.2 approved by test-noc-admin at ")
     code, out, err = await fernwart(base, token, "contracts", "scope", "site-1/mystery-box", "out")
-    assert (code, out) == (0, "site-1/mystery-box: out scope\n"), err
+    assert (code, out, err) == (0, "site-1/mystery-box: out scope\n", ""), err
+    code, out, err = await fernwart(base, token, "contracts", "scope", "site-1/mystery-bx", "out")
+    assert (code, out) == (0, "site-1/mystery-bx: out scope\n"), err  # a typo: stored, and said so
+    assert err.startswith("fernwart contracts: note: no device site-1/mystery-bx has reported yet"), err
     code, out, err = await fernwart(base, token, "contracts", "show", "acme")
     assert code == 0, err
     shown = json.loads(out)
