@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from controller.match_keys import as_device
 from controller.scheduler import InventoryDevice, Planner
 from controller.storage.catalog_store import DeviceRecord
 from controller.storage.contracts import Contracts
@@ -77,6 +78,7 @@ def plan_devices(
             customer,
             r.site_id,
             in_scope=(r.site_id, r.device_id) not in out_of_scope,
+            family=as_device(r).family,
         )
         for r in chosen
     ]
@@ -105,4 +107,4 @@ def plan_devices(
 
 
 def _device(record: DeviceRecord) -> Device:
-    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "")
+    return as_device(record)  # with the reported family, as the findings' matcher has it

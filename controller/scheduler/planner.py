@@ -46,9 +46,13 @@ class InventoryDevice:
     customer: str
     site: str
     in_scope: bool = True
+    # The family the driver reported (firmware_catalog.vocabulary), used before the product-name
+    # rules as the matcher does: a Webex Calling phone reports "Cisco 8845" / "14-2-1MPP", which
+    # only its reported family "mpp" places.
+    family: str | None = None
 
     def as_device(self) -> Device:
-        return Device(self.device_id, self.vendor, self.product, self.software_version)
+        return Device(self.device_id, self.vendor, self.product, self.software_version, self.family)
 
 
 @dataclass(frozen=True, slots=True)

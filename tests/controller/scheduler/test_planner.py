@@ -292,3 +292,15 @@ def test_plans_keep_the_contract(
     for job, other in zip(jobs, again, strict=True):
         if job.update_class == "security" and job.action == "update" and canary == 0:
             assert other == job
+
+
+def test_a_reported_family_places_a_phone_the_product_name_does_not() -> None:
+    # The demo's Webex Calling phones report "Cisco 8845" / "14-2-1MPP" and family "mpp" (the Webex
+    # driver): the controller's plan held them as unknown_version because it dropped the family.
+    policy = _policy("acme", "Europe/Vienna", "AT", security_min_cvss=0.0)
+    phone = InventoryDevice("webex-1", "cisco", "Cisco 8845", "14-2-1MPP", "acme", "hq")
+    planner = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0)
+    (unplaced,) = planner.plan([phone])
+    assert unplaced.reason_code == "unknown_version"
+    (placed,) = planner.plan([replace(phone, family="mpp")])
+    assert placed.reason_code != "unknown_version", placed.reason
