@@ -17,7 +17,14 @@ from typing import Any
 import aiohttp
 
 from fernwart_cli import exits
-from fernwart_cli.credentials import CredentialError, add_token_argument, api_token, auth_headers, refused
+from fernwart_cli.credentials import (
+    CredentialError,
+    add_token_argument,
+    api_token,
+    auth_headers,
+    refused,
+    token_source,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -88,7 +95,7 @@ def call(
     if 200 <= status < 300:
         return text
     if status in {401, 403}:
-        raise ApiError(exits.NOPERM, refused(status))
+        raise ApiError(exits.NOPERM, refused(status, token_source(args) if token else None, known=True))
     if status in {400, 413, 422}:
         raise ApiError(exits.DATAERR, f"the controller refused it: {_problems(text)}")
     if status in {404, 409}:

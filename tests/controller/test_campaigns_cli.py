@@ -226,3 +226,42 @@ def test_a_customer_gets_its_own_webhook_key(tmp_path: Path, capsys: pytest.Capt
             ' e.g. webhook_secret = { credential = "webhook-secret" }, and restart the controller'
         )
     ]
+
+
+async def test_a_refused_token_names_where_it_came_from(
+    client: tuple[TestClient[Any, Any], Store],  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # A revoked token in the token file used to read "set FERNWART_TOKEN or use --token-file":
+    # what the operator had done. Now the line names the file; no token at all says so.
+    http, _store = client
+    base = str(http.make_url("")).rstrip("/")
+    stale = tmp_path / "stale.token"
+    stale.write_text("fwt_revoked-long-ago", encoding="utf-8")
+    code, out, err = await fernwart(base, stale, "campaign", "list")
+    assert (code, out) == (77, "")
+    assert err == (
+        f"fernwart campaign: the controller refused the API token from $FERNWART_TOKEN_FILE ({stale}):"
+        " unknown, revoked or expired (`fernwart controller token list` on the controller's host)\n"
+    )
+    assert "fwt_revoked-long-ago" not in err
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERNWART_TOKEN")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fernwart_cli.main",
+        "audit",
+        "export",
+        "--controller",
+        base,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        _out, raw = await proc.communicate()
+    assert proc.returncode == 77
+    assert raw.decode() == (
+        "fernwart audit: no API token given: use --token-file FILE,"
+        " or set FERNWART_TOKEN_FILE or FERNWART_TOKEN\n"
+    )
