@@ -46,10 +46,14 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _problem(error: dict[str, Any]) -> str:
     """``loc: msg``; a path parameter's location (``path.id``) is left out: the user typed the id
-    as an argument, and the message names it already ("no campaign 999")."""
+    as an argument, and the message names it already ("no campaign 999"); a query parameter is
+    named as the flag the user typed (``--since``, not ``query.since``)."""
     loc = [str(part) for part in error.get("loc", [])]
     if not loc or loc[0] == "path":
         return str(error.get("msg"))
+    if loc[0] == "query" and len(loc) == 2:
+        # The CLI's query parameters are its flags of the same name (audit --since, plan --dry-run).
+        return f"--{loc[1].replace('_', '-')}: {error.get('msg')}"
     return f"{'.'.join(loc)}: {error.get('msg')}"
 
 

@@ -265,3 +265,16 @@ async def test_a_refused_token_names_where_it_came_from(
         "fernwart audit: no API token given: use --token-file FILE,"
         " or set FERNWART_TOKEN_FILE or FERNWART_TOKEN\n"
     )
+
+
+async def test_a_bad_flag_value_is_named_as_the_flag(
+    client: tuple[TestClient[Any, Any], Store],  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    http, _store = client
+    base = str(http.make_url("")).rstrip("/")
+    token = tmp_path / "token"
+    token.write_text(http.session.headers["Authorization"].removeprefix("Bearer "), encoding="utf-8")
+    code, out, err = await fernwart(base, token, "audit", "export", "--since", "yesterday")
+    assert (code, out) == (65, "")
+    assert err.startswith("fernwart audit: the controller refused it: --since: "), err
