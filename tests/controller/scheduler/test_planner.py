@@ -304,3 +304,12 @@ def test_a_reported_family_places_a_phone_the_product_name_does_not() -> None:
     assert unplaced.reason_code == "unknown_version"
     (placed,) = planner.plan([replace(phone, family="mpp")])
     assert placed.reason_code != "unknown_version", placed.reason
+
+
+def test_a_known_family_without_a_version_says_none_was_reported() -> None:
+    # After the family was passed on, an Intune device with no version yet read
+    # "software version '' cannot be parsed: empty string".
+    policy = _policy("acme", "Europe/Vienna", "AT")
+    room = InventoryDevice("intune-1", "lenovo", "ThinkSmart Core", "", "acme", "hq", family="teams-rooms")
+    (held,) = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0).plan([room])
+    assert (held.reason_code, held.reason) == ("unknown_version", "no firmware version reported yet")
