@@ -318,6 +318,16 @@ def _runtime_problems(settings: AgentSettings) -> list[tuple[str, str]]:
     return problems
 
 
+def _follows_from(path: str, reported: set[str]) -> bool:
+    """Whether the problem at ``path`` is only the echo of one already reported: the same key, or an
+    entry's whole-options check (``sources[1].options``: "needs client_id, client_secret and
+    refresh_token together (missing client_secret)") when one of its secrets could not be read —
+    the option *is* set, its variable or credential is what is missing, and that line says so."""
+    if path in reported:
+        return True
+    return path.endswith(".options") and any(p.startswith(path + ".") for p in reported)
+
+
 def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -> AgentSettings:
     """Validate an already-parsed config document (plus the environment); raises
     :class:`ConfigError` with every problem."""
@@ -326,7 +336,7 @@ def parse_settings(raw: dict[str, Any], *, lookup: DriverLookup = load_driver) -
     validated: dict[str, dict[int, BaseModel]] = {}
     for section in ("devices", "sources"):
         option_errors, validated[section] = _option_errors(section, resolved.get(section), lookup)
-        errors.extend(line for line in option_errors if line[0] not in reported)
+        errors.extend(line for line in option_errors if not _follows_from(line[0], reported))
     if settings is not None:
         errors.extend(_runtime_problems(settings))
     if errors or settings is None:

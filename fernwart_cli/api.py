@@ -17,7 +17,14 @@ from typing import Any
 import aiohttp
 
 from fernwart_cli import exits
-from fernwart_cli.credentials import CredentialError, add_token_argument, api_token, auth_headers, refused
+from fernwart_cli.credentials import (
+    CredentialError,
+    add_token_argument,
+    api_token,
+    auth_headers,
+    refused,
+    token_source,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -37,10 +44,23 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     add_token_argument(parser)
 
 
+def _problem(error: dict[str, Any]) -> str:
+    """``loc: msg``; a path parameter's location (``path.id``) is left out: the user typed the id
+    as an argument, and the message names it already ("no campaign 999"); a query parameter is
+    named as the flag the user typed (``--since``, not ``query.since``)."""
+    loc = [str(part) for part in error.get("loc", [])]
+    if not loc or loc[0] == "path":
+        return str(error.get("msg"))
+    if loc[0] == "query" and len(loc) == 2:
+        # The CLI's query parameters are its flags of the same name (audit --since, plan --dry-run).
+        return f"--{loc[1].replace('_', '-')}: {error.get('msg')}"
+    return f"{'.'.join(loc)}: {error.get('msg')}"
+
+
 def _problems(text: str) -> str:
     try:
         errors = json.loads(text).get("errors", [])
-        return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in errors)
+        return "; ".join(_problem(e) for e in errors)
     except (ValueError, AttributeError):
         return text[:500]
 
@@ -79,7 +99,7 @@ def call(
     if 200 <= status < 300:
         return text
     if status in {401, 403}:
-        raise ApiError(exits.NOPERM, refused(status))
+        raise ApiError(exits.NOPERM, refused(status, token_source(args) if token else None, known=True))
     if status in {400, 413, 422}:
         raise ApiError(exits.DATAERR, f"the controller refused it: {_problems(text)}")
     if status in {404, 409}:

@@ -165,7 +165,19 @@ def run_probe_xapi(args: argparse.Namespace) -> int:
     return code
 
 
+_CREDENTIAL_FLAGS = (
+    "--token-env VAR, or --client-id C --client-secret-env VAR --refresh-token-env VAR, or (a service"
+    " app) --application-id A --integration-token-env VAR --target-org-id O --client-id C"
+    " --client-secret-env VAR"
+)
+
+
 def run_tenant_check_webex(args: argparse.Namespace) -> int:
+    given = ("token_env", "client_id", "refresh_token_env", "application_id", "integration_token_env")
+    if not any(getattr(args, flag, None) for flag in given):
+        # The driver's own message names the agent's config keys (access_token, …): this user typed flags.
+        _fail("tenant check webex", f"no credentials given: use {_CREDENTIAL_FLAGS}")
+        return exits.USAGE
     options = _webex_options("tenant check webex", args)
     if options is None:
         return exits.CONFIG
@@ -187,7 +199,14 @@ def run_tenant_check_webex(args: argparse.Namespace) -> int:
 
 
 def _webex_arguments(parser: argparse.ArgumentParser, *, refresh: bool) -> None:
-    parser.add_argument("--token-env", metavar="VAR", help="environment variable holding an access token")
+    # Without the refresh flags an access token is the only credential: argparse then names the
+    # missing flag (exit 2) instead of the driver naming its config key ``access_token``.
+    parser.add_argument(
+        "--token-env",
+        metavar="VAR",
+        required=not refresh,
+        help="environment variable holding an access token",
+    )
     if refresh:
         parser.add_argument("--client-id", help="integration / service app client id (with refresh)")
         parser.add_argument("--client-secret-env", metavar="VAR", help="variable holding the client secret")

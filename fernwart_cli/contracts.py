@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from datetime import date, datetime, time
@@ -83,8 +84,15 @@ def scope(args: argparse.Namespace) -> int:
         site, _, device = args.device.partition("/")
         if not site or not device:
             raise ApiError(exits.USAGE, f"{args.device!r}: expected SITE/DEVICE")
-        call(args, "PUT", f"/api/v1/scope/{site}/{device}", body={"in_scope": args.state == "in"})
+        answer = json.loads(
+            call(args, "PUT", f"/api/v1/scope/{site}/{device}", body={"in_scope": args.state == "in"})
+        )
         sys.stdout.write(f"{site}/{device}: {args.state} scope\n")
+        if answer.get("known") is False:
+            sys.stderr.write(
+                f"fernwart contracts: note: no device {site}/{device} has reported yet: the scope applies"
+                " once it does (a typo? `fernwart devices list` shows the ids)\n"
+            )
         return exits.OK
 
     return run("fernwart contracts", work)
@@ -105,13 +113,32 @@ def webhook_secret(args: argparse.Namespace) -> int:
         return exits.CONFIG
     master = settings.notices.webhook_secret
     if master is None:
-        sys.stderr.write(f"fernwart contracts: {args.config}: [notices] webhook_secret is not set\n")
+        sys.stderr.write(
+            f"fernwart contracts: {args.config}: notices.webhook_secret is not set:"
+            ' set it, e.g. webhook_secret = { credential = "webhook-secret" }, and restart the controller\n'
+        )
         return exits.FAILURE
     sys.stdout.write(customer_secret(master.get_secret_value().encode(), args.customer).decode() + "\n")
     return exits.OK
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, checked before asking the controller (no wasted export)."""
+    parent = path.parent
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    if path.is_dir():
+        return "is a directory"
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        return "permission denied"
+    return None
+
+
 def export_audit(args: argparse.Namespace) -> int:
+    if args.output is not None and (problem := _unwritable(args.output)) is not None:
+        sys.stderr.write(f"fernwart audit: --output {args.output}: {problem}\n")
+        return exits.USAGE
+
     def work() -> int:
         params = {"format": args.format}
         params |= {
@@ -121,7 +148,11 @@ def export_audit(args: argparse.Namespace) -> int:
         if args.output is None:
             sys.stdout.write(text)
         else:
-            args.output.write_text(text, encoding="utf-8")
+            try:
+                args.output.write_text(text, encoding="utf-8")
+            except OSError as err:
+                sys.stderr.write(f"fernwart audit: --output {args.output}: {err.strerror}\n")
+                return exits.USAGE
         return exits.OK
 
     return run("fernwart audit", work)

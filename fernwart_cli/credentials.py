@@ -48,7 +48,29 @@ def auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def refused(status: int) -> str:
-    if status == 401:
-        return "the controller wants a valid API token: set FERNWART_TOKEN or use --token-file"
-    return "the controller refused this request for the token's role"
+def token_source(args: argparse.Namespace) -> str | None:
+    """Where :func:`api_token` took the token from (for messages; never the token), or None."""
+    path: Path | None = getattr(args, "token_file", None)
+    if path is not None:
+        return f"--token-file {path}"
+    if os.environ.get("FERNWART_TOKEN_FILE"):
+        return f"$FERNWART_TOKEN_FILE ({os.environ['FERNWART_TOKEN_FILE']})"
+    return "$FERNWART_TOKEN" if os.environ.get("FERNWART_TOKEN") else None
+
+
+def refused(status: int, source: str | None = None, *, known: bool = False) -> str:
+    """The line for a 401/403. ``known``: the caller knows ``source`` (None = no token was sent);
+    "set FERNWART_TOKEN" told an operator who had given a revoked token to do what they had done."""
+    if status != 401:
+        return "the controller refused this request for the token's role"
+    if known and source is None:
+        return "no API token given: use --token-file FILE, or set FERNWART_TOKEN_FILE or FERNWART_TOKEN"
+    if source is not None:
+        return (
+            f"the controller refused the API token from {source}: unknown, revoked or expired"
+            " (`fernwart controller token list` on the controller's host)"
+        )
+    return (
+        "the controller refused the API token (none given, or unknown, revoked or expired):"
+        " use --token-file FILE, FERNWART_TOKEN_FILE or FERNWART_TOKEN"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import aiomqtt
 
@@ -35,6 +37,7 @@ from controller.commands.keys import KeyFileError, load_key, public_text
 from controller.settings import load_settings
 from controller.storage import Store, enrollment
 from fernwart_cli import demo_tenants, exits
+from fernwart_cli.demo_probes import probe_banner
 from lab.devices import lab_devices
 from lab.fakes.cisco_lab import DEMO_ENV, agent_sources
 from lab.snmpsim import start_snmpsim
@@ -91,25 +94,31 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
         time.sleep(0.2)
 
 
-def _wait_tcp(port: int, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0) -> None:
+def _wait_info(
+    path: Path, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """The JSON a lab process writes once it listens (the ports it bound)."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
+    while not path.exists():
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+            raise RuntimeError(f"{what} exited with code {proc.returncode} (see {path.with_suffix('.log')})")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} does not listen on 127.0.0.1:{port} after {timeout_s}s")
+            raise RuntimeError(f"{what} did not start within {timeout_s}s (see {path.with_suffix('.log')})")
         time.sleep(0.1)
+    info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return info
 
 
 def start_cisco_lab(stack: _Stack, state: Path, python: str, interval_s: float) -> str:
     """Start the simulated Webex org and on-prem codec; return the agent's ``[[sources]]`` for them."""
-    webex_port, codec_port = _free_tcp_port(0), _free_tcp_port(0)
-    argv = [python, "-m", "lab.fakes.cisco_lab", "--webex-port", str(webex_port)]
-    proc = stack.start("cisco-lab", [*argv, "--codec-port", str(codec_port)], state / "cisco-lab.log")
-    _wait_tcp(webex_port, proc, "the simulated Webex org")
-    _wait_tcp(codec_port, proc, "the simulated codec")
+    # The lab binds port 0 itself and writes what it got: ports picked here and bound there could be
+    # taken in between by another process (the demo then failed with "address already in use").
+    info_file = state / "cisco-lab.json"
+    info_file.unlink(missing_ok=True)
+    argv = [python, "-m", "lab.fakes.cisco_lab", "--info-file", str(info_file)]
+    proc = stack.start("cisco-lab", argv, state / "cisco-lab.log")
+    ports = _wait_info(info_file, proc, "the simulated Webex org and codec")
+    webex_port, codec_port = int(ports["webex_port"]), int(ports["codec_port"])
     os.environ.update(DEMO_ENV)  # the agent inherits them; its config holds only {env = …} references
     sys.stdout.write(
         f"lab: a Webex org on 127.0.0.1:{webex_port}, an on-prem codec on 127.0.0.1:{codec_port}\n"
@@ -359,6 +368,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"  metrics:  {url}/metrics\n"
             f"  logs and configs: {state}/\n"
             f"  CLI:      export FERNWART_TOKEN_FILE={token_file}\n"
+            f"{probe_banner(state)}"
             f"  admin token (also in {token_file}):\n"
             f"{token}\n"
             f"Press Ctrl-C to stop.\n"

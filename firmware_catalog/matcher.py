@@ -70,7 +70,10 @@ class _Profile:
         self.identity: DeviceIdentity = identify_device(*combo)
         self.version: Version | None = None
         self.why: str | None = self.identity.reason
-        if self.identity.scheme is not None:
+        if self.identity.scheme is not None and not combo[2].strip():
+            # a known family, no version yet: say that, as match_problem does, not "'' cannot be parsed"
+            self.why = "no firmware version reported yet"
+        elif self.identity.scheme is not None:
             try:
                 self.version = parse_version(self.identity.scheme, combo[2])
             except VersionParseError as err:

@@ -291,7 +291,10 @@ def identify_device(
     device_class = key.device_class or (FAMILY_CLASS.get(family) if family else None)
     scheme = FAMILY_SCHEME.get(family) if family else None
     reason = None
-    if family is None:
+    if family is None and not software_version.strip():
+        # A device seen (LLDP, a birth, a listing) before it reported firmware: say so, not "from ''".
+        reason = f"no firmware version reported yet (product {product!r})"
+    elif family is None:
         reason = f"cannot tell the firmware family of {product!r} from {software_version!r}"
     model = next(iter(key.models)) if len(key.models) == 1 else None
     return DeviceIdentity(key.vendor, family, model, device_class, scheme, reason)

@@ -77,8 +77,6 @@ class TargetSelector:
         verdicts = self.matcher.verdicts_at(device, current) if current is not None else ()
         family = identity.family
         if family is None or current is None:
-            if not device.software_version:
-                why = "no firmware version reported (yet)"
             reason = why or "the firmware family or version is unknown"
             return TargetChoice(family, None, None, None, None, "unknown_version", reason, verdicts, ())
         affected = [v.advisory_id for v in verdicts if v.status == "affected"]

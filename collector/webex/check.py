@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from collector.errors import AuthFailed, DriverError, Forbidden
+from collector.http.paging import link_pages
 from collector.webex import devices as dv
 from collector.webex.source import WebexSource
 
@@ -58,33 +59,61 @@ async def _try(req: Requirement, probe: Any) -> Requirement:
     return _with(req, GRANTED, "answered")
 
 
+CHECK_PAGES = 10
+
+
+def _rooms(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in listing if dv.has_xapi(r, write=False) and dv.is_connected(r)]
+
+
+def _phones(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in listing if r.get("callingDeviceId")]
+
+
+async def _listing(source: WebexSource, params: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    """Page on (Link: rel="next") until a connected xAPI room and a Calling phone were seen, at
+    most CHECK_PAGES pages: the first page alone (an org listing rooms first) made the calling
+    check say "no Webex Calling phone" in an org that has some."""
+    listing: list[dict[str, Any]] = []
+    pages = 0
+    async for page in link_pages(source.api, "/devices", params, max_pages=CHECK_PAGES):
+        pages += 1
+        listing.extend(r for r in page if isinstance(r, dict))
+        if _rooms(listing) and _phones(listing):
+            break
+    return listing, pages
+
+
 async def check(source: WebexSource) -> dict[str, Any]:
     """Run the checks; raises :class:`AuthFailed` when no token is obtained or it is refused."""
     params = {"max": "100"} | ({"orgId": source.options.org_id} if source.options.org_id else {})
     results: dict[str, Requirement] = {}
-    listing: list[dict[str, Any]] = []
     inventory = CAPABILITIES[0]
     try:
-        body = await source.api.get_json("/devices", params)
-        listing = [r for r in (body or {}).get("items", []) if isinstance(r, dict)]
-        results["inventory"] = _with(inventory, GRANTED, f"{len(listing)} devices on the first page")
+        listing, pages = await _listing(source, params)
+        results["inventory"] = _with(inventory, GRANTED, f"{len(listing)} devices on {pages} page(s) read")
     except Forbidden as err:
+        listing, pages = [], 0
         results["inventory"] = _with(inventory, MISSING, str(err))
-    rooms = [r for r in listing if dv.has_xapi(r, write=False) and dv.is_connected(r)]
-    phones = [r for r in listing if r.get("callingDeviceId")]
+    rooms, phones = _rooms(listing), _phones(listing)
+    read = f"{len(listing)} devices on {pages} page(s) read"
     for req in CAPABILITIES[1:]:
         if req.capability == "status":
             if rooms:
                 probe = source.status(str(rooms[0]["id"]), ("SystemUnit.Uptime",))
                 results[req.capability] = await _try(req, probe)
             else:
-                results[req.capability] = _with(req, UNVERIFIED, "no connected device with cloud xAPI to ask")
+                results[req.capability] = _with(
+                    req, UNVERIFIED, f"no connected device with cloud xAPI to ask ({read})"
+                )
         elif req.capability == "calling":
             if phones:
                 probe = source.api.get_json(f"/telephony/config/devices/{phones[0]['callingDeviceId']}")
                 results[req.capability] = await _try(req, probe)
             else:
-                results[req.capability] = _with(req, UNVERIFIED, "no Webex Calling phone in the listing")
+                results[req.capability] = _with(
+                    req, UNVERIFIED, f"no Webex Calling phone in the listing ({read})"
+                )
         else:
             xapi = [r for r in listing if "xapi" in (r.get("capabilities") or [])]
             writable = [r for r in xapi if dv.has_xapi(r, write=True)]

@@ -69,7 +69,7 @@ class XapiClient:
                         status = response.status
                         body = await read_capped(response, MAX_XML_BYTES)
                 except (aiohttp.ClientError, TimeoutError) as err:
-                    raise Unreachable(f"{where}: no answer ({type(err).__name__})") from None
+                    raise Unreachable(f"{where}: {_why(err, self.options.base_url)}") from None
             if status in {401, 403}:
                 raise AuthFailed(f"{where}: the codec refused user {self.options.user!r} (HTTP {status})")
             if status == 503:
@@ -84,3 +84,22 @@ class XapiClient:
                 raise BadResponse(f"{where}: answer over {MAX_XML_BYTES} bytes")
             return body
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _why(err: BaseException, base_url: str) -> str:
+    """What the operator can act on: a certificate that did not verify and a TLS handshake with
+    something that is no TLS server (a codec serving plain HTTP) are said as such."""
+    name = type(err).__name__
+    if isinstance(err, aiohttp.ClientConnectorCertificateError):
+        return (
+            f"{base_url}: the codec's certificate did not verify ({name}): install a trusted one,"
+            " or set verify_tls = false knowingly (fernwart probe xapi --insecure)"
+        )
+    if isinstance(err, aiohttp.ClientSSLError):
+        return (
+            f"{base_url}: TLS handshake failed ({name}): does the codec serve plain HTTP?"
+            ' (source option scheme = "http"; fernwart probe xapi --http)'
+        )
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return f"{base_url}: connection refused or no route ({name})"
+    return f"{base_url}: no answer ({name})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from controller.match_keys import planned_software
+from controller.match_keys import as_device, planned_software
 from controller.scheduler import InventoryDevice, Planner
 from controller.storage.catalog_store import DeviceRecord
 from controller.storage.contracts import Contracts
@@ -96,11 +96,6 @@ def plan_devices(
     return planned
 
 
-def _family(record: DeviceRecord) -> str | None:
-    """The reported family, as matching uses it (``unknown`` is none)."""
-    return record.family if record.family and record.family != "unknown" else None
-
-
 def _software(record: DeviceRecord) -> tuple[str, str, str, str | None]:
     return planned_software(
         record.firmware_version, record.vendor, record.model, record.family, record.components
@@ -115,4 +110,4 @@ def _inventory(record: DeviceRecord, customer: str, *, in_scope: bool) -> Invent
 
 
 def _device(record: DeviceRecord) -> Device:
-    return Device(str(record.pk), record.vendor, record.model, record.firmware_version or "", _family(record))
+    return as_device(record)  # with the reported family, as the findings' matcher has it

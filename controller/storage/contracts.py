@@ -26,6 +26,7 @@ from controller.scheduler import Approval, DataError, MaintenanceWindow, parse_p
 from controller.scheduler.schema import Customers, PolicyFile, WindowEntry, WindowsFile
 from controller.storage import audit
 from controller.storage import contract_models as cm
+from controller.storage.models import DEVICES
 from firmware_catalog import VersionParseError, parse_version
 from firmware_catalog.products import FAMILY_SCHEME
 
@@ -275,11 +276,20 @@ async def list_approvals(store: Store, customer_id: str) -> list[dict[str, Any]]
 
 async def set_scope(
     store: Store, site_id: str, device_id: str, *, in_scope: bool, actor: str, customer_id: str | None
-) -> None:
-    """Put a device into or out of the contract scope (an audit entry of kind ``policy``)."""
+) -> bool:
+    """Put a device into or out of the contract scope (an audit entry of kind ``policy``).
+
+    A device no agent has reported yet may be scoped ahead of time; the answer says whether the
+    device is known, so a mistyped id is not silently taken for a device taken out of scope."""
     now = datetime.now(UTC)
     table = cm.DEVICE_SCOPE
+    devices = DEVICES
     async with store.writing() as conn:
+        known = (
+            await conn.execute(
+                sa.select(devices.c.id).where(devices.c.site_id == site_id, devices.c.device_id == device_id)
+            )
+        ).first() is not None
         await conn.execute(sa.delete(table).where(table.c.site_id == site_id, table.c.device_id == device_id))
         await conn.execute(
             sa.insert(table).values(
@@ -294,6 +304,7 @@ async def set_scope(
             subject=f"device {site_id}/{device_id}",
             detail={"change": "scope", "in_scope": in_scope},
         )
+    return known
 
 
 async def out_of_scope(store: Store) -> set[tuple[str, str]]:

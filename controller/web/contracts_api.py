@@ -19,6 +19,7 @@ import json
 import re
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -199,6 +200,12 @@ async def post_approval(request: web.Request) -> web.Response:
         given = ApprovalIn.model_validate(body)
     except ValidationError as err:
         return validation_errors(err)
+    # "valid through this day (customer's time zone)": an approval that ended before today would be
+    # stored, audited and shown as given while every plan still holds the devices as no_approval.
+    today = datetime.now(ZoneInfo(found[1].get("timezone") or "Europe/Vienna")).date()
+    if given.expires is not None and given.expires < today:
+        msg = f"{given.expires.isoformat()} lies in the past (today is {today.isoformat()} for {found[0]})"
+        return _error(422, [{"loc": ["body", "expires"], "msg": msg}])
     who = principal(request)
     try:
         row = await contracts.add_approval(
@@ -264,7 +271,7 @@ async def put_scope(request: web.Request) -> web.Response:
     if bad:
         return _error(422, bad)
     state = request.app[STATE]
-    await contracts.set_scope(
+    known = await contracts.set_scope(
         state.store,
         site,
         device,
@@ -272,7 +279,9 @@ async def put_scope(request: web.Request) -> web.Response:
         actor=principal(request).name,
         customer_id=state.tenant_of(site),
     )
-    return web.json_response({"site_id": site, "device_id": device, "in_scope": given.in_scope})
+    return web.json_response(
+        {"site_id": site, "device_id": device, "in_scope": given.in_scope, "known": known}
+    )
 
 
 class AuditQuery(BaseModel):

@@ -124,3 +124,45 @@ def test_a_tenant_under_devices_gets_a_migration_message(tmp_path: Path) -> None
     assert problems(tmp_path, text) == [
         "devices[1].kind: 'listing' reads a whole tenant or organisation: move this entry to [[sources]]"
     ]
+
+
+WEBEX = """
+[[sources]]
+id = "org-1"
+kind = "webex"
+[sources.options]
+client_id = "C0ffee"
+client_secret = { env = "FW_TEST_UNSET_WEBEX_SECRET" }
+refresh_token = { env = "FW_TEST_UNSET_WEBEX_REFRESH" }
+"""
+
+
+def test_an_unreadable_secret_is_one_line_not_also_a_missing_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The example config's sources, uncommented on a host without the variables: the operator must
+    # read "variable … is not set", not also "missing client_secret, refresh_token" (they are set).
+    monkeypatch.delenv("FW_TEST_UNSET_WEBEX_SECRET", raising=False)
+    monkeypatch.delenv("FW_TEST_UNSET_WEBEX_REFRESH", raising=False)
+    monkeypatch.setenv("FW_TEST_TENANT_SECRET", "tenant-secret-Qw9")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, BASE.replace('kind = "counting"', 'kind = "host"') + WEBEX))
+    assert [p.split(":")[0] for p in info.value.problems] == [
+        "sources[0].options.client_secret",
+        "sources[0].options.refresh_token",
+    ]
+    assert all("FW_TEST_UNSET_WEBEX_" in p for p in info.value.problems)
+
+
+def test_a_real_option_error_beside_an_unreadable_secret_is_still_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FW_TEST_UNSET_WEBEX_SECRET", raising=False)
+    monkeypatch.setenv("FW_TEST_UNSET_WEBEX_REFRESH", "refresh-Zx8")
+    text = BASE.replace('kind = "counting"', 'kind = "host"') + WEBEX + 'base_url = "not a url"\n'
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    paths = [p.split(":")[0] for p in info.value.problems]
+    assert "sources[0].options.client_secret" in paths
+    assert "sources[0].options.base_url" in paths
+    assert "refresh-Zx8" not in "\n".join(info.value.problems)

@@ -157,3 +157,13 @@ def test_kev_input_raises_only_catalog_error(data: object) -> None:
         return
     assert isinstance(kev, KevCatalog)
     assert all(isinstance(e, DocumentError) for e in kev.errors)
+
+
+def test_a_device_without_a_reported_version_says_so() -> None:
+    # The demo's first plan held devices "cannot tell the firmware family of 'unknown' from ''":
+    # nothing a NOC operator can act on; the device simply has not reported its firmware yet.
+    identity = identify_device("unknown", "unknown", "")
+    assert identity.family is None
+    assert identity.reason == "no firmware version reported yet (product 'unknown')"
+    unknown = identify_device("unknown", "Cisco 8845", "14-2-1MPP")
+    assert unknown.reason == "cannot tell the firmware family of 'Cisco 8845' from '14-2-1MPP'"

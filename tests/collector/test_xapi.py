@@ -230,3 +230,30 @@ async def test_an_action_past_its_deadline_is_not_sent(codec) -> None:
     await source.aclose()
     assert result.state is ActionState.TIMED_OUT
     assert fake.commands == []
+
+
+async def test_https_to_a_plain_http_codec_says_tls_failed_and_how_to_fix_it(codec) -> None:
+    # `fernwart probe xapi HOST` defaults to HTTPS; against a codec serving plain HTTP the operator
+    # read "no answer (ClientConnectorSSLError)", which sounds like a codec that is down.
+    fake, server = codec
+    source = source_for(server, fake, scheme="https")
+    with pytest.raises(Unreachable) as err:
+        await source.collect(ListSink())
+    await source.aclose()
+    assert f"https://127.0.0.1:{server.port}: TLS handshake failed" in str(err.value)
+    assert 'scheme = "http"; fernwart probe xapi --http' in str(err.value)
+    assert fake.password not in str(err.value)
+
+
+async def test_a_closed_port_is_said_as_refused() -> None:
+    server = TestServer(FakeCodec().app(), host="127.0.0.1")
+    await server.start_server()
+    port = server.port
+    await server.close()  # nothing listens there any more
+    options = XapiOptions.model_validate(
+        {"host": "127.0.0.1", "port": port, "scheme": "http", "user": "admin", "password": "pw-Kx7"}
+    )
+    source = XapiSource("ber-konf-2-12", options)
+    with pytest.raises(Unreachable, match=f"http://127.0.0.1:{port}: connection refused or no route"):
+        await source.collect(ListSink())
+    await source.aclose()

@@ -192,8 +192,19 @@ async def test_customers_approve_their_own_and_see_nothing_of_others(client: tup
     acme = await auth_headers(store, Role.CUSTOMER, "acme")
     viewer = await auth_headers(store, Role.NOC_VIEWER)
 
-    approval = {"family": "roomos", "version": "26.2.2.2", "expires": "2026-12-31"}
+    approval = {"family": "roomos", "version": "26.2.2.2", "expires": "2099-12-31"}
     given = await call(http, "POST", "/api/v1/customers/acme/approvals", 201, approval, headers=acme)
+    # an approval that already ended is refused, not stored as given while plans still hold
+    stale = await call(
+        http,
+        "POST",
+        "/api/v1/customers/acme/approvals",
+        422,
+        {**approval, "expires": "2000-01-01"},
+        headers=acme,
+    )
+    assert stale["errors"][0]["loc"] == ["body", "expires"]
+    assert stale["errors"][0]["msg"].startswith("2000-01-01 lies in the past (today is ")
     assert given["approved_by"] == "test-customer"
     await call(http, "POST", "/api/v1/customers/acme/approvals", 403, approval, headers=viewer)
     await call(http, "POST", "/api/v1/customers/globex/approvals", 404, approval, headers=acme)

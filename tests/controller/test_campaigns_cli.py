@@ -146,7 +146,9 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
     assert [line.split("\t")[1] for line in out.splitlines()[1:]] == ["planned", "cancelled"]
     code, out, err = await fernwart(base, token, "campaign", "resume", cid)
     assert code == 1
-    assert "cancelled" in err
+    assert err.startswith(f"fernwart campaign: campaign {cid} is cancelled"), err  # no "path.id: "
+    code, out, err = await fernwart(base, token, "campaign", "show", "999")
+    assert (code, err) == (1, "fernwart campaign: no campaign 999\n")
 
     code, out, err = await fernwart(
         base,
@@ -159,20 +161,22 @@ async def test_contracts_campaign_dry_run_and_audit_from_the_cli(
         "--version",
         "26.2.2.2",
         "--expires",
-        "2026-12-31",
+        "2099-12-31",
     )
     assert code == 0, err
     assert out.startswith("ce 26.2.2.2 approved by test-noc-admin at ")
     code, out, err = await fernwart(base, token, "contracts", "scope", "site-1/mystery-box", "out")
-    assert (code, out) == (0, "site-1/mystery-box: out scope\n"), err
+    assert (code, out, err) == (0, "site-1/mystery-box: out scope\n", ""), err
+    code, out, err = await fernwart(base, token, "contracts", "scope", "site-1/mystery-bx", "out")
+    assert (code, out) == (0, "site-1/mystery-bx: out scope\n"), err  # a typo: stored, and said so
+    assert err.startswith("fernwart contracts: note: no device site-1/mystery-bx has reported yet"), err
     code, out, err = await fernwart(base, token, "contracts", "show", "acme")
     assert code == 0, err
     shown = json.loads(out)
     assert [a["family"] for a in shown["policy"]["approvals"]] == ["roomos", "ce"]
     assert len(shown["next_windows"]) == 5
     code, out, err = await fernwart(base, token, "contracts", "show", "globex")
-    assert code == 1
-    assert "no customer 'globex'" in err
+    assert (code, err) == (1, "fernwart contracts: no customer 'globex'\n")
 
     code, out, err = await fernwart(base, token, "audit", "export", "--format", "csv", "--customer", "acme")
     assert code == 0, err
@@ -215,4 +219,62 @@ def test_a_customer_gets_its_own_webhook_key(tmp_path: Path, capsys: pytest.Capt
     assert capsys.readouterr().out.strip() != acme
     config.write_text(f'[database]\nurl = "{db}"\n', encoding="utf-8")
     assert main(["contracts", "webhook-secret", "acme", "--config", str(config)]) == 1
-    assert "webhook_secret is not set" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        (
+            f"fernwart contracts: {config}: notices.webhook_secret is not set: set it,"
+            ' e.g. webhook_secret = { credential = "webhook-secret" }, and restart the controller'
+        )
+    ]
+
+
+async def test_a_refused_token_names_where_it_came_from(
+    client: tuple[TestClient[Any, Any], Store],  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # A revoked token in the token file used to read "set FERNWART_TOKEN or use --token-file":
+    # what the operator had done. Now the line names the file; no token at all says so.
+    http, _store = client
+    base = str(http.make_url("")).rstrip("/")
+    stale = tmp_path / "stale.token"
+    stale.write_text("fwt_revoked-long-ago", encoding="utf-8")
+    code, out, err = await fernwart(base, stale, "campaign", "list")
+    assert (code, out) == (77, "")
+    assert err == (
+        f"fernwart campaign: the controller refused the API token from $FERNWART_TOKEN_FILE ({stale}):"
+        " unknown, revoked or expired (`fernwart controller token list` on the controller's host)\n"
+    )
+    assert "fwt_revoked-long-ago" not in err
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERNWART_TOKEN")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fernwart_cli.main",
+        "audit",
+        "export",
+        "--controller",
+        base,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        _out, raw = await proc.communicate()
+    assert proc.returncode == 77
+    assert raw.decode() == (
+        "fernwart audit: no API token given: use --token-file FILE,"
+        " or set FERNWART_TOKEN_FILE or FERNWART_TOKEN\n"
+    )
+
+
+async def test_a_bad_flag_value_is_named_as_the_flag(
+    client: tuple[TestClient[Any, Any], Store],  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    http, _store = client
+    base = str(http.make_url("")).rstrip("/")
+    token = tmp_path / "token"
+    token.write_text(http.session.headers["Authorization"].removeprefix("Bearer "), encoding="utf-8")
+    code, out, err = await fernwart(base, token, "audit", "export", "--since", "yesterday")
+    assert (code, out) == (65, "")
+    assert err.startswith("fernwart audit: the controller refused it: --since: "), err

@@ -294,20 +294,30 @@ def test_plans_keep_the_contract(
             assert other == job
 
 
-def test_the_reported_family_identifies_what_the_product_name_does_not() -> None:
-    # A Webex Calling phone as the Webex cloud names it: "Cisco 8845" is no product id the
-    # catalog's name rules know, but the driver said MPP.
-    phone = InventoryDevice("p1", "Cisco", "Cisco 8845", "14-2-1MPP", "acme", "hq")
-    policy = _policy("acme", "Europe/Vienna", "AT")
-    planner = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0)
-    unreported, reported = planner.plan([phone, replace(phone, device_id="p2", family="mpp")])
-    assert unreported.reason_code == "unknown_version"
-    assert reported.reason_code != "unknown_version"
-
-
 def test_a_device_without_a_reported_version_says_so() -> None:
     silent = InventoryDevice("s1", "unknown", "unknown", "", "acme", "hq")
     policy = _policy("acme", "Europe/Vienna", "AT")
     (job,) = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0).plan([silent])
     assert job.reason_code == "unknown_version"
     assert "no firmware version reported" in job.reason
+
+
+def test_a_reported_family_places_a_phone_the_product_name_does_not() -> None:
+    # The demo's Webex Calling phones report "Cisco 8845" / "14-2-1MPP" and family "mpp" (the Webex
+    # driver): the controller's plan held them as unknown_version because it dropped the family.
+    policy = _policy("acme", "Europe/Vienna", "AT", security_min_cvss=0.0)
+    phone = InventoryDevice("webex-1", "cisco", "Cisco 8845", "14-2-1MPP", "acme", "hq")
+    planner = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0)
+    (unplaced,) = planner.plan([phone])
+    assert unplaced.reason_code == "unknown_version"
+    (placed,) = planner.plan([replace(phone, family="mpp")])
+    assert placed.reason_code != "unknown_version", placed.reason
+
+
+def test_a_known_family_without_a_version_says_none_was_reported() -> None:
+    # After the family was passed on, an Intune device with no version yet read
+    # "software version '' cannot be parsed: empty string".
+    policy = _policy("acme", "Europe/Vienna", "AT")
+    room = InventoryDevice("intune-1", "lenovo", "ThinkSmart Core", "", "acme", "hq", family="teams-rooms")
+    (held,) = Planner([_weekly()], {"acme": policy}, _selector(), now=NOW, canary=0).plan([room])
+    assert (held.reason_code, held.reason) == ("unknown_version", "no firmware version reported yet")
