@@ -22,7 +22,7 @@ import asyncio
 import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import aiomqtt
@@ -70,6 +70,14 @@ class _Sent:
     site_id: str
     job_id: str
     request: ActionRequest
+    expires_at: datetime
+
+
+# A command nobody answered is forgotten this long after its expiry: an agent verifies expiry
+# before it executes, so a result can only come from a run that started before it, delivered late
+# (the broker kept it while the controller was away). A result after that still reaches the
+# consumer by its job id, which checks site, device and command id itself.
+_FORGET_AFTER = timedelta(days=1)
 
 
 class CommandMetrics:
@@ -89,6 +97,11 @@ class CommandMetrics:
             registry=self.registry,
         )
         self.refusals = {code: refusals.labels(reason=code) for code in REFUSAL_CODES}
+        self.forgotten = Counter(
+            "fernwart_commands_forgotten",
+            "Commands never answered, forgotten a day after their expiry",
+            registry=self.registry,
+        )
 
 
 class CommandChannel:
@@ -113,6 +126,7 @@ class CommandChannel:
         self._callbacks: list[ResultCallback] = []
         self._sent: dict[uuid.UUID, _Sent] = {}
         self._finished: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._next_forget = datetime.min.replace(tzinfo=UTC)
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
 
@@ -133,7 +147,8 @@ class CommandChannel:
             site_id, request, issued_at=self._clock(), expires_at=expires_at, job_id=job_id
         )
         name = topic(site_id, TopicKind.CMD, self._mqtt.prefix)
-        self._sent[envelope.command_id] = _Sent(site_id, job_id, request)
+        self._forget_unanswered(envelope.issued_at)
+        self._sent[envelope.command_id] = _Sent(site_id, job_id, request, envelope.expires_at)
         try:
             async with asyncio.timeout(self._publish_timeout_s):
                 await self.connected.wait()
@@ -284,6 +299,19 @@ class CommandChannel:
             state=ActionState.FAILED,
             detail=f"refused: {message.refusal}: {message.detail}"[:1024],
         )
+
+    def _forget_unanswered(self, now: datetime) -> None:
+        """Drop commands whose expiry is more than :data:`_FORGET_AFTER` past (memory stays bounded
+        by what was sent in the last day or so, not by everything ever sent without an answer)."""
+        if now < self._next_forget:
+            return
+        self._next_forget = now + timedelta(minutes=1)
+        stale = [cid for cid, sent in self._sent.items() if sent.expires_at + _FORGET_AFTER < now]
+        for command_id in stale:
+            del self._sent[command_id]
+        if stale:
+            self.metrics.forgotten.inc(len(stale))
+            log.info("commands_forgotten_unanswered", count=len(stale))
 
     def _finish(self, command_id: uuid.UUID) -> None:
         self._sent.pop(command_id, None)

@@ -31,10 +31,12 @@ def _channel(**kwargs: object) -> tuple[CommandChannel, list[tuple[str, ActionRe
     return channel, seen
 
 
-def _sent(channel: CommandChannel, site: str = "site-1", job: str = "job-1") -> uuid.UUID:
+def _sent(
+    channel: CommandChannel, site: str = "site-1", job: str = "job-1", expires_at: datetime = NOW
+) -> uuid.UUID:
     """A command as ``send`` records it (sending itself needs a broker)."""
     command_id = c.new_command_id()
-    channel._sent[command_id] = _Sent(site, job, REQUEST)
+    channel._sent[command_id] = _Sent(site, job, REQUEST, expires_at)
     return command_id
 
 
@@ -141,3 +143,16 @@ async def test_send_without_a_broker_says_so_and_forgets_the_command() -> None:
     assert channel._sent == {}
     with pytest.raises(ValueError, match="expires_at"):
         await channel.send("site-1", REQUEST, expires_at=NOW - timedelta(minutes=5), job_id="job-1")
+
+
+async def test_unanswered_commands_are_forgotten_a_day_after_their_expiry() -> None:
+    clock = [NOW]
+    channel, _seen = _channel(clock=lambda: clock[0])
+    old = _sent(channel, expires_at=NOW - timedelta(days=2))
+    recent = _sent(channel, expires_at=NOW - timedelta(hours=1))
+    # The next send prunes (it fails here, with no broker, and forgets its own command too).
+    with pytest.raises(ChannelUnavailable):
+        await channel.send("site-1", REQUEST, expires_at=NOW + timedelta(minutes=5), job_id="job-2")
+    assert set(channel._sent) == {recent}
+    assert old not in channel._sent
+    assert channel.metrics.registry.get_sample_value("fernwart_commands_forgotten_total") == 1
