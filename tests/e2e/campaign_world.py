@@ -6,10 +6,8 @@ test; only the Cisco side is simulated, on the documented wire (vendor-apis.md).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +24,7 @@ from aiosmtpd.controller import Controller as SmtpController
 from lab.fakes.webex import FakeWebex
 from lab.fakes.webex_org import FakeCloudDevice, make_org
 from lab.fakes.xapi import FakeCodec, XapiFaults, default_tree
+from tests.e2e.served import ServedApps
 from tests.e2e.vendor_fakes import ROOMOS_AFFECTED, ROOMOS_NEXT, _set_roomos
 
 SITE = "campaign-site"
@@ -39,10 +38,12 @@ WAIT_S = 120.0
 WINDOW_EVERY_S = 30  # generous: a bound for a hang, not a performance threshold
 
 
-class CiscoSide:
+class CiscoSide(ServedApps):
     """``rooms`` cloud-registered Room Kits on the affected RoomOS (cloud xAPI; the cloud dictates
     ``ROOMOS_NEXT`` on ``Webex.Software.Upgrade``) and one on-premises Room Kit Pro (HTTP XML API,
     no package host: its update is a manual task), served from a thread's event loop."""
+
+    name = "Cisco fakes"
 
     def __init__(self, rooms: int) -> None:
         self.rooms: list[FakeCloudDevice] = make_org(rooms, 0, prefix="campaign")
@@ -51,43 +52,18 @@ class CiscoSide:
             room.next_software = f"RoomOS {ROOMOS_NEXT} 77aa00bb11c"
         self.webex = FakeWebex(list(self.rooms), access_token=WEBEX_TOKEN)
         self.codec = FakeCodec(tree=default_tree(ROOMOS_AFFECTED), faults=XapiFaults(interval_s=0.05))
-        self.webex_port = self.codec_port = 0
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cisco-fakes", daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the Cisco fakes did not start")
-        return self
+    def apps(self) -> list[web.Application]:
+        return [self.webex.app(), self.codec.app()]
 
-    def __exit__(self, *_exc: object) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+    @property
+    def webex_port(self) -> int:
+        return self.ports[0]
 
-    def _run(self) -> None:
-        self._loop.run_until_complete(self._serve())
-        self._loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        runners = []
-        for app in (self.webex.app(), self.codec.app()):
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            runners.append(runner)
-        self.webex_port = int(runners[0].addresses[0][1])
-        self.codec_port = int(runners[1].addresses[0][1])
-        try:
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            for runner in runners:
-                await runner.cleanup()
+    @property
+    def codec_port(self) -> int:
+        return self.ports[1]
 
     def upgrade_codec(self, version: str) -> None:
         """The NOC's manual task done at the codec: ``xCommand SystemUnit SoftwareUpgrade URL: …``

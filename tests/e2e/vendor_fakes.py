@@ -5,14 +5,13 @@ requests on the documented wire."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import contextlib
 import json
-import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from lab.fakes.graph_data import FakeTenant, fixture_tenant
 from lab.fakes.webex import FakeWebex
 from lab.fakes.webex_org import FakeCloudDevice, make_org
 from lab.fakes.xapi import FakeCodec, XapiFaults, default_tree
+from tests.e2e.served import ServedApps
 
 REPO = Path(__file__).resolve().parents[2]
 ROOMOS_ADVISORY = "cisco-sa-tce-roomos-dos-9V9jrC2q"
@@ -30,9 +30,11 @@ ROOMOS_NEXT = "11.22.1.4"  # not listed
 WEBEX_TOKEN = "e2e-webex-access-token"
 
 
-class Vendors:
+class Vendors(ServedApps):
     """The Graph fake (the fixture tenant), a Room Kit Pro and a Webex org, served from a thread's
     event loop so that the test's own code can stay synchronous like the daemons it drives."""
+
+    name = "vendor fakes"
 
     def __init__(self) -> None:
         self.tenant: FakeTenant = fixture_tenant()
@@ -40,51 +42,27 @@ class Vendors:
         # Paced like a codec, but faster than RoomOS's one request per second: the pacing is
         # what the contract tests check, here it would only make the test slower.
         self.codec = FakeCodec(tree=default_tree(ROOMOS_AFFECTED), faults=XapiFaults(interval_s=0.05))
-        self.codec_port = 0
         # A Webex org: one cloud-registered Room Kit on the affected RoomOS (cloud xAPI), one phone.
         room, phone = make_org(1, 1, prefix="e2e")
         _set_roomos(room, f"RoomOS {ROOMOS_AFFECTED} 0a1b2c3d4e5")
         room.next_software = f"RoomOS {ROOMOS_NEXT} 77aa00bb11c"  # what the cloud dictates
         self.webex_room = room
         self.webex = FakeWebex([room, phone], access_token=WEBEX_TOKEN)
-        self.webex_port = 0
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vendor-fakes", daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("the vendor fakes did not start")
-        return self
+    def apps(self) -> list[web.Application]:
+        return [self.codec.app(), self.webex.app()]
 
-    def __exit__(self, *_exc: object) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+    def beside(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self.graph.running()
 
-    def _run(self) -> None:
-        self._loop.run_until_complete(self._serve())
-        self._loop.close()
+    @property
+    def codec_port(self) -> int:
+        return self.ports[0]
 
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(self.codec.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self.codec_port = int(runner.addresses[0][1])
-        webex = web.AppRunner(self.webex.app(), access_log=None)
-        await webex.setup()
-        await web.TCPSite(webex, "127.0.0.1", 0).start()
-        self.webex_port = int(webex.addresses[0][1])
-        try:
-            async with self.graph.running():
-                self._ready.set()
-                await self._stop.wait()
-        finally:
-            await webex.cleanup()
-            await runner.cleanup()
+    @property
+    def webex_port(self) -> int:
+        return self.ports[1]
 
     # --- the operator at the vendor: real requests on the documented wire ---------------------
 
