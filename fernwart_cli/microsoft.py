@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import structlog
 from pydantic import ValidationError
 
 from collector.errors import AuthFailed, DriverError, Unreachable
@@ -40,6 +38,7 @@ from collector.http import ApiClient, ClientCredentials, jwt_claims
 from collector.model import Observation
 from collector.validation import clean_message
 from fernwart_cli import exits
+from runtime.logging import configure_logging
 
 # capability → (any one of these application permissions, what it enables). Least privilege first.
 MICROSOFT_CAPABILITIES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -188,11 +187,9 @@ def run_check_microsoft(args: argparse.Namespace) -> int:
 
 
 def logs_to_stderr() -> None:
-    """stdout carries the JSON report: warnings (retries given up, an API turned off) go to stderr."""
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    """stdout carries the JSON report: warnings (retries given up, an API turned off) go to stderr,
+    through the daemons' chain, so a secret a vendor echoes is scrubbed there too."""
+    configure_logging("warning", stream=sys.stderr, cache=False)
 
 
 def _fail(message: str, command: str = "tenant check") -> None:

@@ -17,7 +17,7 @@ import logging
 import sys
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -60,9 +60,16 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     _log_unhandled(args.exc_type, args.exc_value, args.exc_traceback, thread=name)
 
 
-def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
-    """Configure structlog and stdlib logging once. ``json=None`` picks by ``isatty``."""
-    use_json = (not sys.stdout.isatty()) if json is None else json
+def configure_logging(
+    level: str = "info", *, json: bool | None = None, stream: TextIO | None = None, cache: bool = True
+) -> None:
+    """Configure structlog and stdlib logging once. ``json=None`` picks by ``isatty``. Daemons log
+    to stdout (the journal) and bind each module's logger on first use (``cache``); a one-shot
+    command whose stdout carries its report passes ``stream=sys.stderr, cache=False``, so that the
+    modules' loggers stay unbound and a later configuration in the same process (another command
+    run in-process, structlog's ``capture_logs``) still takes effect."""
+    out = sys.stdout if stream is None else stream
+    use_json = (not out.isatty()) if json is None else json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -85,7 +92,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         # Records of stdlib loggers (asyncio's "Task exception was never retrieved", SQLAlchemy)
@@ -93,7 +100,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         foreign_pre_chain=[*shared, exceptions],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer, scrub_rendered],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

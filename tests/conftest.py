@@ -1,10 +1,14 @@
 """Fixtures that start real servers on loopback live in tests/fixtures/, one module each."""
 
 import gc
+import logging
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 # No timing limits in tests: on a busy 2-core CI machine hypothesis' deadline and its "input
@@ -29,6 +33,21 @@ def _work_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         yield workdir
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that runs a CLI command in-process configures logging as the command does (structlog
+    and the root logger bound to the sys.stderr of that moment: pytest's capture file). Later tests
+    must not log into that file after pytest closed it ("I/O operation on closed file" in whatever
+    test logs next), so the configuration is put back after every test."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    config = structlog.get_config()
+    yield
+    root.handlers[:], level, sys.excepthook, threading.excepthook = saved
+    root.setLevel(level)
+    structlog.configure(**config)
 
 
 def pytest_sessionfinish() -> None:

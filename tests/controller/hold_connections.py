@@ -1,4 +1,4 @@
-"""``python -m tests.controller.hold_connections HOST PORT COUNT SOURCE...``: hold idle connections.
+"""``python tests/controller/hold_connections.py HOST PORT COUNT SOURCE...``: hold idle connections.
 
 Opens COUNT TCP connections to HOST:PORT, spread round-robin over the SOURCE addresses (the
 controller caps connections per client address), waits until each has connected or failed, prints

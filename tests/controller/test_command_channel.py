@@ -137,7 +137,7 @@ async def test_finished_ids_are_bounded() -> None:
 
 
 async def test_send_without_a_broker_says_so_and_forgets_the_command() -> None:
-    channel, _seen = _channel()
+    channel, _seen = _channel(clock=lambda: NOW)  # NOW is taken at import, minutes ago in a full run
     with pytest.raises(ChannelUnavailable, match="site-1/dev-1 not sent"):
         await channel.send("site-1", REQUEST, expires_at=NOW + timedelta(minutes=5), job_id="job-1")
     assert channel._sent == {}

@@ -188,8 +188,7 @@ def holding(port: int) -> Any:
         subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "tests.controller.hold_connections",
+                str(Path(__file__).with_name("hold_connections.py")),  # tests/ is not installed
                 "127.0.0.1",
                 str(port),
                 str(_HELD // _HOLDERS),

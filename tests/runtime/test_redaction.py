@@ -13,6 +13,7 @@ import pytest
 import structlog
 from pydantic import BaseModel, PrivateAttr, SecretStr
 
+from fernwart_cli.microsoft import logs_to_stderr
 from runtime import logging as logconfig
 from runtime import redaction
 from runtime.redaction import mask_url, register_secret, register_settings_secrets, scrub, secret_values
@@ -143,3 +144,25 @@ def test_console_tracebacks_have_no_frame_locals(logging_configured: pytest.Capt
     assert "connect_failed" in out
     assert "ConnectionError" in out
     assert password not in out
+
+
+def test_a_command_logs_scrubbed_to_stderr_and_leaves_the_loggers_unbound(
+    logging_configured: pytest.CaptureFixture[str],
+) -> None:
+    """The Microsoft probe and tenant check print their JSON report on stdout: their warnings go
+    to stderr through the same chain (a secret a vendor echoed is scrubbed), and the modules'
+    loggers stay unbound, so a later configuration in the process takes effect."""
+    logs_to_stderr()
+    register_secret(SECRET)
+    log = structlog.get_logger("collector.graph")
+    log.info("not_shown")  # below warning
+    log.warning("graph_retry_given_up", detail=f"invalid_client: {SECRET}")
+    out = logging_configured.readouterr()
+    assert out.out == ""
+    (line,) = [json.loads(text) for text in out.err.splitlines() if text.strip()]
+    assert line["event"] == "graph_retry_given_up"
+    assert SECRET not in out.err
+    structlog.reset_defaults()  # the next command, or a test, configures anew
+    with structlog.testing.capture_logs() as captured:
+        log.warning("seen_by_capture")
+    assert [e["event"] for e in captured] == ["seen_by_capture"]
