@@ -8,6 +8,7 @@ advisories name it by.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from controller.storage.writer import UNKNOWN
@@ -39,6 +40,13 @@ def matched(software: Components) -> Components:
     """The components of ``software`` the catalog matches (see :data:`COMPONENT_PRODUCTS`)."""
     if not software:
         return ()
+    return _matched(software)
+
+
+# Called for every observation ingested (800,000 in a bench run) with the few component lists a
+# fleet reports: a cache hit costs the tuple's hash, the generator below three times as much.
+@lru_cache(maxsize=4096)
+def _matched(software: Components) -> Components:
     return tuple(c for c in software if c[2] in COMPONENT_PRODUCTS and c[0] != FIRMWARE)
 
 
@@ -54,14 +62,23 @@ def differs(record: DeviceRecord | None, seen: Seen) -> bool:
     firmware, vendor, model, family, components = seen
     # An unknown vendor, model or family (a device-down observation) leaves the stored one as it
     # is. The family counts: matching uses the reported family first (a codec first seen as
-    # "telepresence", later as "roomos", is matched in another train).
-    return (
-        (firmware is not None and firmware != record.firmware_version)
-        or vendor not in {record.vendor, UNKNOWN}
-        or model not in {record.model, UNKNOWN}
-        or family not in {record.family, UNKNOWN}
-        or any(c not in record.components for c in components)
-    )
+    # "telepresence", later as "roomos", is matched in another train). Written out comparison by
+    # comparison: this runs for every observation ingested, and set literals and a generator per
+    # call took four times as long.
+    if firmware is not None and firmware != record.firmware_version:
+        return True
+    if vendor != record.vendor and vendor != UNKNOWN:
+        return True
+    if model != record.model and model != UNKNOWN:
+        return True
+    if family != record.family and family != UNKNOWN:
+        return True
+    if components:
+        stored = record.components
+        for component in components:
+            if component not in stored:
+                return True
+    return False
 
 
 def as_device(record: DeviceRecord) -> Device:
